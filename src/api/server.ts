@@ -1,0 +1,59 @@
+import multipart from "@fastify/multipart";
+import Fastify, { type FastifyInstance } from "fastify";
+import type { Engine } from "../engine/engine.js";
+import { ApiKeyAuth } from "./auth.js";
+import { openAIBatchesRoutes } from "./openai/batches.js";
+import { renderOpenAIError } from "./openai/errors.js";
+import { openAIFilesRoutes } from "./openai/files.js";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** Owner fingerprint of the caller's OpenBatch key; null when auth is off. */
+    caller: string | null;
+  }
+}
+
+/** Server settings. */
+export interface ServerOptions {
+  engine: Engine;
+  /** OpenBatch API keys; empty = auth off. */
+  apiKeys: readonly string[];
+  /** Largest upload, bytes. */
+  maxFileBytes: number;
+  /** pino logger options, or false for none. */
+  logger?: boolean | object;
+}
+
+/** Routes that answer without a key. */
+const PUBLIC_ROUTES = new Set(["/healthz"]);
+
+/**
+ * Builds the HTTP server: auth, the OpenAI dialect (Files + Batches), `GET /healthz`, and errors rendered in
+ * OpenAI's shape. Does not listen; the caller does.
+ */
+export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
+  const app = Fastify({ logger: options.logger ?? false, bodyLimit: 32 * 1024 * 1024 });
+  const auth = new ApiKeyAuth(options.apiKeys);
+  app.decorateRequest("caller", null);
+
+  app.addHook("onRequest", async (req) => {
+    if (PUBLIC_ROUTES.has(req.url.split("?")[0]!)) return;
+    req.caller = auth.authenticate(req.headers);
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const { status, body } = renderOpenAIError(err);
+    if (status >= 500) req.log.error({ err }, "request failed");
+    return reply.status(status).send(body);
+  });
+  app.setNotFoundHandler((req, reply) =>
+    reply.status(404).send({ error: { message: `Unknown route ${req.method} ${req.url.split("?")[0]}`, type: "invalid_request_error", param: null, code: "unknown_route" } }),
+  );
+
+  // Uploads are streamed to disk by the Files route, which enforces the size limit itself.
+  await app.register(multipart, { limits: { fileSize: options.maxFileBytes + 1, files: 1, fields: 10 } });
+  app.get("/healthz", async () => ({ status: "ok" }));
+  await app.register(openAIFilesRoutes, { engine: options.engine });
+  await app.register(openAIBatchesRoutes, { engine: options.engine });
+  return app;
+}

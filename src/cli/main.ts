@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+import { Command } from "commander";
+import { run } from "./run.js";
+import { serve } from "./serve.js";
+
+const program = new Command("openbatch").description("Self-hosted batch engine for AI workloads.");
+
+program
+  .command("serve")
+  .description("Serve the OpenAI Files + Batches API and run batches")
+  .option("-p, --port <port>", "port to listen on", (v) => Number(v), 8080)
+  .option("--host <host>", "interface to bind", "127.0.0.1")
+  .option("--data-dir <dir>", "where the database and files live", "./openbatch-data")
+  .option("-c, --config <file>", "config file (JSON)")
+  .action(async (opts) => {
+    await serve({ port: opts.port, host: opts.host, dataDir: opts.dataDir, config: opts.config });
+  });
+
+program
+  .command("run <input>")
+  .description("Run a JSONL batch file in-process and write the results (resumes when run again)")
+  .requiredOption("-o, --output <file>", "output JSONL (successful requests)")
+  .requiredOption("-e, --errors <file>", "error JSONL (failed requests)")
+  .option("-c, --config <file>", "config file (JSON)")
+  .option("--data-dir <dir>", "where the database and files live", "./openbatch-data")
+  .option("--completion-window <duration>", "completion window, e.g. 24h or 90s", "24h")
+  .option("--no-progress", "do not draw a progress bar")
+  .action(async (input, opts) => {
+    process.exitCode = await run(input, {
+      output: opts.output,
+      errors: opts.errors,
+      dataDir: opts.dataDir,
+      config: opts.config,
+      completionWindow: opts.completionWindow,
+      progress: opts.progress && process.stderr.isTTY === true,
+    });
+  });
+
+program.parseAsync().catch((err: Error) => {
+  process.stderr.write(`openbatch: ${err.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,34 @@
+import pino from "pino";
+import { buildServer } from "../api/server.js";
+import { Engine } from "../engine/engine.js";
+import { loadConfig } from "./config-file.js";
+
+/** Options of `openbatch serve`. */
+export interface ServeOptions {
+  port: number;
+  host: string;
+  dataDir: string;
+  config?: string;
+}
+
+/** `openbatch serve`: the HTTP server and the dispatcher in one process, until SIGINT/SIGTERM. */
+export async function serve(options: ServeOptions): Promise<void> {
+  const config = await loadConfig(options.config);
+  const log = pino({ level: process.env.OPENBATCH_LOG_LEVEL ?? "info" });
+  const engine = await Engine.open({ dataDir: options.dataDir, config, log });
+  await engine.start();
+  const app = await buildServer({ engine, apiKeys: config.apiKeys, maxFileBytes: config.limits.maxFileBytes, logger: { level: process.env.OPENBATCH_LOG_LEVEL ?? "warn" } });
+  if (config.apiKeys.length === 0) {
+    log.warn({ host: options.host }, "auth is off: no OPENBATCH_API_KEYS or config apiKeys, so any token is accepted");
+  }
+  const address = await app.listen({ port: options.port, host: options.host });
+  log.info({ address, dataDir: options.dataDir }, "openbatch is serving the OpenAI Files + Batches API at " + address + "/v1");
+  const shutdown = async () => {
+    log.info({}, "shutting down");
+    await app.close();
+    await engine.close();
+    process.exit(0);
+  };
+  process.once("SIGINT", () => void shutdown());
+  process.once("SIGTERM", () => void shutdown());
+}

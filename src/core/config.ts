@@ -1,0 +1,78 @@
+import { z } from "zod";
+
+const secret = z.string().describe('a literal, or "env:NAME" to read it from the environment');
+
+const openAICompatible = z.object({
+  type: z.literal("openai-compatible"),
+  baseURL: z.string().url(),
+  apiKey: secret.optional(),
+  headers: z.record(z.string(), secret).default({}),
+  /** Upper bound of calls in flight at once. */
+  maxConcurrency: z.number().int().positive().default(16),
+  /** Per-call timeout in ms (headers and body). */
+  timeoutMs: z.number().int().positive().default(600_000),
+});
+
+export const providerConfigSchema = z.discriminatedUnion("type", [openAICompatible]);
+export type ProviderConfig = z.infer<typeof providerConfigSchema>;
+
+/** The `--config` file (JSON). Every field has a default, so `{}` is a valid config. */
+export const configSchema = z
+  .object({
+    providers: z.record(z.string(), providerConfigSchema).default({}),
+    /** Model id or glob → provider name; the first match in file order wins. */
+    models: z.record(z.string(), z.string()).default({}),
+    /** OpenBatch API keys; when any is set every route needs one. */
+    apiKeys: z.array(secret).default([]),
+    limits: z
+      .object({
+        /** Largest accepted upload, bytes. */
+        maxFileBytes: z.number().int().positive().default(200 * 1024 * 1024),
+        /** Most request lines in one batch. */
+        maxRequestsPerBatch: z.number().int().positive().default(50_000),
+      })
+      .prefault({}),
+    retry: z
+      .object({
+        /** Upstream attempts per item, the first included. */
+        maxAttempts: z.number().int().positive().default(6),
+        /** First backoff step, ms; doubles each attempt, with full jitter. */
+        baseDelayMs: z.number().int().nonnegative().default(1000),
+        /** Backoff ceiling, ms (a longer Retry-After is still honoured). */
+        maxDelayMs: z.number().int().positive().default(60_000),
+      })
+      .prefault({}),
+    /** How long a claimed item stays leased before another worker may take it, ms. Longer than any timeout. */
+    leaseMs: z.number().int().positive().optional(),
+  })
+  .strict();
+export type Config = z.infer<typeof configSchema>;
+
+/**
+ * Validates a parsed config object and resolves `"env:NAME"` secrets from `env`.
+ * @throws Error naming the bad field, or the missing environment variable.
+ */
+export function parseConfig(raw: unknown, env: Record<string, string | undefined> = process.env): Config {
+  const result = configSchema.safeParse(raw ?? {});
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    throw new Error(`Invalid config at ${issue.path.join(".") || "(root)"}: ${issue.message}`);
+  }
+  const config = result.data;
+  const resolve = (value: string, where: string): string => {
+    if (!value.startsWith("env:")) return value;
+    const name = value.slice(4);
+    const found = env[name];
+    if (found === undefined) throw new Error(`Config ${where} reads environment variable ${name}, which is not set.`);
+    return found;
+  };
+  for (const [name, p] of Object.entries(config.providers)) {
+    if (p.apiKey !== undefined) p.apiKey = resolve(p.apiKey, `providers.${name}.apiKey`);
+    for (const h of Object.keys(p.headers)) p.headers[h] = resolve(p.headers[h]!, `providers.${name}.headers.${h}`);
+  }
+  config.apiKeys = config.apiKeys.map((k, i) => resolve(k, `apiKeys[${i}]`));
+  for (const target of Object.values(config.models)) {
+    if (!(target in config.providers)) throw new Error(`Config models maps to unknown provider "${target}".`);
+  }
+  return config;
+}

@@ -1,0 +1,313 @@
+import { randomBytes } from "node:crypto";
+import type { Batch, ItemOutcome, RequestItem } from "../core/batch.js";
+import { newId } from "../core/ids.js";
+import type { Provider } from "../providers/provider.js";
+import { UpstreamUnreachableError } from "../providers/provider.js";
+import type { ProviderRegistry } from "../providers/registry.js";
+import type { OutcomeRecord, Store } from "../store/store.js";
+import type { KeyVault } from "./key-vault.js";
+import type { Log } from "./log.js";
+import { backoffMs, isRetryableStatus, retryAfterMs, type RetrySettings } from "./retry-policy.js";
+import { readUsage } from "./usage.js";
+
+/** Dispatcher settings. Times in ms. */
+export interface DispatcherOptions {
+  retry: RetrySettings;
+  /** Lease length; defaults to the provider timeout + 60 s so a live call never loses its lease. */
+  leaseMs?: number;
+  /** Longest sleep between scheduling passes when nothing wakes the dispatcher. */
+  pollMs: number;
+  /** How often leases of dead workers are swept back into the queue. */
+  leaseSweepMs: number;
+}
+
+/** Raised into an aborted call's signal so the call knows it was stopped on purpose. */
+class DispatchStopped extends Error {}
+
+/**
+ * Sends request items upstream. One scheduling pass (`tick`) expires overdue batches, settles cancelling ones, leases
+ * queued items of in-progress batches up to each provider's free concurrency (round-robin over batches), and hands
+ * batches with nothing left to `finalize`. Outcomes are recorded in group commits; a call's outcome is only written
+ * while this worker still holds its lease, so an item repeated after a crash is recorded exactly once.
+ */
+export class Dispatcher {
+  readonly workerId = "worker_" + randomBytes(6).toString("hex");
+  private readonly inFlight = new Map<string, number>();
+  private readonly inFlightByBatch = new Map<string, Set<AbortController>>();
+  /** Provider name → time (ms) before which it gets no new call, after a 429 with Retry-After. */
+  private readonly pausedUntil = new Map<string, number>();
+  private readonly apiKeys = new Map<string, string | undefined>();
+  private readonly finalizing = new Set<string>();
+  private pending: OutcomeRecord[] = [];
+  private flushing: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private running = false;
+  private again = false;
+  private stopped = true;
+  private lastSweep = 0;
+  private rrOffset = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly providers: ProviderRegistry,
+    private readonly vault: KeyVault,
+    private readonly options: DispatcherOptions,
+    private readonly log: Log,
+    /** Writes result files and ends the batch; called once nothing of it is unfinished. */
+    private readonly finalize: (batch: Batch) => Promise<void>,
+  ) {}
+
+  start(): void {
+    this.stopped = false;
+    this.wake();
+  }
+
+  /** Stops scheduling, aborts calls in flight (their leases stay and return to the queue on restart) and flushes outcomes. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    for (const set of this.inFlightByBatch.values()) for (const c of set) c.abort(new DispatchStopped("stopping"));
+    await this.flush();
+  }
+
+  /** Asks for a scheduling pass soon (new work, a finished call, a cancel). */
+  wake(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.tick(), 0);
+  }
+
+  /** Aborts every call in flight for a batch (cancel, expiry). */
+  abortBatch(batchId: string): void {
+    for (const c of this.inFlightByBatch.get(batchId) ?? []) c.abort(new DispatchStopped("batch ended"));
+  }
+
+  /** Calls in flight from this worker to a provider. */
+  inFlightCount(provider: string): number {
+    return this.inFlight.get(provider) ?? 0;
+  }
+
+  private async tick(): Promise<void> {
+    this.timer = null;
+    if (this.stopped) return;
+    this.running = true;
+    let sleep = this.options.pollMs;
+    try {
+      sleep = await this.schedule();
+    } catch (err) {
+      this.log.error({ err }, "dispatcher pass failed");
+    } finally {
+      this.running = false;
+    }
+    if (this.stopped) return;
+    if (this.again) {
+      this.again = false;
+      sleep = 0;
+    }
+    this.timer = setTimeout(() => void this.tick(), Math.max(0, Math.min(sleep, this.options.pollMs)));
+  }
+
+  /** One scheduling pass. @returns ms until the next pass is useful. */
+  private async schedule(): Promise<number> {
+    const now = Date.now();
+    let sleep = this.options.pollMs;
+    const sweep = now - this.lastSweep >= this.options.leaseSweepMs;
+    if (sweep) this.lastSweep = now;
+
+    const active = await this.store.batchesInStatus(["in_progress", "cancelling", "finalizing"]);
+    const byProvider = new Map<string, Batch[]>();
+    for (const batch of active) {
+      if (batch.status === "in_progress" && batch.expires_at <= now) {
+        await this.end(batch, "expired", now);
+        continue;
+      }
+      if (batch.status === "cancelling") {
+        if (batch.in_progress_at === null) continue; // still validating; settled once its items are stored
+        await this.end(batch, "cancelled", now);
+        continue;
+      }
+      if (batch.status === "finalizing") {
+        this.startFinalize(batch);
+        continue;
+      }
+      if (sweep) await this.store.releaseLeases(batch.id, now);
+      const list = byProvider.get(batch.provider ?? "") ?? [];
+      list.push(batch);
+      byProvider.set(batch.provider ?? "", list);
+      sleep = Math.min(sleep, batch.expires_at - now);
+    }
+
+    for (const [name, batches] of byProvider) {
+      const provider = this.providers.get(name);
+      const paused = (this.pausedUntil.get(name) ?? 0) - now;
+      if (paused > 0) sleep = Math.min(sleep, paused);
+      let free = provider ? provider.maxConcurrency - this.inFlightCount(name) : 0;
+      // Rotate the starting batch each pass so batches sharing a provider take turns.
+      const order = batches.map((_, i) => batches[(i + this.rrOffset) % batches.length]!);
+      this.rrOffset++;
+      for (let i = 0; i < order.length; i++) {
+        const batch = order[i]!;
+        if (!provider) {
+          await this.failUnroutable(batch, now);
+          continue;
+        }
+        if (free > 0 && paused <= 0) {
+          const share = Math.ceil(free / (order.length - i));
+          const leaseUntil = now + (this.options.leaseMs ?? provider.timeoutMs + 60_000);
+          const items = await this.store.claimItems(batch.id, this.workerId, share, now, leaseUntil);
+          free -= items.length;
+          for (const item of items) void this.send(item, batch, provider);
+        }
+        if (!this.inFlightByBatch.get(batch.id)?.size && !(await this.store.hasUnfinished(batch.id))) {
+          await this.flush();
+          if (await this.store.updateBatch(batch.id, ["in_progress"], { status: "finalizing", finalizing_at: Date.now(), final_status: "completed" })) {
+            this.startFinalize({ ...batch, status: "finalizing", final_status: "completed" });
+          }
+          continue;
+        }
+        const next = await this.store.nextAttemptAt(batch.id);
+        if (next !== null && next > now) sleep = Math.min(sleep, next - now);
+      }
+    }
+    return sleep;
+  }
+
+  /** Ends a batch early (expiry or cancellation): aborts its calls and settles every unfinished item. */
+  private async end(batch: Batch, why: "expired" | "cancelled", now: number): Promise<void> {
+    if (why === "expired") {
+      if (!(await this.store.updateBatch(batch.id, ["in_progress"], { status: "finalizing", finalizing_at: now, final_status: "expired" }))) return;
+    }
+    this.abortBatch(batch.id);
+    await this.flush();
+    const outcome: ItemOutcome =
+      why === "expired"
+        ? noAnswer("expired", "batch_expired", "This request could not be executed before the completion window expired.")
+        : noAnswer("cancelled", "batch_cancelled", "This request was not executed because the batch was cancelled.");
+    await this.store.settleUnfinished(batch.id, outcome, now);
+    this.startFinalize({ ...batch, status: why === "expired" ? "finalizing" : batch.status, final_status: why });
+  }
+
+  private async failUnroutable(batch: Batch, now: number): Promise<void> {
+    const outcome = noAnswer("failed", "provider_not_found", `No provider named "${batch.provider}" is configured any more.`);
+    await this.store.settleUnfinished(batch.id, outcome, now);
+  }
+
+  private startFinalize(batch: Batch): void {
+    if (this.finalizing.has(batch.id)) return;
+    this.finalizing.add(batch.id);
+    this.finalize(batch)
+      .catch((err) => this.log.error({ err, batch: batch.id }, "finalization failed; it will be retried"))
+      .finally(() => {
+        this.finalizing.delete(batch.id);
+        this.apiKeys.delete(batch.id);
+      });
+  }
+
+  private async apiKeyFor(batchId: string): Promise<string | undefined> {
+    if (!this.apiKeys.has(batchId)) {
+      const sealed = await this.store.getProviderKey(batchId);
+      this.apiKeys.set(batchId, sealed ? this.vault.open(sealed) : undefined);
+    }
+    return this.apiKeys.get(batchId);
+  }
+
+  /** Sends one leased item and records what happened: an outcome, or a requeue with backoff. */
+  private async send(item: RequestItem, batch: Batch, provider: Provider): Promise<void> {
+    const controller = new AbortController();
+    const set = this.inFlightByBatch.get(batch.id) ?? new Set();
+    set.add(controller);
+    this.inFlightByBatch.set(batch.id, set);
+    this.inFlight.set(provider.name, this.inFlightCount(provider.name) + 1);
+    try {
+      const apiKey = await this.apiKeyFor(batch.id);
+      let result: { outcome: ItemOutcome } | { retryAfter: number | null; last: ItemOutcome };
+      try {
+        const res = await provider.send({ endpoint: batch.endpoint, body: item.body, apiKey }, controller.signal);
+        result = this.judge(res.status, res.headers, res.body);
+        if (res.status === 429 && "retryAfter" in result && result.retryAfter !== null) {
+          const until = Date.now() + result.retryAfter;
+          if (until > (this.pausedUntil.get(provider.name) ?? 0)) this.pausedUntil.set(provider.name, until);
+        }
+      } catch (err) {
+        if (controller.signal.aborted) return; // cancel, expiry or shutdown decides this item's fate
+        const code = err instanceof UpstreamUnreachableError ? err.code : "upstream_unreachable";
+        result = { retryAfter: null, last: noAnswer("failed", code, (err as Error).message) };
+      }
+      if ("outcome" in result) {
+        this.record({ batch_id: item.batch_id, line: item.line, lease_owner: this.workerId, outcome: result.outcome });
+      } else if (item.attempts >= this.options.retry.maxAttempts) {
+        this.record({ batch_id: item.batch_id, line: item.line, lease_owner: this.workerId, outcome: result.last });
+      } else {
+        const delay = backoffMs(item.attempts, this.options.retry, result.retryAfter);
+        await this.store.requeueItem(item.batch_id, item.line, this.workerId, Date.now() + delay);
+      }
+    } catch (err) {
+      this.log.error({ err, batch: batch.id, custom_id: item.custom_id }, "dispatch failed; the lease will return the item to the queue");
+    } finally {
+      set.delete(controller);
+      if (set.size === 0) this.inFlightByBatch.delete(batch.id);
+      this.inFlight.set(provider.name, this.inFlightCount(provider.name) - 1);
+      this.wake();
+    }
+  }
+
+  /** Decides what an upstream answer means: a final outcome, or a retry (with the outcome to keep if none is left). */
+  private judge(status: number, headers: Record<string, string>, text: string): { outcome: ItemOutcome } | { retryAfter: number | null; last: ItemOutcome } {
+    const requestId = headers["x-request-id"] ?? newId("req_");
+    let json: unknown;
+    let parsed = true;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      parsed = false;
+    }
+    if (status >= 200 && status < 300) {
+      if (parsed && typeof json === "object" && json !== null) {
+        return { outcome: { state: "succeeded", status_code: status, request_id: requestId, response_body: text, error_code: null, error_message: null, usage: readUsage(json) } };
+      }
+      // A 2xx we cannot read is an upstream glitch; try again, and report it if it persists.
+      return { retryAfter: null, last: noAnswer("failed", "invalid_upstream_response", `Upstream answered ${status} with a body that is not a JSON object: ${text.slice(0, 200)}`) };
+    }
+    const outcome: ItemOutcome = {
+      state: "failed",
+      status_code: status,
+      request_id: requestId,
+      response_body: parsed ? text : JSON.stringify({ error: { message: text.slice(0, 10_000), type: "upstream_error" } }),
+      error_code: null,
+      error_message: null,
+      usage: null,
+    };
+    if (isRetryableStatus(status)) return { retryAfter: retryAfterMs(headers), last: outcome };
+    return { outcome };
+  }
+
+  private record(r: OutcomeRecord): void {
+    this.pending.push(r);
+    if (this.pending.length >= 256) void this.flush();
+    else if (this.pending.length === 1) setTimeout(() => void this.flush(), 5);
+  }
+
+  /** Writes buffered outcomes in one transaction (group commit). */
+  async flush(): Promise<void> {
+    while (this.flushing) await this.flushing;
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    this.flushing = this.store
+      .recordOutcomes(batch, Date.now())
+      .then(() => undefined)
+      .catch((err) => this.log.error({ err }, "recording outcomes failed; their leases will return them to the queue"))
+      .finally(() => {
+        this.flushing = null;
+      });
+    await this.flushing;
+  }
+}
+
+function noAnswer(state: ItemOutcome["state"], code: string, message: string): ItemOutcome {
+  return { state, status_code: null, request_id: null, response_body: null, error_code: code, error_message: message, usage: null };
+}

@@ -1,0 +1,43 @@
+import type { BatchEndpoint } from "../core/batch.js";
+
+/** One upstream call: the batch endpoint and the request body as JSON text. */
+export interface UpstreamRequest {
+  endpoint: BatchEndpoint;
+  body: string;
+  /** A per-batch upstream key (gateway routing) that replaces the provider's configured key. */
+  apiKey?: string;
+}
+
+/** What came back: any HTTP status; `body` is the raw text. Header names are lower case. */
+export interface UpstreamResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** The upstream did not answer: connection refused or reset, DNS, or no answer within the timeout. */
+export class UpstreamUnreachableError extends Error {
+  constructor(
+    message: string,
+    /** "upstream_timeout" or "upstream_unreachable". */
+    readonly code: "upstream_timeout" | "upstream_unreachable",
+  ) {
+    super(message);
+    this.name = "UpstreamUnreachableError";
+  }
+}
+
+/**
+ * An upstream behind one interface. `send` resolves for every HTTP answer (2xx or not); it rejects with
+ * UpstreamUnreachableError when none came, or with the signal's reason when `signal` aborted it.
+ */
+export interface Provider {
+  readonly name: string;
+  readonly type: string;
+  /** Most calls this provider may have in flight at once. */
+  readonly maxConcurrency: number;
+  /** Longest a call may take, ms; leases outlast it. */
+  readonly timeoutMs: number;
+  send(request: UpstreamRequest, signal: AbortSignal): Promise<UpstreamResponse>;
+  close(): Promise<void>;
+}

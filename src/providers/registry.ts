@@ -1,0 +1,68 @@
+import picomatch from "picomatch";
+import type { Config, ProviderConfig } from "../core/config.js";
+import { OpenAICompatibleProvider } from "./openai-compatible.js";
+import type { Provider } from "./provider.js";
+
+/** Well-known upstreams a gateway call may name in `x-openbatch-provider` without configuring them. */
+const PRESETS: Record<string, ProviderConfig> = {
+  openai: { type: "openai-compatible", baseURL: "https://api.openai.com/v1", headers: {}, maxConcurrency: 64, timeoutMs: 600_000 },
+  xai: { type: "openai-compatible", baseURL: "https://api.x.ai/v1", headers: {}, maxConcurrency: 64, timeoutMs: 600_000 },
+};
+
+/** Builds a provider from its config entry. */
+export function createProvider(name: string, config: ProviderConfig): Provider {
+  switch (config.type) {
+    case "openai-compatible":
+      return new OpenAICompatibleProvider(name, config);
+  }
+}
+
+/**
+ * The configured providers and the model routes (`models`: exact id or glob → provider name, first match wins).
+ * Presets (openai, xai) are built on first use.
+ */
+export class ProviderRegistry {
+  private readonly providers = new Map<string, Provider>();
+  private readonly routes: { match: (model: string) => boolean; provider: string }[];
+
+  constructor(private readonly config: Config) {
+    for (const [name, p] of Object.entries(config.providers)) this.providers.set(name, createProvider(name, p));
+    this.routes = Object.entries(config.models).map(([glob, provider]) => ({ match: picomatch(glob), provider }));
+  }
+
+  /** The provider called `name` (configured, or a preset), or undefined. */
+  get(name: string): Provider | undefined {
+    let p = this.providers.get(name);
+    if (!p && PRESETS[name]) {
+      p = createProvider(name, PRESETS[name]);
+      this.providers.set(name, p);
+    }
+    return p;
+  }
+
+  /** Provider name that serves `model` per the `models` routes, or null when none matches. */
+  routeModel(model: string | null): string | null {
+    for (const r of this.routes) if (r.match(model ?? "")) return r.provider;
+    return null;
+  }
+
+  /**
+   * Resolves a gateway provider header: a configured provider name, then the first configured provider of that type,
+   * then a preset. @returns the provider name, or null when nothing matches.
+   */
+  resolveHeader(value: string): string | null {
+    if (value in this.config.providers) return value;
+    const byType = Object.entries(this.config.providers).find(([, p]) => p.type === value);
+    if (byType) return byType[0];
+    return PRESETS[value] ? value : null;
+  }
+
+  /** Names a user may route to (configured ones and presets). */
+  names(): string[] {
+    return [...new Set([...Object.keys(this.config.providers), ...Object.keys(PRESETS)])];
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.providers.values()].map((p) => p.close()));
+  }
+}

@@ -1,0 +1,68 @@
+/** SQLite schema (WAL). `seq` columns give insertion order for cursor pagination; times are unix ms. */
+export const SCHEMA = `
+CREATE TABLE IF NOT EXISTS files (
+  seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+  id         TEXT NOT NULL UNIQUE,
+  owner      TEXT NOT NULL,
+  filename   TEXT NOT NULL,
+  purpose    TEXT NOT NULL,
+  bytes      INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER
+);
+
+CREATE TABLE IF NOT EXISTS batches (
+  seq               INTEGER PRIMARY KEY AUTOINCREMENT,
+  id                TEXT NOT NULL UNIQUE,
+  dialect           TEXT NOT NULL,
+  owner             TEXT NOT NULL,
+  endpoint          TEXT NOT NULL,
+  model             TEXT,
+  provider          TEXT,
+  provider_key      TEXT,
+  input_file_id     TEXT,
+  completion_window TEXT NOT NULL,
+  status            TEXT NOT NULL,
+  final_status      TEXT,
+  errors            TEXT,
+  output_file_id    TEXT,
+  error_file_id     TEXT,
+  metadata          TEXT,
+  created_at        INTEGER NOT NULL,
+  in_progress_at    INTEGER,
+  expires_at        INTEGER NOT NULL,
+  finalizing_at     INTEGER,
+  completed_at      INTEGER,
+  failed_at         INTEGER,
+  expired_at        INTEGER,
+  cancelling_at     INTEGER,
+  cancelled_at      INTEGER
+);
+CREATE INDEX IF NOT EXISTS batches_by_status ON batches(status, seq);
+
+CREATE TABLE IF NOT EXISTS request_items (
+  batch_id         TEXT NOT NULL,
+  line             INTEGER NOT NULL,
+  id               TEXT NOT NULL,
+  custom_id        TEXT NOT NULL,
+  body             TEXT NOT NULL,
+  state            TEXT NOT NULL DEFAULT 'queued',
+  attempts         INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at  INTEGER NOT NULL DEFAULT 0,
+  lease_owner      TEXT,
+  lease_expires_at INTEGER,
+  status_code      INTEGER,
+  request_id       TEXT,
+  response_body    TEXT,
+  error_code       TEXT,
+  error_message    TEXT,
+  input_tokens     INTEGER NOT NULL DEFAULT 0,
+  cached_tokens    INTEGER NOT NULL DEFAULT 0,
+  output_tokens    INTEGER NOT NULL DEFAULT 0,
+  reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+  finished_at      INTEGER,
+  PRIMARY KEY (batch_id, line),
+  UNIQUE (batch_id, custom_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS items_by_state ON request_items(batch_id, state, next_attempt_at);
+`;

@@ -1,0 +1,267 @@
+import Database from "better-sqlite3";
+import type { Batch, BatchStatus, ItemOutcome, RequestCounts, RequestItem } from "../../core/batch.js";
+import { newId } from "../../core/ids.js";
+import type { ParsedRequestLine } from "../../core/request-line.js";
+import type { FileRecord, FinishedItem, OutcomeRecord, Page, Store } from "../store.js";
+import { SCHEMA } from "./schema.js";
+
+const BATCH_JSON_COLUMNS = new Set(["errors", "metadata"]);
+
+type Row = Record<string, unknown>;
+
+function toBatch(row: Row): Batch {
+  const b = { ...row } as Record<string, unknown>;
+  delete b.seq;
+  delete b.provider_key;
+  b.errors = row.errors ? JSON.parse(row.errors as string) : null;
+  b.metadata = row.metadata ? JSON.parse(row.metadata as string) : null;
+  return b as unknown as Batch;
+}
+
+function toFile(row: Row): FileRecord {
+  const f = { ...row } as Record<string, unknown>;
+  delete f.seq;
+  return f as unknown as FileRecord;
+}
+
+/**
+ * The embedded store: one SQLite file in WAL mode. One process owns a data dir at a time, so on open every lease
+ * left by a previous (crashed) process is returned to the queue by the engine through `releaseLeases(…, Infinity)`.
+ */
+export class SqliteStore implements Store {
+  private readonly db: Database.Database;
+
+  /** @param path database file path (":memory:" for tests). */
+  constructor(path: string) {
+    this.db = new Database(path);
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma("synchronous = NORMAL");
+    this.db.pragma("busy_timeout = 5000");
+    this.db.exec(SCHEMA);
+  }
+
+  async insertFile(f: FileRecord): Promise<void> {
+    this.db
+      .prepare(
+        `INSERT INTO files (id, owner, filename, purpose, bytes, created_at, expires_at)
+         VALUES (@id, @owner, @filename, @purpose, @bytes, @created_at, @expires_at)`,
+      )
+      .run(f);
+  }
+
+  async getFile(id: string): Promise<FileRecord | null> {
+    const row = this.db.prepare(`SELECT * FROM files WHERE id = ?`).get(id) as Row | undefined;
+    return row ? toFile(row) : null;
+  }
+
+  async listFiles(q: { owner: string | null; purpose?: string; order: "asc" | "desc"; after?: string; limit: number }): Promise<Page<FileRecord>> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (q.owner !== null) (where.push("owner = ?"), args.push(q.owner));
+    if (q.purpose) (where.push("purpose = ?"), args.push(q.purpose));
+    if (q.after) {
+      where.push(`seq ${q.order === "desc" ? "<" : ">"} coalesce((SELECT seq FROM files WHERE id = ?), ${q.order === "desc" ? "-1" : "1e18"})`);
+      args.push(q.after);
+    }
+    const sql = `SELECT * FROM files ${where.length ? "WHERE " + where.join(" AND ") : ""}
+                 ORDER BY seq ${q.order === "desc" ? "DESC" : "ASC"} LIMIT ?`;
+    const rows = this.db.prepare(sql).all(...args, q.limit + 1) as Row[];
+    return { data: rows.slice(0, q.limit).map(toFile), has_more: rows.length > q.limit };
+  }
+
+  async deleteFile(id: string): Promise<boolean> {
+    return this.db.prepare(`DELETE FROM files WHERE id = ?`).run(id).changes > 0;
+  }
+
+  async insertBatch(b: Batch, providerKey: string | null): Promise<void> {
+    const row: Row = { ...b, provider_key: providerKey, errors: b.errors && JSON.stringify(b.errors), metadata: b.metadata && JSON.stringify(b.metadata) };
+    const cols = Object.keys(row);
+    this.db.prepare(`INSERT INTO batches (${cols.join(", ")}) VALUES (${cols.map((c) => "@" + c).join(", ")})`).run(row);
+  }
+
+  async getBatch(id: string): Promise<Batch | null> {
+    const row = this.db.prepare(`SELECT * FROM batches WHERE id = ?`).get(id) as Row | undefined;
+    return row ? toBatch(row) : null;
+  }
+
+  async listBatches(q: { owner: string | null; after?: string; limit: number }): Promise<Page<Batch>> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (q.owner !== null) (where.push("owner = ?"), args.push(q.owner));
+    if (q.after) (where.push("seq < coalesce((SELECT seq FROM batches WHERE id = ?), -1)"), args.push(q.after));
+    const rows = this.db
+      .prepare(`SELECT * FROM batches ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY seq DESC LIMIT ?`)
+      .all(...args, q.limit + 1) as Row[];
+    return { data: rows.slice(0, q.limit).map(toBatch), has_more: rows.length > q.limit };
+  }
+
+  async batchesInStatus(statuses: readonly BatchStatus[]): Promise<Batch[]> {
+    const rows = this.db
+      .prepare(`SELECT * FROM batches WHERE status IN (${statuses.map(() => "?").join(", ")}) ORDER BY seq`)
+      .all(...statuses) as Row[];
+    return rows.map(toBatch);
+  }
+
+  async updateBatch(id: string, from: readonly BatchStatus[], patch: Partial<Batch>): Promise<boolean> {
+    const sets: string[] = [];
+    const args: unknown[] = [];
+    for (const [k, v] of Object.entries(patch)) {
+      sets.push(`${k} = ?`);
+      args.push(BATCH_JSON_COLUMNS.has(k) && v !== null ? JSON.stringify(v) : v);
+    }
+    const sql = `UPDATE batches SET ${sets.join(", ")} WHERE id = ? AND status IN (${from.map(() => "?").join(", ")})`;
+    return this.db.prepare(sql).run(...args, id, ...from).changes > 0;
+  }
+
+  async getProviderKey(batchId: string): Promise<string | null> {
+    const row = this.db.prepare(`SELECT provider_key FROM batches WHERE id = ?`).get(batchId) as Row | undefined;
+    return (row?.provider_key as string | null) ?? null;
+  }
+
+  async clearProviderKey(batchId: string): Promise<void> {
+    this.db.prepare(`UPDATE batches SET provider_key = NULL WHERE id = ?`).run(batchId);
+  }
+
+  async insertItems(batchId: string, lines: ParsedRequestLine[]): Promise<void> {
+    const insert = this.db.prepare(`INSERT INTO request_items (batch_id, line, id, custom_id, body) VALUES (?, ?, ?, ?, ?)`);
+    this.db.transaction(() => {
+      for (const l of lines) insert.run(batchId, l.line, newId("batch_req_"), l.custom_id, l.body);
+    })();
+  }
+
+  async deleteItems(batchId: string): Promise<void> {
+    this.db.prepare(`DELETE FROM request_items WHERE batch_id = ?`).run(batchId);
+  }
+
+  async claimItems(batchId: string, leaseOwner: string, limit: number, now: number, leaseUntil: number): Promise<RequestItem[]> {
+    return this.db
+      .prepare(
+        `UPDATE request_items
+            SET state = 'in_flight', lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1
+          WHERE batch_id = ? AND line IN (
+                SELECT line FROM request_items
+                 WHERE batch_id = ? AND state = 'queued' AND next_attempt_at <= ?
+                 ORDER BY next_attempt_at, line LIMIT ?)
+        RETURNING id, batch_id, line, custom_id, body, state, attempts`,
+      )
+      .all(leaseOwner, leaseUntil, batchId, batchId, now, limit) as RequestItem[];
+  }
+
+  async requeueItem(batchId: string, line: number, leaseOwner: string, nextAttemptAt: number): Promise<boolean> {
+    return (
+      this.db
+        .prepare(
+          `UPDATE request_items SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = ?
+            WHERE batch_id = ? AND line = ? AND state = 'in_flight' AND lease_owner = ?`,
+        )
+        .run(nextAttemptAt, batchId, line, leaseOwner).changes > 0
+    );
+  }
+
+  async recordOutcomes(records: OutcomeRecord[], now: number): Promise<number> {
+    const update = this.db.prepare(
+      `UPDATE request_items
+          SET state = @state, status_code = @status_code, request_id = @request_id, response_body = @response_body,
+              error_code = @error_code, error_message = @error_message,
+              input_tokens = @input_tokens, cached_tokens = @cached_tokens,
+              output_tokens = @output_tokens, reasoning_tokens = @reasoning_tokens,
+              finished_at = @now, lease_owner = NULL, lease_expires_at = NULL
+        WHERE batch_id = @batch_id AND line = @line AND state = 'in_flight' AND lease_owner = @lease_owner`,
+    );
+    return this.db.transaction(() => {
+      let written = 0;
+      for (const r of records) {
+        written += update.run({ ...outcomeParams(r.outcome), batch_id: r.batch_id, line: r.line, lease_owner: r.lease_owner, now }).changes;
+      }
+      return written;
+    })();
+  }
+
+  async settleUnfinished(batchId: string, outcome: ItemOutcome, now: number): Promise<number> {
+    return this.db
+      .prepare(
+        `UPDATE request_items
+            SET state = @state, status_code = @status_code, request_id = @request_id, response_body = @response_body,
+                error_code = @error_code, error_message = @error_message, finished_at = @now,
+                lease_owner = NULL, lease_expires_at = NULL
+          WHERE batch_id = @batch_id AND state IN ('queued', 'in_flight')`,
+      )
+      .run({ ...outcomeParams(outcome), batch_id: batchId, now }).changes;
+  }
+
+  async releaseLeases(batchId: string, now: number): Promise<number> {
+    const cutoff = Number.isFinite(now) ? now : Number.MAX_SAFE_INTEGER;
+    return this.db
+      .prepare(
+        `UPDATE request_items SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL
+          WHERE batch_id = ? AND state = 'in_flight' AND lease_expires_at < ?`,
+      )
+      .run(batchId, cutoff).changes;
+  }
+
+  async countItems(batchId: string) {
+    const rows = this.db
+      .prepare(
+        `SELECT state, count(*) AS n, sum(input_tokens) AS input_tokens, sum(cached_tokens) AS cached_tokens,
+                sum(output_tokens) AS output_tokens, sum(reasoning_tokens) AS reasoning_tokens
+           FROM request_items WHERE batch_id = ? GROUP BY state`,
+      )
+      .all(batchId) as Row[];
+    const counts: RequestCounts = { total: 0, completed: 0, failed: 0, pending: 0, expired: 0, cancelled: 0 };
+    const usage = { input_tokens: 0, cached_tokens: 0, output_tokens: 0, reasoning_tokens: 0 };
+    for (const r of rows) {
+      const n = r.n as number;
+      counts.total += n;
+      if (r.state === "succeeded") counts.completed += n;
+      else if (r.state === "failed") counts.failed += n;
+      else if (r.state === "expired") counts.expired += n;
+      else if (r.state === "cancelled") counts.cancelled += n;
+      else counts.pending += n;
+      for (const k of Object.keys(usage) as (keyof typeof usage)[]) usage[k] += (r[k] as number) ?? 0;
+    }
+    return { counts, usage };
+  }
+
+  async pageItems(batchId: string, afterLine: number, limit: number): Promise<FinishedItem[]> {
+    return this.db
+      .prepare(
+        `SELECT id, line, custom_id, state, status_code, request_id, response_body, error_code, error_message
+           FROM request_items WHERE batch_id = ? AND line > ? ORDER BY line LIMIT ?`,
+      )
+      .all(batchId, afterLine, limit) as FinishedItem[];
+  }
+
+  async hasUnfinished(batchId: string): Promise<boolean> {
+    return (
+      this.db
+        .prepare(`SELECT 1 FROM request_items WHERE batch_id = ? AND state IN ('queued', 'in_flight') LIMIT 1`)
+        .get(batchId) !== undefined
+    );
+  }
+
+  async nextAttemptAt(batchId: string): Promise<number | null> {
+    const row = this.db
+      .prepare(`SELECT min(next_attempt_at) AS t FROM request_items WHERE batch_id = ? AND state = 'queued'`)
+      .get(batchId) as Row;
+    return (row.t as number | null) ?? null;
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}
+
+function outcomeParams(o: ItemOutcome) {
+  return {
+    state: o.state,
+    status_code: o.status_code,
+    request_id: o.request_id,
+    response_body: o.response_body,
+    error_code: o.error_code,
+    error_message: o.error_message,
+    input_tokens: o.usage?.input_tokens ?? 0,
+    cached_tokens: o.usage?.cached_tokens ?? 0,
+    output_tokens: o.usage?.output_tokens ?? 0,
+    reasoning_tokens: o.usage?.reasoning_tokens ?? 0,
+  };
+}

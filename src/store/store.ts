@@ -1,0 +1,96 @@
+import type { Batch, BatchStatus, BatchUsage, ItemOutcome, ItemState, RequestCounts, RequestItem } from "../core/batch.js";
+import type { ParsedRequestLine } from "../core/request-line.js";
+
+/** Metadata of a stored file (OpenAI FileObject before rendering). Times are unix ms. */
+export interface FileRecord {
+  id: string;
+  owner: string;
+  filename: string;
+  purpose: string;
+  bytes: number;
+  created_at: number;
+  expires_at: number | null;
+}
+
+/** One page of a cursor-paginated listing. */
+export interface Page<T> {
+  data: T[];
+  has_more: boolean;
+}
+
+/** A finished item as written to the output or error file. */
+export interface FinishedItem {
+  id: string;
+  line: number;
+  custom_id: string;
+  state: ItemState;
+  status_code: number | null;
+  request_id: string | null;
+  response_body: string | null;
+  error_code: string | null;
+  error_message: string | null;
+}
+
+/** An outcome to record for an item this worker holds the lease of. */
+export interface OutcomeRecord {
+  batch_id: string;
+  line: number;
+  lease_owner: string;
+  outcome: ItemOutcome;
+}
+
+/**
+ * Everything the engine persists. All SQL lives behind this interface (store/sqlite, later store/postgres);
+ * every method that changes state is one transaction. Times are unix ms.
+ */
+export interface Store {
+  insertFile(file: FileRecord): Promise<void>;
+  getFile(id: string): Promise<FileRecord | null>;
+  /** Files of `owner` ("" = all when auth is off is the caller's choice), optionally of one purpose, after cursor `after`. */
+  listFiles(q: { owner: string | null; purpose?: string; order: "asc" | "desc"; after?: string; limit: number }): Promise<Page<FileRecord>>;
+  deleteFile(id: string): Promise<boolean>;
+
+  /** Inserts a batch; `providerKey` is the sealed (encrypted) per-batch upstream key, if any. */
+  insertBatch(batch: Batch, providerKey: string | null): Promise<void>;
+  getBatch(id: string): Promise<Batch | null>;
+  /** Newest first; `owner` null lists all. */
+  listBatches(q: { owner: string | null; after?: string; limit: number }): Promise<Page<Batch>>;
+  /** Batches in any of `statuses`, oldest first. */
+  batchesInStatus(statuses: readonly BatchStatus[]): Promise<Batch[]>;
+  /**
+   * Compare-and-set update: applies `patch` only while the batch is in one of `from`.
+   * @returns true when applied.
+   */
+  updateBatch(id: string, from: readonly BatchStatus[], patch: Partial<Batch>): Promise<boolean>;
+  getProviderKey(batchId: string): Promise<string | null>;
+  /** Erases the stored upstream key of a batch (called when the batch ends). */
+  clearProviderKey(batchId: string): Promise<void>;
+
+  /** Inserts validated lines as queued items, in one transaction. */
+  insertItems(batchId: string, lines: ParsedRequestLine[]): Promise<void>;
+  /** Removes every item of a batch (a failed validation, or a validation restarted after a crash). */
+  deleteItems(batchId: string): Promise<void>;
+  /**
+   * Leases up to `limit` queued items of a batch whose `next_attempt_at <= now`, lowest line first, and counts the
+   * attempt. @returns the claimed items.
+   */
+  claimItems(batchId: string, leaseOwner: string, limit: number, now: number, leaseUntil: number): Promise<RequestItem[]>;
+  /** Returns a leased item to the queue for another attempt at `nextAttemptAt`. @returns false if the lease was lost. */
+  requeueItem(batchId: string, line: number, leaseOwner: string, nextAttemptAt: number): Promise<boolean>;
+  /** Records outcomes in one transaction; an item whose lease this owner no longer holds is skipped. @returns rows written. */
+  recordOutcomes(records: OutcomeRecord[], now: number): Promise<number>;
+  /** Ends every queued or in-flight item of a batch with `outcome` (expiry, cancellation). @returns rows written. */
+  settleUnfinished(batchId: string, outcome: ItemOutcome, now: number): Promise<number>;
+  /** Returns to the queue the in-flight items of a batch whose lease ended before `now` (all of them when `now` is Infinity). */
+  releaseLeases(batchId: string, now: number): Promise<number>;
+  /** Live counts and summed usage of a batch. */
+  countItems(batchId: string): Promise<{ counts: RequestCounts; usage: BatchUsage }>;
+  /** Items with line > `afterLine` in line order, for streaming output files. */
+  pageItems(batchId: string, afterLine: number, limit: number): Promise<FinishedItem[]>;
+  /** True while any item of a batch is queued or in flight. */
+  hasUnfinished(batchId: string): Promise<boolean>;
+  /** Earliest `next_attempt_at` among queued items of a batch (null when none is queued). */
+  nextAttemptAt(batchId: string): Promise<number | null>;
+
+  close(): Promise<void>;
+}

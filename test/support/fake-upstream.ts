@@ -1,0 +1,136 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+
+/** What the fake upstream does with one call. */
+export type Fault =
+  | { kind: "ok" }
+  | { kind: "status"; status: number; body?: string; headers?: Record<string, string> }
+  | { kind: "reset" }
+  | { kind: "delay"; ms: number; then?: Fault }
+  | { kind: "non_json"; status?: number };
+
+/** One call the fake upstream received. */
+export interface UpstreamCall {
+  path: string;
+  authorization: string | undefined;
+  body: Record<string, unknown>;
+  /** Custom key the test put in the request (messages[0].content, prompt or input). */
+  key: string;
+}
+
+/**
+ * An OpenAI-compatible test upstream on 127.0.0.1 that answers chat/completions, completions, embeddings and responses,
+ * records every call, counts calls in flight (and the peak), and injects faults chosen by `plan(call, n)` where n is
+ * the 1-based number of the call for that key.
+ */
+export class FakeUpstream {
+  readonly calls: UpstreamCall[] = [];
+  readonly perKey = new Map<string, number>();
+  inFlight = 0;
+  maxInFlight = 0;
+  plan: (call: UpstreamCall, n: number) => Fault = () => ({ kind: "ok" });
+  private server: Server | null = null;
+  private readonly sockets = new Set<import("node:net").Socket>();
+
+  /** Base URL including `/v1`. */
+  url = "";
+
+  async start(): Promise<this> {
+    this.server = createServer((req, res) => void this.handle(req, res));
+    this.server.on("connection", (s) => {
+      this.sockets.add(s);
+      s.on("close", () => this.sockets.delete(s));
+    });
+    await new Promise<void>((r) => this.server!.listen(0, "127.0.0.1", r));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/v1`;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((r) => this.server?.close(() => r()));
+  }
+
+  /** Calls received for a key. */
+  count(key: string): number {
+    return this.perKey.get(key) ?? 0;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    let body: Record<string, unknown> = {};
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+    } catch {
+      res.writeHead(400, { "content-type": "application/json" }).end(JSON.stringify({ error: { message: "bad json" } }));
+      return;
+    }
+    const call: UpstreamCall = { path: req.url ?? "", authorization: req.headers.authorization, body, key: keyOf(body) };
+    this.calls.push(call);
+    const n = (this.perKey.get(call.key) ?? 0) + 1;
+    this.perKey.set(call.key, n);
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    let closed = false;
+    res.on("close", () => {
+      if (!closed) this.inFlight--;
+      closed = true;
+    });
+    await this.apply(this.plan(call, n), call, req, res);
+  }
+
+  private async apply(fault: Fault, call: UpstreamCall, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    switch (fault.kind) {
+      case "delay":
+        await new Promise((r) => setTimeout(r, fault.ms));
+        if (res.destroyed) return;
+        return this.apply(fault.then ?? { kind: "ok" }, call, req, res);
+      case "reset":
+        req.socket.destroy();
+        return;
+      case "non_json":
+        res.writeHead(fault.status ?? 200, { "content-type": "text/html" }).end("<html>upstream proxy error</html>");
+        return;
+      case "status":
+        res
+          .writeHead(fault.status, { "content-type": "application/json", ...fault.headers })
+          .end(fault.body ?? JSON.stringify({ error: { message: `injected ${fault.status}`, type: "server_error", code: null } }));
+        return;
+      case "ok":
+        res.writeHead(200, { "content-type": "application/json", "x-request-id": "req_fake_" + this.calls.length }).end(JSON.stringify(answer(call)));
+        return;
+    }
+  }
+}
+
+function keyOf(body: Record<string, unknown>): string {
+  const messages = body.messages as { content?: unknown }[] | undefined;
+  if (Array.isArray(messages) && typeof messages[0]?.content === "string") return messages[0].content;
+  if (typeof body.prompt === "string") return body.prompt;
+  if (typeof body.input === "string") return body.input;
+  return JSON.stringify(body);
+}
+
+/** A deterministic OpenAI-shaped answer that echoes the key, with usage. */
+function answer(call: UpstreamCall): unknown {
+  const model = String(call.body.model ?? "fake-model");
+  const promptTokens = call.key.split(/\s+/).length;
+  if (call.path.endsWith("/embeddings")) {
+    return { object: "list", model, data: [{ object: "embedding", index: 0, embedding: [call.key.length, 1, 0] }], usage: { prompt_tokens: promptTokens, total_tokens: promptTokens } };
+  }
+  if (call.path.endsWith("/responses")) {
+    return { id: "resp_1", object: "response", model, output: [{ type: "message", content: [{ type: "output_text", text: "echo: " + call.key }] }], usage: { input_tokens: promptTokens, output_tokens: 3, total_tokens: promptTokens + 3 } };
+  }
+  if (call.path.endsWith("/completions") && !call.path.endsWith("/chat/completions")) {
+    return { id: "cmpl-1", object: "text_completion", model, choices: [{ index: 0, text: "echo: " + call.key, finish_reason: "stop" }], usage: { prompt_tokens: promptTokens, completion_tokens: 3, total_tokens: promptTokens + 3 } };
+  }
+  return {
+    id: "chatcmpl-1",
+    object: "chat.completion",
+    created: Math.floor(Date.now() / 1000),
+    model,
+    choices: [{ index: 0, message: { role: "assistant", content: "echo: " + call.key }, finish_reason: "stop" }],
+    usage: { prompt_tokens: promptTokens, completion_tokens: 3, total_tokens: promptTokens + 3 },
+  };
+}

@@ -1,0 +1,77 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { FastifyInstance } from "fastify";
+import OpenAI, { toFile } from "openai";
+import { buildServer } from "../../src/api/server.js";
+import { parseConfig, type Config } from "../../src/core/config.js";
+import { Engine } from "../../src/engine/engine.js";
+
+/** A running OpenBatch (engine + HTTP server) on a fresh data dir, for tests. */
+export interface TestServer {
+  engine: Engine;
+  app: FastifyInstance;
+  /** Base URL including `/v1`. */
+  url: string;
+  dataDir: string;
+  client(apiKey?: string): OpenAI;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts an in-process server. `config` is a raw config object (defaults filled in); test retry delays are short.
+ */
+export async function startServer(config: Record<string, unknown>, opts: { dataDir?: string } = {}): Promise<TestServer> {
+  const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), "openbatch-test-")));
+  const parsed: Config = parseConfig({ retry: { baseDelayMs: 20, maxDelayMs: 200 }, ...config });
+  const engine = await Engine.open({ dataDir, config: parsed, pollMs: 50 });
+  await engine.start();
+  const app = await buildServer({ engine, apiKeys: parsed.apiKeys, maxFileBytes: parsed.limits.maxFileBytes });
+  const address = await app.listen({ port: 0, host: "127.0.0.1" });
+  const url = `${address}/v1`;
+  return {
+    engine,
+    app,
+    url,
+    dataDir,
+    client: (apiKey = "unused") => new OpenAI({ baseURL: url, apiKey, maxRetries: 0 }),
+    async close() {
+      await app.close();
+      await engine.close();
+      if (!opts.dataDir) await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A provider config pointing at a fake upstream, routing every model to it. */
+export function upstreamConfig(baseURL: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { providers: { up: { type: "openai-compatible", baseURL, apiKey: "upstream-key", maxConcurrency: 8, timeoutMs: 2000, ...extra } }, models: { "*": "up" } };
+}
+
+/** JSONL text of chat requests, one per key. */
+export function chatLines(keys: string[], model = "fake-model"): string {
+  return keys.map((k, i) => JSON.stringify({ custom_id: `req-${i}`, method: "POST", url: "/v1/chat/completions", body: { model, messages: [{ role: "user", content: k }], max_tokens: 16 } })).join("\n") + "\n";
+}
+
+/** Uploads JSONL text as a batch input file. */
+export async function uploadJsonl(client: OpenAI, text: string, name = "input.jsonl") {
+  return client.files.create({ file: await toFile(Buffer.from(text), name), purpose: "batch" });
+}
+
+/** Polls a batch until it reaches a terminal status (or `until` holds). */
+export async function waitFor(client: OpenAI, id: string, until: (b: OpenAI.Batches.Batch) => boolean = (b) => ["completed", "failed", "expired", "cancelled"].includes(b.status), timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const b = await client.batches.retrieve(id);
+    if (until(b)) return b;
+    if (Date.now() > deadline) throw new Error(`batch ${id} stuck in ${b.status}: ${JSON.stringify(b.request_counts)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Downloads a file's JSONL and parses each line. */
+export async function readJsonl(client: OpenAI, fileId: string | null | undefined): Promise<any[]> {
+  if (!fileId) return [];
+  const text = await (await client.files.content(fileId)).text();
+  return text.split("\n").filter(Boolean).map((l) => JSON.parse(l));
+}
