@@ -35,6 +35,11 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   const app = Fastify({ logger: options.logger ?? false, bodyLimit: 32 * 1024 * 1024 });
   const auth = new ApiKeyAuth(options.apiKeys);
   app.decorateRequest("caller", null);
+  // Clients send `content-type: application/json` with no body on cancel; treat that as `{}` rather than a 400.
+  const parseJson = app.getDefaultJsonParser("error", "ignore");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) =>
+    body === "" ? done(null, {}) : parseJson(req, body as string, done),
+  );
 
   app.addHook("onRequest", async (req) => {
     if (PUBLIC_ROUTES.has(req.url.split("?")[0]!)) return;
