@@ -32,7 +32,8 @@ const PUBLIC_ROUTES = new Set(["/healthz"]);
  * OpenAI's shape. Does not listen; the caller does.
  */
 export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit: 32 * 1024 * 1024 });
+  // forceCloseConnections: a client may still hold a keep-alive socket when we stop; do not wait 72 s for it.
+  const app = Fastify({ logger: options.logger ?? false, bodyLimit: 32 * 1024 * 1024, forceCloseConnections: true });
   const auth = new ApiKeyAuth(options.apiKeys);
   app.decorateRequest("caller", null);
   // Clients send `content-type: application/json` with no body on cancel; treat that as `{}` rather than a 400.

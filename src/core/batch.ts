@@ -4,7 +4,7 @@
  */
 
 /** Endpoints a batch may target (OpenAI Batch `endpoint`). */
-export const BATCH_ENDPOINTS = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"] as const;
+export const BATCH_ENDPOINTS = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses", "/v1/moderations"] as const;
 export type BatchEndpoint = (typeof BATCH_ENDPOINTS)[number];
 
 /** OpenAI Batch statuses; other dialects map onto these. */

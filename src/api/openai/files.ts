@@ -35,6 +35,8 @@ export const openAIFilesRoutes: FastifyPluginAsync<{ engine: Engine }> = async (
       }
     } catch (err) {
       if (staged) await engine.files.discardUpload(staged);
+      // The rest of a refused body is never read, so this connection cannot carry another request.
+      reply.header("connection", "close");
       throw err;
     }
     if (!staged) throw invalidRequest("Missing required parameter: 'file'.", "file");
