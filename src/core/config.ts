@@ -13,7 +13,10 @@ const openAICompatible = z.object({
   timeoutMs: z.number().int().positive().default(600_000),
 });
 
-export const providerConfigSchema = z.discriminatedUnion("type", [openAICompatible]);
+/** In-process sentence embeddings from GloVe-derived word vectors (model `local/glove-100d`). */
+const localEmbeddings = z.object({ type: z.literal("local-embeddings") });
+
+export const providerConfigSchema = z.discriminatedUnion("type", [openAICompatible, localEmbeddings]);
 export type ProviderConfig = z.infer<typeof providerConfigSchema>;
 
 /** The `--config` file (JSON). Every field has a default, so `{}` is a valid config. */
@@ -67,6 +70,7 @@ export function parseConfig(raw: unknown, env: Record<string, string | undefined
     return found;
   };
   for (const [name, p] of Object.entries(config.providers)) {
+    if (p.type !== "openai-compatible") continue;
     if (p.apiKey !== undefined) p.apiKey = resolve(p.apiKey, `providers.${name}.apiKey`);
     for (const h of Object.keys(p.headers)) p.headers[h] = resolve(p.headers[h]!, `providers.${name}.headers.${h}`);
   }

@@ -35,6 +35,8 @@ export interface EngineOptions {
   log?: Log;
   /** Longest idle wait between dispatcher passes, ms (default 250). */
   pollMs?: number;
+  /** Where derived model files are cached (default `<dataDir>/cache`). */
+  cacheDir?: string;
 }
 
 /**
@@ -53,9 +55,10 @@ export class Engine {
     private readonly config: Config,
     private readonly log: Log,
     pollMs: number,
+    cacheDir: string,
   ) {
     this.files = new FileService(store, blobs, config.limits.maxFileBytes);
-    this.providers = new ProviderRegistry(config);
+    this.providers = new ProviderRegistry(config, { cacheDir });
     this.dispatcher = new Dispatcher(
       store,
       this.providers,
@@ -73,7 +76,7 @@ export class Engine {
     await blobs.init();
     const store = new SqliteStore(join(options.dataDir, "openbatch.db"));
     const vault = await KeyVault.open(options.dataDir);
-    return new Engine(store, blobs, vault, options.config, options.log ?? silentLog, options.pollMs ?? 250);
+    return new Engine(store, blobs, vault, options.config, options.log ?? silentLog, options.pollMs ?? 250, options.cacheDir ?? join(options.dataDir, "cache"));
   }
 
   /**

@@ -1,5 +1,6 @@
 import picomatch from "picomatch";
 import type { Config, ProviderConfig } from "../core/config.js";
+import { GLOVE_MODEL, LocalEmbeddingsProvider } from "./local/local-embeddings.js";
 import { OpenAICompatibleProvider } from "./openai-compatible.js";
 import type { Provider } from "./provider.js";
 
@@ -9,11 +10,21 @@ const PRESETS: Record<string, ProviderConfig> = {
   xai: { type: "openai-compatible", baseURL: "https://api.x.ai/v1", headers: {}, maxConcurrency: 64, timeoutMs: 600_000 },
 };
 
+/** Name of the built-in provider that serves `local/glove-100d` with no config. */
+export const BUILTIN_LOCAL = "local";
+
+/** Where providers keep what they derive on disk (e.g. the word-vector cache). */
+export interface ProviderContext {
+  cacheDir: string;
+}
+
 /** Builds a provider from its config entry. */
-export function createProvider(name: string, config: ProviderConfig): Provider {
+export function createProvider(name: string, config: ProviderConfig, ctx: ProviderContext): Provider {
   switch (config.type) {
     case "openai-compatible":
       return new OpenAICompatibleProvider(name, config);
+    case "local-embeddings":
+      return new LocalEmbeddingsProvider(name, ctx.cacheDir);
   }
 }
 
@@ -25,16 +36,19 @@ export class ProviderRegistry {
   private readonly providers = new Map<string, Provider>();
   private readonly routes: { match: (model: string) => boolean; provider: string }[];
 
-  constructor(private readonly config: Config) {
-    for (const [name, p] of Object.entries(config.providers)) this.providers.set(name, createProvider(name, p));
+  constructor(
+    private readonly config: Config,
+    private readonly ctx: ProviderContext,
+  ) {
+    for (const [name, p] of Object.entries(config.providers)) this.providers.set(name, createProvider(name, p, ctx));
     this.routes = Object.entries(config.models).map(([glob, provider]) => ({ match: picomatch(glob), provider }));
   }
 
   /** The provider called `name` (configured, or a preset), or undefined. */
   get(name: string): Provider | undefined {
     let p = this.providers.get(name);
-    if (!p && PRESETS[name]) {
-      p = createProvider(name, PRESETS[name]);
+    if (!p && (PRESETS[name] || name === BUILTIN_LOCAL)) {
+      p = createProvider(name, PRESETS[name] ?? { type: "local-embeddings" }, this.ctx);
       this.providers.set(name, p);
     }
     return p;
@@ -42,6 +56,8 @@ export class ProviderRegistry {
 
   /** Provider name that serves `model` per the `models` routes, or null when none matches. */
   routeModel(model: string | null): string | null {
+    // The embedded model is always served, whatever the user's globs say.
+    if (model === GLOVE_MODEL && !(BUILTIN_LOCAL in this.config.providers)) return BUILTIN_LOCAL;
     for (const r of this.routes) if (r.match(model ?? "")) return r.provider;
     return null;
   }
@@ -59,7 +75,7 @@ export class ProviderRegistry {
 
   /** Names a user may route to (configured ones and presets). */
   names(): string[] {
-    return [...new Set([...Object.keys(this.config.providers), ...Object.keys(PRESETS)])];
+    return [...new Set([...Object.keys(this.config.providers), BUILTIN_LOCAL, ...Object.keys(PRESETS)])];
   }
 
   async close(): Promise<void> {

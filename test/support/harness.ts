@@ -21,10 +21,10 @@ export interface TestServer {
 /**
  * Starts an in-process server. `config` is a raw config object (defaults filled in); test retry delays are short.
  */
-export async function startServer(config: Record<string, unknown>, opts: { dataDir?: string } = {}): Promise<TestServer> {
+export async function startServer(config: Record<string, unknown>, opts: { dataDir?: string; cacheDir?: string } = {}): Promise<TestServer> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), "openbatch-test-")));
   const parsed: Config = parseConfig({ retry: { baseDelayMs: 20, maxDelayMs: 200 }, ...config });
-  const engine = await Engine.open({ dataDir, config: parsed, pollMs: 50 });
+  const engine = await Engine.open({ dataDir, config: parsed, pollMs: 50, cacheDir: opts.cacheDir });
   await engine.start();
   const app = await buildServer({ engine, apiKeys: parsed.apiKeys, maxFileBytes: parsed.limits.maxFileBytes });
   const address = await app.listen({ port: 0, host: "127.0.0.1" });
@@ -42,6 +42,9 @@ export async function startServer(config: Record<string, unknown>, opts: { dataD
     },
   };
 }
+
+/** A word-vector cache shared by every test run on this machine, so the one-time conversion happens once. */
+export const SHARED_CACHE_DIR = join(tmpdir(), "openbatch-test-cache");
 
 /** A provider config pointing at a fake upstream, routing every model to it. */
 export function upstreamConfig(baseURL: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
