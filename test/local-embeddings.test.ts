@@ -72,4 +72,29 @@ describe("local/glove-100d: real embeddings with no config, no key, no network",
     expect(errors[0].response.status_code).toBe(400);
     expect(errors[0].response.body.error.param).toBe("input");
   });
+
+  it("answers POST /v1/embeddings synchronously and lists the model", async () => {
+    const client = server.client();
+    const res = await client.embeddings.create({ model: "local/glove-100d", input: ["a red apple", "a green pear"] });
+    expect(res.data).toHaveLength(2);
+    expect(res.data[0]!.embedding).toHaveLength(100);
+    expect(res.usage.prompt_tokens).toBe(6);
+    const models = [];
+    for await (const m of client.models.list()) models.push(m.id);
+    expect(models).toContain("local/glove-100d");
+    await expect(client.embeddings.create({ model: "nobody-serves-this", input: "x" })).rejects.toMatchObject({ status: 404, code: "model_not_found" });
+  });
+
+  it("a chat batch with no configured model fails per item, saying how to configure one", async () => {
+    const client = server.client();
+    const line = (i: number) => JSON.stringify({ custom_id: `c${i}`, method: "POST", url: "/v1/chat/completions", body: { model: "llama-3", messages: [{ role: "user", content: "hi" }] } });
+    const file = await uploadJsonl(client, [line(0), line(1)].join("\n"));
+    const batch = await client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+    const done = await waitFor(client, batch.id);
+    expect(done.status).toBe("completed");
+    expect(done.request_counts).toEqual({ total: 2, completed: 0, failed: 2 });
+    const errors = await readJsonl(client, done.error_file_id);
+    expect(errors.map((e) => e.error.code)).toEqual(["model_not_found", "model_not_found"]);
+    expect(errors[0].error.message).toContain('"type":"local-llm"');
+  });
 });

@@ -5,6 +5,7 @@ import { ApiKeyAuth } from "./auth.js";
 import { openAIBatchesRoutes } from "./openai/batches.js";
 import { renderOpenAIError } from "./openai/errors.js";
 import { openAIFilesRoutes } from "./openai/files.js";
+import { openAIInferenceRoutes } from "./openai/inference.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -61,5 +62,6 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   app.get("/healthz", async () => ({ status: "ok" }));
   await app.register(openAIFilesRoutes, { engine: options.engine });
   await app.register(openAIBatchesRoutes, { engine: options.engine });
+  await app.register(openAIInferenceRoutes, { engine: options.engine });
   return app;
 }

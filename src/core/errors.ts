@@ -9,6 +9,7 @@ export type ErrorKind =
   | "not_found"
   | "conflict"
   | "payload_too_large"
+  | "bad_gateway"
   | "internal";
 
 const STATUS: Record<ErrorKind, number> = {
@@ -18,6 +19,7 @@ const STATUS: Record<ErrorKind, number> = {
   not_found: 404,
   conflict: 409,
   payload_too_large: 413,
+  bad_gateway: 502,
   internal: 500,
 };
 
@@ -33,7 +35,7 @@ export class OpenBatchError extends Error {
     this.param = opts.param ?? null;
     this.code = opts.code ?? null;
   }
-  /** HTTP status for this error (400, 401, 403, 404, 409, 413 or 500). */
+  /** HTTP status for this error (400, 401, 403, 404, 409, 413, 500 or 502). */
   get status(): number {
     return STATUS[this.kind];
   }

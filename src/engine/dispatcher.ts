@@ -142,7 +142,7 @@ export class Dispatcher {
     }
 
     for (const [name, batches] of byProvider) {
-      const provider = this.providers.get(name);
+      const provider = name ? this.providers.get(name) : undefined;
       const paused = (this.pausedUntil.get(name) ?? 0) - now;
       if (paused > 0) sleep = Math.min(sleep, paused);
       let free = provider ? provider.maxConcurrency - this.inFlightCount(name) : 0;
@@ -153,9 +153,7 @@ export class Dispatcher {
         const batch = order[i]!;
         if (!provider) {
           await this.failUnroutable(batch, now);
-          continue;
-        }
-        if (free > 0 && paused <= 0) {
+        } else if (free > 0 && paused <= 0) {
           const share = Math.ceil(free / (order.length - i));
           const leaseUntil = now + (this.options.leaseMs ?? provider.timeoutMs + 60_000);
           const items = await this.store.claimItems(batch.id, this.workerId, share, now, leaseUntil);
@@ -192,7 +190,18 @@ export class Dispatcher {
   }
 
   private async failUnroutable(batch: Batch, now: number): Promise<void> {
-    const outcome = noAnswer("failed", "provider_not_found", `No provider named "${batch.provider}" is configured any more.`);
+    const model = batch.model ?? "(none)";
+    const outcome =
+      batch.provider === null
+        ? noAnswer(
+            "failed",
+            "model_not_found",
+            `No provider serves model "${model}". Configure one with --config, e.g. a local GGUF model: ` +
+              `{"providers":{"llm":{"type":"local-llm","model":"./model.gguf"}},"models":{"${model}":"llm"}}, ` +
+              `or an OpenAI-compatible server: {"providers":{"up":{"type":"openai-compatible","baseURL":"http://127.0.0.1:8000/v1"}},"models":{"*":"up"}}. ` +
+              `"local/glove-100d" (embeddings) needs no config.`,
+          )
+        : noAnswer("failed", "provider_not_found", `No provider named "${batch.provider}" is configured any more.`);
     await this.store.settleUnfinished(batch.id, outcome, now);
   }
 

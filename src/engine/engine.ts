@@ -6,6 +6,7 @@ import { parseCompletionWindow } from "../core/duration.js";
 import { invalidRequest, notFound, OpenBatchError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import { validateMetadata } from "../core/metadata.js";
+import { UpstreamUnreachableError } from "../providers/provider.js";
 import { ProviderRegistry } from "../providers/registry.js";
 import { BlobStore } from "../store/blob-store.js";
 import { SqliteStore } from "../store/sqlite/sqlite-store.js";
@@ -173,16 +174,8 @@ export class Engine {
         count: 0,
       }),
     );
+    // A model no provider serves is not a validation error: each item fails with how to configure one.
     const provider = batch.provider ?? this.providers.routeModel(result.model);
-    if (result.errors.length === 0 && !provider) {
-      result.errors.push({
-        code: "model_not_found",
-        message: `No provider serves model "${result.model ?? "(none)"}". Map it in the config's "models" (e.g. {"models": {"*": "<provider>"}}) or send an x-openbatch-provider header.`,
-        param: "body.model",
-        line: 1,
-      });
-      await this.store.deleteItems(batch.id);
-    }
     const now = Date.now();
     if (result.errors.length > 0) {
       await this.store.updateBatch(batch.id, ["validating"], { status: "failed", errors: result.errors, failed_at: now, model: result.model });
@@ -249,6 +242,37 @@ export class Engine {
       this.log.info({ batch: batch.id, status: final, ...counts }, "batch ended");
     }
     await this.store.clearProviderKey(batch.id);
+  }
+
+  /**
+   * One synchronous call (gateway mode: the server as a drop-in OpenAI endpoint): routes `body.model` (or the
+   * gateway header) to its provider and returns the upstream answer as is.
+   * @returns status and JSON text of the answer. @throws OpenBatchError 400 for a bad body or an unroutable model.
+   */
+  async infer(endpoint: BatchEndpoint, body: unknown, gateway: CreateBatchInput["gateway"], signal: AbortSignal): Promise<{ status: number; body: string }> {
+    if (typeof body !== "object" || body === null || Array.isArray(body)) throw invalidRequest("The request body must be a JSON object.");
+    const b = body as Record<string, unknown>;
+    if (b.stream === true) throw invalidRequest("Streaming is not supported here; send stream: false, or use a batch.", "stream");
+    const model = typeof b.model === "string" ? b.model : null;
+    const name = gateway ? this.providers.resolveHeader(gateway.provider) : this.providers.routeModel(model);
+    const provider = name ? this.providers.get(name) : undefined;
+    if (!provider) {
+      throw new OpenBatchError("not_found", `No provider serves model "${model ?? "(none)"}". Map it in the config's "models", or use "local/glove-100d" for embeddings.`, { param: "model", code: "model_not_found" });
+    }
+    try {
+      const res = await provider.send({ endpoint, body: JSON.stringify(b), apiKey: gateway?.apiKey ?? undefined }, signal);
+      return { status: res.status, body: res.body };
+    } catch (err) {
+      if (err instanceof UpstreamUnreachableError) {
+        throw new OpenBatchError("bad_gateway", `Upstream ${provider.name} did not answer: ${err.message}`, { code: err.code });
+      }
+      throw err;
+    }
+  }
+
+  /** Model ids a caller can route to: exact ids in the config's `models`, and the built-in `local/glove-100d`. */
+  listModels(): string[] {
+    return this.providers.modelIds();
   }
 
   /** True when the batch is done (for in-process callers such as `openbatch run`). */

@@ -73,6 +73,12 @@ export class ProviderRegistry {
     return PRESETS[value] ? value : null;
   }
 
+  /** Exact model ids the routes name (globs left out), and the built-in embeddings model. */
+  modelIds(): string[] {
+    const exact = Object.keys(this.config.models).filter((m) => !/[*?[\]{}!]/.test(m));
+    return [...new Set([GLOVE_MODEL, ...exact])];
+  }
+
   /** Names a user may route to (configured ones and presets). */
   names(): string[] {
     return [...new Set([...Object.keys(this.config.providers), BUILTIN_LOCAL, ...Object.keys(PRESETS)])];

@@ -23,7 +23,7 @@ export interface TestServer {
  */
 export async function startServer(config: Record<string, unknown>, opts: { dataDir?: string; cacheDir?: string } = {}): Promise<TestServer> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), "openbatch-test-")));
-  const parsed: Config = parseConfig({ retry: { baseDelayMs: 20, maxDelayMs: 200 }, ...config });
+  const parsed: Config = parseConfig({ ...config, retry: { baseDelayMs: 20, maxDelayMs: 200, ...(config.retry as object | undefined) } });
   const engine = await Engine.open({ dataDir, config: parsed, pollMs: 50, cacheDir: opts.cacheDir });
   await engine.start();
   const app = await buildServer({ engine, apiKeys: parsed.apiKeys, maxFileBytes: parsed.limits.maxFileBytes });

@@ -12,6 +12,7 @@ const TYPE: Record<string, string> = {
   not_found: "invalid_request_error",
   conflict: "invalid_request_error",
   payload_too_large: "invalid_request_error",
+  bad_gateway: "server_error",
   internal: "server_error",
 };
 
