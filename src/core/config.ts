@@ -76,7 +76,7 @@ export function parseConfig(raw: unknown, env: Record<string, string | undefined
   }
   config.apiKeys = config.apiKeys.map((k, i) => resolve(k, `apiKeys[${i}]`));
   for (const target of Object.values(config.models)) {
-    if (!(target in config.providers)) throw new Error(`Config models maps to unknown provider "${target}".`);
+    if (!Object.hasOwn(config.providers, target)) throw new Error(`Config models maps to unknown provider "${target}".`);
   }
   return config;
 }

@@ -47,8 +47,8 @@ export class ProviderRegistry {
   /** The provider called `name` (configured, or a preset), or undefined. */
   get(name: string): Provider | undefined {
     let p = this.providers.get(name);
-    if (!p && (PRESETS[name] || name === BUILTIN_LOCAL)) {
-      p = createProvider(name, PRESETS[name] ?? { type: "local-embeddings" }, this.ctx);
+    if (!p && (Object.hasOwn(PRESETS, name) || name === BUILTIN_LOCAL)) {
+      p = createProvider(name, Object.hasOwn(PRESETS, name) ? PRESETS[name]! : { type: "local-embeddings" }, this.ctx);
       this.providers.set(name, p);
     }
     return p;
@@ -57,7 +57,7 @@ export class ProviderRegistry {
   /** Provider name that serves `model` per the `models` routes, or null when none matches. */
   routeModel(model: string | null): string | null {
     // The embedded model is always served, whatever the user's globs say.
-    if (model === GLOVE_MODEL && !(BUILTIN_LOCAL in this.config.providers)) return BUILTIN_LOCAL;
+    if (model === GLOVE_MODEL && !Object.hasOwn(this.config.providers, BUILTIN_LOCAL)) return BUILTIN_LOCAL;
     for (const r of this.routes) if (r.match(model ?? "")) return r.provider;
     return null;
   }
@@ -67,10 +67,11 @@ export class ProviderRegistry {
    * then a preset. @returns the provider name, or null when nothing matches.
    */
   resolveHeader(value: string): string | null {
-    if (value in this.config.providers) return value;
+    // Own keys only: a header such as "constructor" must not match Object.prototype.
+    if (Object.hasOwn(this.config.providers, value)) return value;
     const byType = Object.entries(this.config.providers).find(([, p]) => p.type === value);
     if (byType) return byType[0];
-    return PRESETS[value] ? value : null;
+    return Object.hasOwn(PRESETS, value) ? value : null;
   }
 
   /** Exact model ids the routes name (globs left out), and the built-in embeddings model. */
