@@ -85,6 +85,8 @@ describe("batch state machine", () => {
     expect(canTransition("in_progress", "finalizing")).toBe(true);
     expect(canTransition("completed", "in_progress")).toBe(false);
     expect(canTransition("failed", "cancelling")).toBe(false);
+    expect(canTransition("cancelling", "cancelled")).toBe(true);
+    expect(canTransition("finalizing", "cancelled")).toBe(false);
   });
 });
 

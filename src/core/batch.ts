@@ -20,12 +20,15 @@ export type BatchStatus =
 
 export const TERMINAL_BATCH_STATUSES: readonly BatchStatus[] = ["failed", "completed", "expired", "cancelled"];
 
-/** Legal batch transitions. `finalizing` is reached from in_progress (normal end), and ends in the status that led to it. */
+/**
+ * Legal batch transitions. A normal end and an expiry pass through `finalizing` while the result files are written;
+ * a cancel writes them while still `cancelling`, as OpenAI shows it.
+ */
 const BATCH_TRANSITIONS: Record<BatchStatus, readonly BatchStatus[]> = {
   validating: ["in_progress", "failed", "cancelling"],
   in_progress: ["finalizing", "cancelling"],
-  finalizing: ["completed", "expired", "cancelled"],
-  cancelling: ["finalizing"],
+  finalizing: ["completed", "expired"],
+  cancelling: ["cancelled"],
   failed: [],
   completed: [],
   expired: [],
