@@ -65,4 +65,18 @@ CREATE TABLE IF NOT EXISTS request_items (
   UNIQUE (batch_id, custom_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS items_by_state ON request_items(batch_id, state, next_attempt_at);
+
+-- Live counters, changed in the same transaction as the items they count, so reading them is O(1).
+CREATE TABLE IF NOT EXISTS batch_counts (
+  batch_id         TEXT PRIMARY KEY,
+  total            INTEGER NOT NULL DEFAULT 0,
+  succeeded        INTEGER NOT NULL DEFAULT 0,
+  failed           INTEGER NOT NULL DEFAULT 0,
+  expired          INTEGER NOT NULL DEFAULT 0,
+  cancelled        INTEGER NOT NULL DEFAULT 0,
+  input_tokens     INTEGER NOT NULL DEFAULT 0,
+  cached_tokens    INTEGER NOT NULL DEFAULT 0,
+  output_tokens    INTEGER NOT NULL DEFAULT 0,
+  reasoning_tokens INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
 `;

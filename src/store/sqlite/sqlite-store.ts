@@ -1,5 +1,5 @@
 import Database from "better-sqlite3";
-import type { Batch, BatchStatus, ItemOutcome, RequestCounts, RequestItem } from "../../core/batch.js";
+import type { Batch, BatchStatus, BatchUsage, ItemOutcome, RequestCounts, RequestItem } from "../../core/batch.js";
 import { newId } from "../../core/ids.js";
 import type { ParsedRequestLine } from "../../core/request-line.js";
 import type { FileRecord, FinishedItem, OutcomeRecord, Page, Store } from "../store.js";
@@ -76,7 +76,10 @@ export class SqliteStore implements Store {
   async insertBatch(b: Batch, providerKey: string | null): Promise<void> {
     const row: Row = { ...b, provider_key: providerKey, errors: b.errors && JSON.stringify(b.errors), metadata: b.metadata && JSON.stringify(b.metadata) };
     const cols = Object.keys(row);
-    this.db.prepare(`INSERT INTO batches (${cols.join(", ")}) VALUES (${cols.map((c) => "@" + c).join(", ")})`).run(row);
+    this.db.transaction(() => {
+      this.db.prepare(`INSERT INTO batches (${cols.join(", ")}) VALUES (${cols.map((c) => "@" + c).join(", ")})`).run(row);
+      this.db.prepare(`INSERT INTO batch_counts (batch_id) VALUES (?)`).run(b.id);
+    })();
   }
 
   async getBatch(id: string): Promise<Batch | null> {
@@ -126,11 +129,16 @@ export class SqliteStore implements Store {
     const insert = this.db.prepare(`INSERT INTO request_items (batch_id, line, id, custom_id, body) VALUES (?, ?, ?, ?, ?)`);
     this.db.transaction(() => {
       for (const l of lines) insert.run(batchId, l.line, newId("batch_req_"), l.custom_id, l.body);
+      this.db.prepare(`UPDATE batch_counts SET total = total + ? WHERE batch_id = ?`).run(lines.length, batchId);
     })();
   }
 
   async deleteItems(batchId: string): Promise<void> {
-    this.db.prepare(`DELETE FROM request_items WHERE batch_id = ?`).run(batchId);
+    this.db.transaction(() => {
+      this.db.prepare(`DELETE FROM request_items WHERE batch_id = ?`).run(batchId);
+      this.db.prepare(`DELETE FROM batch_counts WHERE batch_id = ?`).run(batchId);
+      this.db.prepare(`INSERT INTO batch_counts (batch_id) VALUES (?)`).run(batchId);
+    })();
   }
 
   async claimItems(batchId: string, leaseOwner: string, limit: number, now: number, leaseUntil: number): Promise<RequestItem[]> {
@@ -168,25 +176,46 @@ export class SqliteStore implements Store {
               finished_at = @now, lease_owner = NULL, lease_expires_at = NULL
         WHERE batch_id = @batch_id AND line = @line AND state = 'in_flight' AND lease_owner = @lease_owner`,
     );
+    const count = this.db.prepare(
+      `UPDATE batch_counts
+          SET succeeded = succeeded + @succeeded, failed = failed + @failed, expired = expired + @expired,
+              cancelled = cancelled + @cancelled, input_tokens = input_tokens + @input_tokens,
+              cached_tokens = cached_tokens + @cached_tokens, output_tokens = output_tokens + @output_tokens,
+              reasoning_tokens = reasoning_tokens + @reasoning_tokens
+        WHERE batch_id = @batch_id`,
+    );
     return this.db.transaction(() => {
+      const deltas = new Map<string, Record<string, number | string>>();
       let written = 0;
       for (const r of records) {
-        written += update.run({ ...outcomeParams(r.outcome), batch_id: r.batch_id, line: r.line, lease_owner: r.lease_owner, now }).changes;
+        const params = outcomeParams(r.outcome);
+        if (update.run({ ...params, batch_id: r.batch_id, line: r.line, lease_owner: r.lease_owner, now }).changes === 0) continue;
+        written++;
+        const d = deltas.get(r.batch_id) ?? { ...ZERO_DELTA, batch_id: r.batch_id };
+        (d[r.outcome.state] as number)++;
+        for (const k of TOKEN_COLUMNS) (d[k] as number) += params[k];
+        deltas.set(r.batch_id, d);
       }
+      for (const d of deltas.values()) count.run(d);
       return written;
     })();
   }
 
   async settleUnfinished(batchId: string, outcome: ItemOutcome, now: number): Promise<number> {
-    return this.db
-      .prepare(
-        `UPDATE request_items
-            SET state = @state, status_code = @status_code, request_id = @request_id, response_body = @response_body,
-                error_code = @error_code, error_message = @error_message, finished_at = @now,
-                lease_owner = NULL, lease_expires_at = NULL
-          WHERE batch_id = @batch_id AND state IN ('queued', 'in_flight')`,
-      )
-      .run({ ...outcomeParams(outcome), batch_id: batchId, now }).changes;
+    return this.db.transaction(() => {
+      const changed = this.db
+        .prepare(
+          `UPDATE request_items
+              SET state = @state, status_code = @status_code, request_id = @request_id, response_body = @response_body,
+                  error_code = @error_code, error_message = @error_message, finished_at = @now,
+                  lease_owner = NULL, lease_expires_at = NULL
+            WHERE batch_id = @batch_id AND state IN ('queued', 'in_flight')`,
+        )
+        .run({ ...outcomeParams(outcome), batch_id: batchId, now }).changes;
+      const column = ({ succeeded: "succeeded", failed: "failed", expired: "expired", cancelled: "cancelled" } as const)[outcome.state];
+      this.db.prepare(`UPDATE batch_counts SET ${column} = ${column} + ? WHERE batch_id = ?`).run(changed, batchId);
+      return changed;
+    })();
   }
 
   async releaseLeases(batchId: string, now: number): Promise<number> {
@@ -199,27 +228,13 @@ export class SqliteStore implements Store {
       .run(batchId, cutoff).changes;
   }
 
-  async countItems(batchId: string) {
-    const rows = this.db
-      .prepare(
-        `SELECT state, count(*) AS n, sum(input_tokens) AS input_tokens, sum(cached_tokens) AS cached_tokens,
-                sum(output_tokens) AS output_tokens, sum(reasoning_tokens) AS reasoning_tokens
-           FROM request_items WHERE batch_id = ? GROUP BY state`,
-      )
-      .all(batchId) as Row[];
-    const counts: RequestCounts = { total: 0, completed: 0, failed: 0, pending: 0, expired: 0, cancelled: 0 };
-    const usage = { input_tokens: 0, cached_tokens: 0, output_tokens: 0, reasoning_tokens: 0 };
-    for (const r of rows) {
-      const n = r.n as number;
-      counts.total += n;
-      if (r.state === "succeeded") counts.completed += n;
-      else if (r.state === "failed") counts.failed += n;
-      else if (r.state === "expired") counts.expired += n;
-      else if (r.state === "cancelled") counts.cancelled += n;
-      else counts.pending += n;
-      for (const k of Object.keys(usage) as (keyof typeof usage)[]) usage[k] += (r[k] as number) ?? 0;
-    }
-    return { counts, usage };
+  async countItems(batchId: string): Promise<{ counts: RequestCounts; usage: BatchUsage }> {
+    const r = (this.db.prepare(`SELECT * FROM batch_counts WHERE batch_id = ?`).get(batchId) ?? { ...ZERO_DELTA, total: 0 }) as Record<string, number>;
+    const finished = r.succeeded! + r.failed! + r.expired! + r.cancelled!;
+    return {
+      counts: { total: r.total!, completed: r.succeeded!, failed: r.failed!, expired: r.expired!, cancelled: r.cancelled!, pending: r.total! - finished },
+      usage: { input_tokens: r.input_tokens!, cached_tokens: r.cached_tokens!, output_tokens: r.output_tokens!, reasoning_tokens: r.reasoning_tokens! },
+    };
   }
 
   async pageItems(batchId: string, afterLine: number, limit: number): Promise<FinishedItem[]> {
@@ -250,6 +265,9 @@ export class SqliteStore implements Store {
     this.db.close();
   }
 }
+
+const TOKEN_COLUMNS = ["input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens"] as const;
+const ZERO_DELTA = { succeeded: 0, failed: 0, expired: 0, cancelled: 0, input_tokens: 0, cached_tokens: 0, output_tokens: 0, reasoning_tokens: 0 };
 
 function outcomeParams(o: ItemOutcome) {
   return {
