@@ -16,7 +16,24 @@ const openAICompatible = z.object({
 /** In-process sentence embeddings from GloVe-derived word vectors (model `local/glove-100d`). */
 const localEmbeddings = z.object({ type: z.literal("local-embeddings") });
 
-export const providerConfigSchema = z.discriminatedUnion("type", [openAICompatible, localEmbeddings]);
+/** An embedded GGUF model run in-process by node-llama-cpp (chat, completions and embeddings). */
+const localLlm = z.object({
+  type: z.literal("local-llm"),
+  /** A .gguf file path (relative to the working directory), or an `hf:` / https URI downloaded into the cache dir. */
+  model: z.string().min(1),
+  /** CPU threads for decoding; defaults to os.availableParallelism() - 1 (at least 1), leaving a core to the event loop. */
+  threads: z.number().int().positive().optional(),
+  /** Sequences decoded in parallel in one context (continuous batching). */
+  parallelSequences: z.number().int().positive().max(256).default(4),
+  /** Tokens per sequence (prompt + output); defaults to min(2048, the model's training context). */
+  contextSize: z.number().int().positive().optional(),
+  /** Upper bound of calls in flight at once; defaults to parallelSequences. */
+  maxConcurrency: z.number().int().positive().optional(),
+  /** Per-call limit in ms, waiting for a free sequence included. */
+  timeoutMs: z.number().int().positive().default(600_000),
+});
+
+export const providerConfigSchema = z.discriminatedUnion("type", [openAICompatible, localEmbeddings, localLlm]);
 export type ProviderConfig = z.infer<typeof providerConfigSchema>;
 
 /** The `--config` file (JSON). Every field has a default, so `{}` is a valid config. */

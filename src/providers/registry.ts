@@ -1,6 +1,7 @@
 import picomatch from "picomatch";
 import type { Config, ProviderConfig } from "../core/config.js";
 import { GLOVE_MODEL, LocalEmbeddingsProvider } from "./local/local-embeddings.js";
+import { LocalLlmProvider } from "./local/local-llm.js";
 import { OpenAICompatibleProvider } from "./openai-compatible.js";
 import type { Provider } from "./provider.js";
 
@@ -25,6 +26,8 @@ export function createProvider(name: string, config: ProviderConfig, ctx: Provid
       return new OpenAICompatibleProvider(name, config);
     case "local-embeddings":
       return new LocalEmbeddingsProvider(name, ctx.cacheDir);
+    case "local-llm":
+      return new LocalLlmProvider(name, config, ctx.cacheDir);
   }
 }
 

@@ -13,8 +13,9 @@ export const openAIInferenceRoutes: FastifyPluginAsync<{ engine: Engine }> = asy
   for (const endpoint of SYNC_ENDPOINTS) {
     app.post(endpoint, async (req, reply) => {
       const aborted = new AbortController();
-      req.raw.once("close", () => {
-        if (!reply.sent) aborted.abort(new Error("client went away"));
+      // The response closing before it finished means the client went away: stop the upstream work too.
+      reply.raw.once("close", () => {
+        if (!reply.raw.writableFinished) aborted.abort(new Error("client went away"));
       });
       const res = await engine.infer(endpoint, req.body, gatewayOf(req.headers), aborted.signal);
       return reply.status(res.status).header("content-type", "application/json").send(res.body);

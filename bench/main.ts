@@ -1,0 +1,12 @@
+/**
+ * `npm run bench`: every benchmark side by side in one run; prints tables and writes JSON reports to bench/results/.
+ * Ratios compare OpenBatch with the baseline measured in the same run, never with numbers from elsewhere.
+ */
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { benchLocalEmbeddings } from "./local-embeddings.js";
+import { report } from "./report.js";
+
+const cacheDir = process.env.OPENBATCH_CACHE_DIR ?? join(tmpdir(), "openbatch-bench-cache");
+const rows = [...(await benchLocalEmbeddings(cacheDir))];
+console.log(`report: ${report("openbatch-bench", rows)}`);
