@@ -131,7 +131,9 @@ export class Dispatcher {
         continue;
       }
       if (batch.status === "finalizing") {
-        this.startFinalize(batch);
+        // An expiry cut short by a crash may have left items unsettled; settling again is harmless.
+        if (batch.final_status === "expired") await this.end(batch, "expired", now);
+        else this.startFinalize(batch);
         continue;
       }
       if (sweep) await this.store.releaseLeases(batch.id, now);
@@ -176,7 +178,7 @@ export class Dispatcher {
 
   /** Ends a batch early (expiry or cancellation): aborts its calls and settles every unfinished item. */
   private async end(batch: Batch, why: "expired" | "cancelled", now: number): Promise<void> {
-    if (why === "expired") {
+    if (why === "expired" && batch.status === "in_progress") {
       if (!(await this.store.updateBatch(batch.id, ["in_progress"], { status: "finalizing", finalizing_at: now, final_status: "expired" }))) return;
     }
     this.abortBatch(batch.id);
