@@ -99,6 +99,8 @@ export interface Batch {
   cancelled_at: number | null;
   /** The status finalizing ends in: completed, expired or cancelled. */
   final_status: BatchStatus | null;
+  /** Scheduling priority among batches sharing a provider: higher first, equal ones take turns (default 0). */
+  priority: number;
 }
 
 /** A batch with its live counters, as rendered. */

@@ -11,6 +11,12 @@ const openAICompatible = z.object({
   maxConcurrency: z.number().int().positive().default(16),
   /** Per-call timeout in ms (headers and body). */
   timeoutMs: z.number().int().positive().default(600_000),
+  /** Requests per minute this provider allows; with none, the limit is discovered from its answers. */
+  rpm: z.number().positive().optional(),
+  /** Tokens per minute (prompt tokens + max_tokens of each request); with none, discovered like rpm. */
+  tpm: z.number().positive().optional(),
+  /** Budgets of single models on this provider (model id or glob → {rpm, tpm}), on top of the provider's. */
+  modelBudgets: z.record(z.string(), z.object({ rpm: z.number().positive().optional(), tpm: z.number().positive().optional() })).default({}),
 });
 
 /** In-process sentence embeddings from GloVe-derived word vectors (model `local/glove-100d`). */

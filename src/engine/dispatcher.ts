@@ -6,6 +6,8 @@ import { UpstreamUnreachableError } from "../providers/provider.js";
 import type { ProviderRegistry } from "../providers/registry.js";
 import type { OutcomeRecord, Store } from "../store/store.js";
 import type { KeyVault } from "./key-vault.js";
+import { ProviderRateLimiter } from "./rate-limiter.js";
+import { requestTokenCost } from "./token-cost.js";
 import type { Log } from "./log.js";
 import { backoffMs, isRetryableStatus, retryAfterMs, type RetrySettings } from "./retry-policy.js";
 import { readUsage } from "./usage.js";
@@ -21,6 +23,12 @@ export interface DispatcherOptions {
   leaseSweepMs: number;
 }
 
+/** Hears about upstream calls as they end (e.g. for Prometheus metrics). */
+export interface DispatchObserver {
+  /** @param outcome the HTTP status, or "upstream_timeout" / "upstream_unreachable"; @param latencyMs time to answer. */
+  upstreamAnswer(provider: string, outcome: number | string, latencyMs: number): void;
+}
+
 /** Raised into an aborted call's signal so the call knows it was stopped on purpose. */
 class DispatchStopped extends Error {}
 
@@ -34,8 +42,7 @@ export class Dispatcher {
   readonly workerId = "worker_" + randomBytes(6).toString("hex");
   private readonly inFlight = new Map<string, number>();
   private readonly inFlightByBatch = new Map<string, Set<AbortController>>();
-  /** Provider name → time (ms) before which it gets no new call, after a 429 with Retry-After. */
-  private readonly pausedUntil = new Map<string, number>();
+  private readonly limiters = new Map<string, ProviderRateLimiter>();
   private readonly apiKeys = new Map<string, string | undefined>();
   private readonly finalizing = new Set<string>();
   private pending: OutcomeRecord[] = [];
@@ -55,6 +62,8 @@ export class Dispatcher {
     private readonly log: Log,
     /** Writes result files and ends the batch; called once nothing of it is unfinished. */
     private readonly finalize: (batch: Batch) => Promise<void>,
+    /** Told of every upstream answer (metrics). */
+    private readonly observer?: DispatchObserver,
   ) {}
 
   start(): void {
@@ -84,6 +93,21 @@ export class Dispatcher {
   /** Aborts every call in flight for a batch (cancel, expiry). */
   abortBatch(batchId: string): void {
     for (const c of this.inFlightByBatch.get(batchId) ?? []) c.abort(new DispatchStopped("batch ended"));
+  }
+
+  /** The rate limiter of a provider, made on first use from its configured budgets. */
+  limiterFor(provider: Provider): ProviderRateLimiter {
+    let limiter = this.limiters.get(provider.name);
+    if (!limiter) {
+      limiter = new ProviderRateLimiter(provider.maxConcurrency, provider.budgets);
+      this.limiters.set(provider.name, limiter);
+    }
+    return limiter;
+  }
+
+  /** Rate limiters made so far, by provider name (for metrics). */
+  rateLimiters(): ReadonlyMap<string, ProviderRateLimiter> {
+    return this.limiters;
   }
 
   /** Calls in flight from this worker to a provider. */
@@ -145,11 +169,13 @@ export class Dispatcher {
 
     for (const [name, batches] of byProvider) {
       const provider = name ? this.providers.get(name) : undefined;
-      const paused = (this.pausedUntil.get(name) ?? 0) - now;
+      const limiter = provider ? this.limiterFor(provider) : null;
+      const paused = (limiter?.pausedUntil ?? 0) - now;
       if (paused > 0) sleep = Math.min(sleep, paused);
-      let free = provider ? provider.maxConcurrency - this.inFlightCount(name) : 0;
-      // Rotate the starting batch each pass so batches sharing a provider take turns.
-      const order = batches.map((_, i) => batches[(i + this.rrOffset) % batches.length]!);
+      let free = limiter ? limiter.concurrency - this.inFlightCount(name) : 0;
+      // Higher priority first; batches of equal priority take turns (the rotation moves every pass).
+      const rotated = batches.map((_, i) => batches[(i + this.rrOffset) % batches.length]!);
+      const order = rotated.sort((a, b) => b.priority - a.priority);
       this.rrOffset++;
       for (let i = 0; i < order.length; i++) {
         const batch = order[i]!;
@@ -235,17 +261,22 @@ export class Dispatcher {
     this.inFlight.set(provider.name, this.inFlightCount(provider.name) + 1);
     try {
       const apiKey = await this.apiKeyFor(batch.id);
+      const limiter = this.limiterFor(provider);
       let result: { outcome: ItemOutcome } | { retryAfter: number | null; last: ItemOutcome };
+      let started = 0;
       try {
+        const tokens = limiter.needsTokenCost(batch.model) ? requestTokenCost(item.body) : 0;
+        await limiter.acquire(batch.model, tokens, controller.signal);
+        started = performance.now();
         const res = await provider.send({ endpoint: batch.endpoint, body: item.body, apiKey }, controller.signal);
+        limiter.onAnswer(res.status, res.headers);
+        this.observer?.upstreamAnswer(provider.name, res.status, performance.now() - started);
         result = this.judge(res.status, res.headers, res.body);
-        if (res.status === 429 && "retryAfter" in result && result.retryAfter !== null) {
-          const until = Date.now() + result.retryAfter;
-          if (until > (this.pausedUntil.get(provider.name) ?? 0)) this.pausedUntil.set(provider.name, until);
-        }
       } catch (err) {
         if (controller.signal.aborted) return; // cancel, expiry or shutdown decides this item's fate
         const code = err instanceof UpstreamUnreachableError ? err.code : "upstream_unreachable";
+        limiter.onNoAnswer();
+        this.observer?.upstreamAnswer(provider.name, code, started ? performance.now() - started : 0);
         result = { retryAfter: null, last: noAnswer("failed", code, (err as Error).message) };
       }
       if ("outcome" in result) {

@@ -24,6 +24,8 @@ export interface CreateBatchInput {
   endpoint: unknown;
   completion_window: unknown;
   metadata?: unknown;
+  /** Our extension: scheduling priority among batches sharing a provider (integer, higher first; default 0). */
+  priority?: unknown;
   dialect: string;
   /** Gateway routing: a provider name/type/preset from `x-openbatch-provider`, and the upstream key to use for this batch. */
   gateway?: { provider: string; apiKey: string | null };
@@ -117,6 +119,8 @@ export class Engine {
     }
     const windowMs = parseCompletionWindow(input.completion_window);
     const metadata = validateMetadata(input.metadata);
+    const priority = input.priority ?? 0;
+    if (!Number.isInteger(priority)) throw invalidRequest("priority must be an integer (higher runs first).", "priority");
     const file = await this.files.get(caller, input.input_file_id).catch((err) => {
       if (err instanceof OpenBatchError && err.kind === "not_found") {
         throw invalidRequest(`No such File object: ${input.input_file_id}`, "input_file_id", "file_not_found");
@@ -158,6 +162,7 @@ export class Engine {
       cancelling_at: null,
       cancelled_at: null,
       final_status: null,
+      priority: priority as number,
     };
     await this.store.insertBatch(batch, sealedKey);
     await this.ingest(batch);

@@ -1,6 +1,6 @@
 import { Pool } from "undici";
 import type { ProviderConfig } from "../core/config.js";
-import { UpstreamUnreachableError, type Provider, type UpstreamRequest, type UpstreamResponse } from "./provider.js";
+import { UpstreamUnreachableError, type Provider, type ProviderBudgets, type UpstreamRequest, type UpstreamResponse } from "./provider.js";
 
 type OpenAICompatibleConfig = Extract<ProviderConfig, { type: "openai-compatible" }>;
 
@@ -13,6 +13,7 @@ export class OpenAICompatibleProvider implements Provider {
   readonly type = "openai-compatible";
   readonly maxConcurrency: number;
   readonly timeoutMs: number;
+  readonly budgets: ProviderBudgets;
   private readonly pool: Pool;
   private readonly basePath: string;
 
@@ -22,6 +23,7 @@ export class OpenAICompatibleProvider implements Provider {
   ) {
     this.maxConcurrency = config.maxConcurrency;
     this.timeoutMs = config.timeoutMs;
+    this.budgets = { rpm: config.rpm, tpm: config.tpm, modelBudgets: config.modelBudgets };
     const url = new URL(config.baseURL);
     this.basePath = url.pathname.replace(/\/+$/, "");
     this.pool = new Pool(url.origin, {

@@ -27,6 +27,13 @@ export class UpstreamUnreachableError extends Error {
   }
 }
 
+/** Budgets a remote provider was configured with (config `rpm`, `tpm`, `modelBudgets`); absent ones are discovered. */
+export interface ProviderBudgets {
+  rpm?: number;
+  tpm?: number;
+  modelBudgets: Record<string, { rpm?: number; tpm?: number }>;
+}
+
 /**
  * An upstream behind one interface. `send` resolves for every HTTP answer (2xx or not); it rejects with
  * UpstreamUnreachableError when none came, or with the signal's reason when `signal` aborted it.
@@ -38,6 +45,8 @@ export interface Provider {
   readonly maxConcurrency: number;
   /** Longest a call may take, ms; leases outlast it. */
   readonly timeoutMs: number;
+  /** Rate budgets of a remote upstream; null for an in-process model, which is limited by its concurrency alone. */
+  readonly budgets: ProviderBudgets | null;
   send(request: UpstreamRequest, signal: AbortSignal): Promise<UpstreamResponse>;
   close(): Promise<void>;
 }

@@ -1,5 +1,5 @@
 import picomatch from "picomatch";
-import type { Config, ProviderConfig } from "../core/config.js";
+import { providerConfigSchema, type Config, type ProviderConfig } from "../core/config.js";
 import { GLOVE_MODEL, LocalEmbeddingsProvider } from "./local/local-embeddings.js";
 import { LocalLlmProvider } from "./local/local-llm.js";
 import { OpenAICompatibleProvider } from "./openai-compatible.js";
@@ -7,8 +7,8 @@ import type { Provider } from "./provider.js";
 
 /** Well-known upstreams a gateway call may name in `x-openbatch-provider` without configuring them. */
 const PRESETS: Record<string, ProviderConfig> = {
-  openai: { type: "openai-compatible", baseURL: "https://api.openai.com/v1", headers: {}, maxConcurrency: 64, timeoutMs: 600_000 },
-  xai: { type: "openai-compatible", baseURL: "https://api.x.ai/v1", headers: {}, maxConcurrency: 64, timeoutMs: 600_000 },
+  openai: providerConfigSchema.parse({ type: "openai-compatible", baseURL: "https://api.openai.com/v1", maxConcurrency: 64 }),
+  xai: providerConfigSchema.parse({ type: "openai-compatible", baseURL: "https://api.x.ai/v1", maxConcurrency: 64 }),
 };
 
 /** Name of the built-in provider that serves `local/glove-100d` with no config. */

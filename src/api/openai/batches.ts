@@ -22,6 +22,7 @@ export const openAIBatchesRoutes: FastifyPluginAsync<{ engine: Engine }> = async
       endpoint: b.endpoint,
       completion_window: b.completion_window ?? "24h",
       metadata: b.metadata,
+      priority: b.priority,
       dialect: "openai",
       gateway: gatewayOf(req.headers),
     });

@@ -19,6 +19,7 @@ export class LocalEmbeddingsProvider implements Provider {
   readonly type = "local-embeddings";
   readonly maxConcurrency = 64;
   readonly timeoutMs = 120_000;
+  readonly budgets = null;
   private embedder: Promise<SentenceEmbedder> | null = null;
 
   constructor(

@@ -82,6 +82,7 @@ export class LocalLlmProvider implements Provider {
   readonly type = "local-llm";
   readonly maxConcurrency: number;
   readonly timeoutMs: number;
+  readonly budgets = null;
   readonly threads: number;
   readonly parallelSequences: number;
   private loading: Promise<Loaded> | null = null;

@@ -1,3 +1,9 @@
+/**
+ * Changes to databases made by earlier versions, in order; `PRAGMA user_version` counts those applied.
+ * A fresh database gets SCHEMA (already current) and skips them.
+ */
+export const MIGRATIONS: string[] = [`ALTER TABLE batches ADD COLUMN priority INTEGER NOT NULL DEFAULT 0`];
+
 /** SQLite schema (WAL). `seq` columns give insertion order for cursor pagination; times are unix ms. */
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS files (
@@ -36,7 +42,8 @@ CREATE TABLE IF NOT EXISTS batches (
   failed_at         INTEGER,
   expired_at        INTEGER,
   cancelling_at     INTEGER,
-  cancelled_at      INTEGER
+  cancelled_at      INTEGER,
+  priority          INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS batches_by_status ON batches(status, seq);
 

@@ -3,7 +3,7 @@ import type { Batch, BatchStatus, BatchUsage, ItemOutcome, RequestCounts, Reques
 import { newId } from "../../core/ids.js";
 import type { ParsedRequestLine } from "../../core/request-line.js";
 import type { FileRecord, FinishedItem, OutcomeRecord, Page, Store } from "../store.js";
-import { SCHEMA } from "./schema.js";
+import { MIGRATIONS, SCHEMA } from "./schema.js";
 
 const BATCH_JSON_COLUMNS = new Set(["errors", "metadata"]);
 
@@ -37,7 +37,16 @@ export class SqliteStore implements Store {
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");
     this.db.pragma("busy_timeout = 5000");
-    this.db.exec(SCHEMA);
+    const fresh = this.db.prepare(`SELECT count(*) AS n FROM sqlite_master WHERE name = 'batches'`).get() as { n: number };
+    if (fresh.n === 0) {
+      this.db.exec(SCHEMA);
+      this.db.pragma(`user_version = ${MIGRATIONS.length}`);
+    } else {
+      const applied = this.db.pragma("user_version", { simple: true }) as number;
+      for (const sql of MIGRATIONS.slice(applied)) this.db.exec(sql);
+      this.db.exec(SCHEMA);
+      this.db.pragma(`user_version = ${MIGRATIONS.length}`);
+    }
   }
 
   async insertFile(f: FileRecord): Promise<void> {

@@ -1,0 +1,202 @@
+import picomatch from "picomatch";
+import type { ProviderBudgets } from "../providers/provider.js";
+import { MinuteBudget } from "./minute-budget.js";
+import { retryAfterMs } from "./retry-policy.js";
+
+
+/** A discovered limit is spent at this share of what the upstream announced, to absorb network jitter. */
+const DISCOVERED_HEADROOM = 0.98;
+/** Concurrency a provider without configured budgets starts from while its limits are discovered. */
+const INITIAL_WINDOW = 4;
+/** Shortest time between two multiplicative decreases, ms: one overload episode halves the window once. */
+const DECREASE_COOLDOWN_MS = 1000;
+
+/**
+ * Rate limits of one provider: request and token budgets per minute (configured, or discovered from the upstream's
+ * `x-ratelimit-*` headers), per-model budgets, a provider-wide pause after a 429 with Retry-After (or an exhausted
+ * `remaining`), and an AIMD concurrency window: +1 per window's worth of successes, halved on 429, 5xx or no answer.
+ */
+export class ProviderRateLimiter {
+  private requests: MinuteBudget | null;
+  private tokens: MinuteBudget | null;
+  private readonly discoverRequests: boolean;
+  private readonly discoverTokens: boolean;
+  private readonly models: { match: (model: string) => boolean; requests: MinuteBudget | null; tokens: MinuteBudget | null }[];
+  /** No new call starts before this time (ms). */
+  pausedUntil = 0;
+  /** Current concurrency window (AIMD); whole calls in flight allowed = floor(window). */
+  private window: number;
+  private successes = 0;
+  private lastDecrease = 0;
+  /** 429 answers seen. */
+  throttled = 0;
+
+  /**
+   * @param maxConcurrency ceiling of the window.
+   * @param budgets configured budgets; null for an in-process provider (no limits, window fixed at the ceiling).
+   */
+  constructor(
+    readonly maxConcurrency: number,
+    budgets: ProviderBudgets | null,
+  ) {
+    this.requests = budgets?.rpm ? new MinuteBudget(budgets.rpm) : null;
+    this.tokens = budgets?.tpm ? new MinuteBudget(budgets.tpm) : null;
+    this.discoverRequests = budgets !== null && !budgets.rpm;
+    this.discoverTokens = budgets !== null && !budgets.tpm;
+    this.models = Object.entries(budgets?.modelBudgets ?? {}).map(([glob, b]) => ({
+      match: picomatch(glob),
+      requests: b.rpm ? new MinuteBudget(b.rpm) : null,
+      tokens: b.tpm ? new MinuteBudget(b.tpm) : null,
+    }));
+    const adaptive = this.discoverRequests && this.discoverTokens;
+    this.window = adaptive ? Math.min(INITIAL_WINDOW, maxConcurrency) : maxConcurrency;
+  }
+
+  /** Calls this provider may have in flight now. */
+  get concurrency(): number {
+    return Math.max(1, Math.floor(this.window));
+  }
+
+  /** Requests per minute in force (configured or discovered), or null when none is known. */
+  get rpm(): number | null {
+    return this.requests?.perMinute ?? null;
+  }
+
+  /** Tokens per minute in force (configured or discovered), or null when none is known. */
+  get tpm(): number | null {
+    return this.tokens?.perMinute ?? null;
+  }
+
+  /** True when a send to `model` must know its token cost (some token budget applies). */
+  needsTokenCost(model: string | null): boolean {
+    return this.tokens !== null || this.modelBudgets(model).some((m) => m.tokens !== null);
+  }
+
+  /**
+   * Waits until a call to `model` costing `tokens` fits every budget and no pause is in force, then spends it.
+   * @throws the signal's reason when `signal` aborts while waiting.
+   */
+  async acquire(model: string | null, tokens: number, signal: AbortSignal): Promise<void> {
+    for (;;) {
+      signal.throwIfAborted();
+      const now = Date.now();
+      const budgets = this.budgetsFor(model);
+      let wait = this.pausedUntil - now;
+      for (const b of budgets.requests) wait = Math.max(wait, b.waitMs(1, now));
+      for (const b of budgets.tokens) wait = Math.max(wait, b.waitMs(tokens, now));
+      if (wait <= 0) {
+        for (const b of budgets.requests) b.spend(1, now);
+        for (const b of budgets.tokens) b.spend(tokens, now);
+        return;
+      }
+      await sleep(Math.ceil(wait), signal);
+    }
+  }
+
+  /** Learns from an upstream answer: discovered limits, exhausted budgets, Retry-After, and the AIMD window. */
+  onAnswer(status: number, headers: Record<string, string>, now = Date.now()): void {
+    this.discover(headers, now);
+    if (status === 429) {
+      this.throttled++;
+      const wait = retryAfterMs(headers, now);
+      if (wait !== null) this.pausedUntil = Math.max(this.pausedUntil, now + wait);
+      this.decrease(now);
+    } else if (status >= 500) {
+      this.decrease(now);
+    } else if (status < 400) {
+      this.increase();
+    }
+  }
+
+  /** The upstream did not answer (reset, refused, timeout): back off like an overload. */
+  onNoAnswer(now = Date.now()): void {
+    this.decrease(now);
+  }
+
+  private increase(): void {
+    if (this.window >= this.maxConcurrency) return;
+    this.successes++;
+    if (this.successes >= this.window) {
+      this.successes = 0;
+      this.window = Math.min(this.maxConcurrency, this.window + 1);
+    }
+  }
+
+  private decrease(now: number): void {
+    if (now - this.lastDecrease < DECREASE_COOLDOWN_MS) return;
+    this.lastDecrease = now;
+    this.successes = 0;
+    this.window = Math.max(1, this.window / 2);
+  }
+
+  private discover(headers: Record<string, string>, now: number): void {
+    const limitRequests = Number(headers["x-ratelimit-limit-requests"]);
+    if (this.discoverRequests && limitRequests > 0) {
+      const perMinute = limitRequests * DISCOVERED_HEADROOM;
+      if (!this.requests) this.requests = new MinuteBudget(perMinute);
+      else this.requests.perMinute = perMinute;
+    }
+    const limitTokens = Number(headers["x-ratelimit-limit-tokens"]);
+    if (this.discoverTokens && limitTokens > 0) {
+      const perMinute = limitTokens * DISCOVERED_HEADROOM;
+      if (!this.tokens) this.tokens = new MinuteBudget(perMinute);
+      else this.tokens.perMinute = perMinute;
+    }
+    for (const kind of ["requests", "tokens"] as const) {
+      if (headers[`x-ratelimit-remaining-${kind}`] === "0") {
+        const reset = parseResetDuration(headers[`x-ratelimit-reset-${kind}`]);
+        if (reset !== null) this.pausedUntil = Math.max(this.pausedUntil, now + reset);
+      }
+    }
+  }
+
+  private modelBudgets(model: string | null) {
+    return model === null ? [] : this.models.filter((m) => m.match(model));
+  }
+
+  private budgetsFor(model: string | null): { requests: MinuteBudget[]; tokens: MinuteBudget[] } {
+    const requests: MinuteBudget[] = [];
+    const tokens: MinuteBudget[] = [];
+    if (this.requests) requests.push(this.requests);
+    if (this.tokens) tokens.push(this.tokens);
+    for (const m of this.modelBudgets(model)) {
+      if (m.requests) requests.push(m.requests);
+      if (m.tokens) tokens.push(m.tokens);
+    }
+    return { requests, tokens };
+  }
+}
+
+/**
+ * Parses an OpenAI rate-limit reset duration such as "1s", "6m0s", "20ms", "1.5s", "1h2m3s".
+ * @returns ms, or null when absent or unreadable.
+ */
+export function parseResetDuration(text: string | undefined): number | null {
+  if (!text) return null;
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  let ms = 0;
+  let matched = "";
+  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)) {
+    ms += Number(m[1]) * units[m[2]!]!;
+    matched += m[0];
+  }
+  if (matched !== text) {
+    const seconds = Number(text);
+    return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : null;
+  }
+  return ms;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
