@@ -60,6 +60,9 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   // Uploads are streamed to disk by the Files route, which enforces the size limit itself.
   await app.register(multipart, { limits: { fileSize: options.maxFileBytes + 1, files: 1, fields: 10 } });
   app.get("/healthz", async () => ({ status: "ok" }));
+  app.get("/metrics", async (_req, reply) =>
+    reply.header("content-type", "text/plain; version=0.0.4; charset=utf-8").send(await options.engine.metrics.render()),
+  );
   await app.register(openAIFilesRoutes, { engine: options.engine });
   await app.register(openAIBatchesRoutes, { engine: options.engine });
   await app.register(openAIInferenceRoutes, { engine: options.engine });

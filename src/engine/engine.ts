@@ -16,6 +16,7 @@ import { FileService, type Caller } from "./files.js";
 import { writeResultFiles } from "./finalizer.js";
 import { ingestRequestFile } from "./ingest.js";
 import { KeyVault } from "./key-vault.js";
+import { EngineMetrics } from "./metrics.js";
 import { silentLog, type Log } from "./log.js";
 
 /** What a dialect passes to create a batch from an uploaded file (OpenAI `POST /v1/batches`). */
@@ -49,6 +50,7 @@ export interface EngineOptions {
 export class Engine {
   readonly files: FileService;
   readonly providers: ProviderRegistry;
+  readonly metrics: EngineMetrics;
   private readonly dispatcher: Dispatcher;
 
   private constructor(
@@ -62,6 +64,11 @@ export class Engine {
   ) {
     this.files = new FileService(store, blobs, config.limits.maxFileBytes);
     this.providers = new ProviderRegistry(config, { cacheDir });
+    this.metrics = new EngineMetrics({
+      store,
+      limiters: () => this.dispatcher.rateLimiters(),
+      inFlight: (provider) => this.dispatcher.inFlightCount(provider),
+    });
     this.dispatcher = new Dispatcher(
       store,
       this.providers,
@@ -69,6 +76,7 @@ export class Engine {
       { retry: config.retry, leaseMs: config.leaseMs, pollMs, leaseSweepMs: 5_000 },
       log,
       (batch) => this.finalize(batch),
+      this.metrics,
     );
   }
 

@@ -85,6 +85,8 @@ export interface Store {
   releaseLeases(batchId: string, now: number): Promise<number>;
   /** Live counts and summed usage of a batch. */
   countItems(batchId: string): Promise<{ counts: RequestCounts; usage: BatchUsage }>;
+  /** Item counts over every batch (for metrics): `pending` = queued + in flight. */
+  itemTotals(): Promise<RequestCounts>;
   /** Items with line > `afterLine` in line order, for streaming output files. */
   pageItems(batchId: string, afterLine: number, limit: number): Promise<FinishedItem[]>;
   /** True while any item of a batch is queued or in flight. */

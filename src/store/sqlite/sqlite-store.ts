@@ -246,6 +246,17 @@ export class SqliteStore implements Store {
     };
   }
 
+  async itemTotals(): Promise<RequestCounts> {
+    const r = this.db
+      .prepare(
+        `SELECT coalesce(sum(total), 0) AS total, coalesce(sum(succeeded), 0) AS succeeded, coalesce(sum(failed), 0) AS failed,
+                coalesce(sum(expired), 0) AS expired, coalesce(sum(cancelled), 0) AS cancelled FROM batch_counts`,
+      )
+      .get() as Record<string, number>;
+    const finished = r.succeeded! + r.failed! + r.expired! + r.cancelled!;
+    return { total: r.total!, completed: r.succeeded!, failed: r.failed!, expired: r.expired!, cancelled: r.cancelled!, pending: r.total! - finished };
+  }
+
   async pageItems(batchId: string, afterLine: number, limit: number): Promise<FinishedItem[]> {
     return this.db
       .prepare(
