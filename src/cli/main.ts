@@ -2,6 +2,7 @@
 import { Command } from "commander";
 import { run } from "./run.js";
 import { serve } from "./serve.js";
+import { watch } from "./watch.js";
 
 const program = new Command("openbatch").description("Self-hosted batch engine for AI workloads.");
 
@@ -24,7 +25,7 @@ program
   .option("-c, --config <file>", "config file (JSON)")
   .option("--data-dir <dir>", "where the database and files live", "./openbatch-data")
   .option("--completion-window <duration>", "completion window, e.g. 24h or 90s", "24h")
-  .option("--no-progress", "do not draw a progress bar")
+  .option("--no-progress", "do not report progress")
   .action(async (input, opts) => {
     process.exitCode = await run(input, {
       output: opts.output,
@@ -32,8 +33,18 @@ program
       dataDir: opts.dataDir,
       config: opts.config,
       completionWindow: opts.completionWindow,
-      progress: opts.progress && process.stderr.isTTY === true,
+      progress: opts.progress,
     });
+  });
+
+program
+  .command("watch <batch_id>")
+  .description("Follow a batch on a running server with a progress bar (rate, ETA) until it ends")
+  .option("--url <url>", "server root", "http://127.0.0.1:8080")
+  .option("--api-key <key>", "OpenBatch API key (default: $OPENBATCH_API_KEY)")
+  .option("--interval <ms>", "poll interval", (v) => Number(v), 1000)
+  .action(async (batchId, opts) => {
+    process.exitCode = await watch(batchId, { url: opts.url, apiKey: opts.apiKey ?? process.env.OPENBATCH_API_KEY, intervalMs: opts.interval });
   });
 
 program.parseAsync().catch((err: Error) => {

@@ -5,10 +5,10 @@ import { createInterface } from "node:readline";
 import { basename, join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { Readable } from "node:stream";
-import cliProgress from "cli-progress";
 import type { BatchView } from "../core/batch.js";
 import { Engine } from "../engine/engine.js";
 import { loadConfig } from "./config-file.js";
+import { BatchProgress } from "./progress.js";
 
 /** Options of `openbatch run`. */
 export interface RunOptions {
@@ -17,7 +17,7 @@ export interface RunOptions {
   dataDir: string;
   config?: string;
   completionWindow: string;
-  /** Draw a progress bar on stderr (default: when stderr is a TTY). */
+  /** Report progress on stderr (a bar on a terminal, a line per 10 % otherwise). */
   progress: boolean;
 }
 
@@ -91,32 +91,19 @@ async function findOrCreate(engine: Engine, input: string, options: RunOptions):
 }
 
 /** Polls the batch until it ends, drawing a progress bar. @returns the ended batch, or null when interrupted. */
-async function follow(engine: Engine, id: string, progress: boolean, interrupted: () => boolean): Promise<BatchView | null> {
-  const bar = progress
-    ? new cliProgress.SingleBar(
-        { format: "{bar} {percentage}% | {value}/{total} | {rate}/s | ETA {eta_formatted} | failed {failed}", stream: process.stderr, hideCursor: true },
-        cliProgress.Presets.shades_classic,
-      )
-    : null;
-  const started = Date.now();
-  let startDone = -1;
+async function follow(engine: Engine, id: string, showProgress: boolean, interrupted: () => boolean): Promise<BatchView | null> {
+  const progress = showProgress ? new BatchProgress() : null;
   try {
     for (;;) {
       const batch = await engine.getBatch(null, id);
       const c = batch.request_counts;
-      const done = c.total - c.pending;
-      if (startDone < 0) startDone = done;
-      if (bar) {
-        const rate = ((done - startDone) / Math.max(0.001, (Date.now() - started) / 1000)).toFixed(1);
-        if (bar.getTotal() !== c.total) bar.start(c.total, done, { rate, failed: done - c.completed });
-        bar.update(done, { rate, failed: done - c.completed });
-      }
+      progress?.update({ status: batch.status, total: c.total, done: c.total - c.pending, failed: c.total - c.pending - c.completed });
       if (Engine.isDone(batch)) return batch;
       if (interrupted()) return null;
       await new Promise((r) => setTimeout(r, 200));
     }
   } finally {
-    bar?.stop();
+    progress?.stop();
   }
 }
 
