@@ -34,8 +34,6 @@ export class OpenAICompatibleProvider implements Provider {
   }
 
   async send(request: UpstreamRequest, signal: AbortSignal): Promise<UpstreamResponse> {
-    const timeout = AbortSignal.timeout(this.timeoutMs);
-    const both = AbortSignal.any([signal, timeout]);
     const apiKey = request.apiKey ?? this.config.apiKey;
     const headers: Record<string, string> = { "content-type": "application/json", ...this.config.headers };
     if (apiKey) headers.authorization = `Bearer ${apiKey}`;
@@ -45,7 +43,8 @@ export class OpenAICompatibleProvider implements Provider {
         path: this.basePath + request.endpoint.replace(/^\/v1/, ""),
         headers,
         body: request.body,
-        signal: both,
+        // The pool's headers/body timeouts bound the call; a non-streamed answer sends its headers last.
+        signal,
       });
       const body = await res.body.text();
       const flat: Record<string, string> = {};
@@ -53,7 +52,7 @@ export class OpenAICompatibleProvider implements Provider {
       return { status: res.statusCode, headers: flat, body };
     } catch (err) {
       if (signal.aborted) throw signal.reason;
-      if (timeout.aborted || isTimeout(err)) {
+      if (isTimeout(err)) {
         throw new UpstreamUnreachableError(`${this.name}: no answer within ${this.timeoutMs} ms`, "upstream_timeout");
       }
       throw new UpstreamUnreachableError(`${this.name}: ${(err as Error).message}`, "upstream_unreachable");

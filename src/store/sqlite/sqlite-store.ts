@@ -30,6 +30,17 @@ function toFile(row: Row): FileRecord {
  */
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
+
+  /** A prepared statement for `text`, prepared once and reused (preparing costs more than most runs). */
+  private sql(text: string): Database.Statement {
+    let statement = this.statements.get(text);
+    if (!statement) {
+      statement = this.db.prepare(text);
+      this.statements.set(text, statement);
+    }
+    return statement;
+  }
 
   /** @param path database file path (":memory:" for tests). */
   constructor(path: string) {
@@ -37,7 +48,7 @@ export class SqliteStore implements Store {
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");
     this.db.pragma("busy_timeout = 5000");
-    const fresh = this.db.prepare(`SELECT count(*) AS n FROM sqlite_master WHERE name = 'batches'`).get() as { n: number };
+    const fresh = this.sql(`SELECT count(*) AS n FROM sqlite_master WHERE name = 'batches'`).get() as { n: number };
     if (fresh.n === 0) {
       this.db.exec(SCHEMA);
       this.db.pragma(`user_version = ${MIGRATIONS.length}`);
@@ -50,8 +61,8 @@ export class SqliteStore implements Store {
   }
 
   async insertFile(f: FileRecord): Promise<void> {
-    this.db
-      .prepare(
+    this
+      .sql(
         `INSERT INTO files (id, owner, filename, purpose, bytes, created_at, expires_at)
          VALUES (@id, @owner, @filename, @purpose, @bytes, @created_at, @expires_at)`,
       )
@@ -59,7 +70,7 @@ export class SqliteStore implements Store {
   }
 
   async getFile(id: string): Promise<FileRecord | null> {
-    const row = this.db.prepare(`SELECT * FROM files WHERE id = ?`).get(id) as Row | undefined;
+    const row = this.sql(`SELECT * FROM files WHERE id = ?`).get(id) as Row | undefined;
     return row ? toFile(row) : null;
   }
 
@@ -74,25 +85,25 @@ export class SqliteStore implements Store {
     }
     const sql = `SELECT * FROM files ${where.length ? "WHERE " + where.join(" AND ") : ""}
                  ORDER BY seq ${q.order === "desc" ? "DESC" : "ASC"} LIMIT ?`;
-    const rows = this.db.prepare(sql).all(...args, q.limit + 1) as Row[];
+    const rows = this.sql(sql).all(...args, q.limit + 1) as Row[];
     return { data: rows.slice(0, q.limit).map(toFile), has_more: rows.length > q.limit };
   }
 
   async deleteFile(id: string): Promise<boolean> {
-    return this.db.prepare(`DELETE FROM files WHERE id = ?`).run(id).changes > 0;
+    return this.sql(`DELETE FROM files WHERE id = ?`).run(id).changes > 0;
   }
 
   async insertBatch(b: Batch, providerKey: string | null): Promise<void> {
     const row: Row = { ...b, provider_key: providerKey, errors: b.errors && JSON.stringify(b.errors), metadata: b.metadata && JSON.stringify(b.metadata) };
     const cols = Object.keys(row);
     this.db.transaction(() => {
-      this.db.prepare(`INSERT INTO batches (${cols.join(", ")}) VALUES (${cols.map((c) => "@" + c).join(", ")})`).run(row);
-      this.db.prepare(`INSERT INTO batch_counts (batch_id) VALUES (?)`).run(b.id);
+      this.sql(`INSERT INTO batches (${cols.join(", ")}) VALUES (${cols.map((c) => "@" + c).join(", ")})`).run(row);
+      this.sql(`INSERT INTO batch_counts (batch_id) VALUES (?)`).run(b.id);
     })();
   }
 
   async getBatch(id: string): Promise<Batch | null> {
-    const row = this.db.prepare(`SELECT * FROM batches WHERE id = ?`).get(id) as Row | undefined;
+    const row = this.sql(`SELECT * FROM batches WHERE id = ?`).get(id) as Row | undefined;
     return row ? toBatch(row) : null;
   }
 
@@ -101,15 +112,15 @@ export class SqliteStore implements Store {
     const args: unknown[] = [];
     if (q.owner !== null) (where.push("owner = ?"), args.push(q.owner));
     if (q.after) (where.push("seq < coalesce((SELECT seq FROM batches WHERE id = ?), -1)"), args.push(q.after));
-    const rows = this.db
-      .prepare(`SELECT * FROM batches ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY seq DESC LIMIT ?`)
+    const rows = this
+      .sql(`SELECT * FROM batches ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY seq DESC LIMIT ?`)
       .all(...args, q.limit + 1) as Row[];
     return { data: rows.slice(0, q.limit).map(toBatch), has_more: rows.length > q.limit };
   }
 
   async batchesInStatus(statuses: readonly BatchStatus[]): Promise<Batch[]> {
-    const rows = this.db
-      .prepare(`SELECT * FROM batches WHERE status IN (${statuses.map(() => "?").join(", ")}) ORDER BY seq`)
+    const rows = this
+      .sql(`SELECT * FROM batches WHERE status IN (${statuses.map(() => "?").join(", ")}) ORDER BY seq`)
       .all(...statuses) as Row[];
     return rows.map(toBatch);
   }
@@ -122,37 +133,37 @@ export class SqliteStore implements Store {
       args.push(BATCH_JSON_COLUMNS.has(k) && v !== null ? JSON.stringify(v) : v);
     }
     const sql = `UPDATE batches SET ${sets.join(", ")} WHERE id = ? AND status IN (${from.map(() => "?").join(", ")})`;
-    return this.db.prepare(sql).run(...args, id, ...from).changes > 0;
+    return this.sql(sql).run(...args, id, ...from).changes > 0;
   }
 
   async getProviderKey(batchId: string): Promise<string | null> {
-    const row = this.db.prepare(`SELECT provider_key FROM batches WHERE id = ?`).get(batchId) as Row | undefined;
+    const row = this.sql(`SELECT provider_key FROM batches WHERE id = ?`).get(batchId) as Row | undefined;
     return (row?.provider_key as string | null) ?? null;
   }
 
   async clearProviderKey(batchId: string): Promise<void> {
-    this.db.prepare(`UPDATE batches SET provider_key = NULL WHERE id = ?`).run(batchId);
+    this.sql(`UPDATE batches SET provider_key = NULL WHERE id = ?`).run(batchId);
   }
 
   async insertItems(batchId: string, lines: ParsedRequestLine[]): Promise<void> {
-    const insert = this.db.prepare(`INSERT INTO request_items (batch_id, line, id, custom_id, body) VALUES (?, ?, ?, ?, ?)`);
+    const insert = this.sql(`INSERT INTO request_items (batch_id, line, id, custom_id, body) VALUES (?, ?, ?, ?, ?)`);
     this.db.transaction(() => {
       for (const l of lines) insert.run(batchId, l.line, newId("batch_req_"), l.custom_id, l.body);
-      this.db.prepare(`UPDATE batch_counts SET total = total + ? WHERE batch_id = ?`).run(lines.length, batchId);
+      this.sql(`UPDATE batch_counts SET total = total + ? WHERE batch_id = ?`).run(lines.length, batchId);
     })();
   }
 
   async deleteItems(batchId: string): Promise<void> {
     this.db.transaction(() => {
-      this.db.prepare(`DELETE FROM request_items WHERE batch_id = ?`).run(batchId);
-      this.db.prepare(`DELETE FROM batch_counts WHERE batch_id = ?`).run(batchId);
-      this.db.prepare(`INSERT INTO batch_counts (batch_id) VALUES (?)`).run(batchId);
+      this.sql(`DELETE FROM request_items WHERE batch_id = ?`).run(batchId);
+      this.sql(`DELETE FROM batch_counts WHERE batch_id = ?`).run(batchId);
+      this.sql(`INSERT INTO batch_counts (batch_id) VALUES (?)`).run(batchId);
     })();
   }
 
   async claimItems(batchId: string, leaseOwner: string, limit: number, now: number, leaseUntil: number): Promise<RequestItem[]> {
-    return this.db
-      .prepare(
+    return this
+      .sql(
         `UPDATE request_items
             SET state = 'in_flight', lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1
           WHERE batch_id = ? AND line IN (
@@ -166,8 +177,8 @@ export class SqliteStore implements Store {
 
   async requeueItem(batchId: string, line: number, leaseOwner: string, nextAttemptAt: number): Promise<boolean> {
     return (
-      this.db
-        .prepare(
+      this
+        .sql(
           `UPDATE request_items SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = ?
             WHERE batch_id = ? AND line = ? AND state = 'in_flight' AND lease_owner = ?`,
         )
@@ -176,7 +187,7 @@ export class SqliteStore implements Store {
   }
 
   async recordOutcomes(records: OutcomeRecord[], now: number): Promise<number> {
-    const update = this.db.prepare(
+    const update = this.sql(
       `UPDATE request_items
           SET state = @state, status_code = @status_code, request_id = @request_id, response_body = @response_body,
               error_code = @error_code, error_message = @error_message,
@@ -185,7 +196,7 @@ export class SqliteStore implements Store {
               finished_at = @now, lease_owner = NULL, lease_expires_at = NULL
         WHERE batch_id = @batch_id AND line = @line AND state = 'in_flight' AND lease_owner = @lease_owner`,
     );
-    const count = this.db.prepare(
+    const count = this.sql(
       `UPDATE batch_counts
           SET succeeded = succeeded + @succeeded, failed = failed + @failed, expired = expired + @expired,
               cancelled = cancelled + @cancelled, input_tokens = input_tokens + @input_tokens,
@@ -212,8 +223,8 @@ export class SqliteStore implements Store {
 
   async settleUnfinished(batchId: string, outcome: ItemOutcome, now: number): Promise<number> {
     return this.db.transaction(() => {
-      const changed = this.db
-        .prepare(
+      const changed = this
+        .sql(
           `UPDATE request_items
               SET state = @state, status_code = @status_code, request_id = @request_id, response_body = @response_body,
                   error_code = @error_code, error_message = @error_message, finished_at = @now,
@@ -222,15 +233,15 @@ export class SqliteStore implements Store {
         )
         .run({ ...outcomeParams(outcome), batch_id: batchId, now }).changes;
       const column = ({ succeeded: "succeeded", failed: "failed", expired: "expired", cancelled: "cancelled" } as const)[outcome.state];
-      this.db.prepare(`UPDATE batch_counts SET ${column} = ${column} + ? WHERE batch_id = ?`).run(changed, batchId);
+      this.sql(`UPDATE batch_counts SET ${column} = ${column} + ? WHERE batch_id = ?`).run(changed, batchId);
       return changed;
     })();
   }
 
   async releaseLeases(batchId: string, now: number): Promise<number> {
     const cutoff = Number.isFinite(now) ? now : Number.MAX_SAFE_INTEGER;
-    return this.db
-      .prepare(
+    return this
+      .sql(
         `UPDATE request_items SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL
           WHERE batch_id = ? AND state = 'in_flight' AND lease_expires_at < ?`,
       )
@@ -238,7 +249,7 @@ export class SqliteStore implements Store {
   }
 
   async countItems(batchId: string): Promise<{ counts: RequestCounts; usage: BatchUsage }> {
-    const r = (this.db.prepare(`SELECT * FROM batch_counts WHERE batch_id = ?`).get(batchId) ?? { ...ZERO_DELTA, total: 0 }) as Record<string, number>;
+    const r = (this.sql(`SELECT * FROM batch_counts WHERE batch_id = ?`).get(batchId) ?? { ...ZERO_DELTA, total: 0 }) as Record<string, number>;
     const finished = r.succeeded! + r.failed! + r.expired! + r.cancelled!;
     return {
       counts: { total: r.total!, completed: r.succeeded!, failed: r.failed!, expired: r.expired!, cancelled: r.cancelled!, pending: r.total! - finished },
@@ -247,8 +258,8 @@ export class SqliteStore implements Store {
   }
 
   async itemTotals(): Promise<RequestCounts> {
-    const r = this.db
-      .prepare(
+    const r = this
+      .sql(
         `SELECT coalesce(sum(total), 0) AS total, coalesce(sum(succeeded), 0) AS succeeded, coalesce(sum(failed), 0) AS failed,
                 coalesce(sum(expired), 0) AS expired, coalesce(sum(cancelled), 0) AS cancelled FROM batch_counts`,
       )
@@ -258,8 +269,8 @@ export class SqliteStore implements Store {
   }
 
   async pageItems(batchId: string, afterLine: number, limit: number): Promise<FinishedItem[]> {
-    return this.db
-      .prepare(
+    return this
+      .sql(
         `SELECT id, line, custom_id, state, status_code, request_id, response_body, error_code, error_message
            FROM request_items WHERE batch_id = ? AND line > ? ORDER BY line LIMIT ?`,
       )
@@ -268,15 +279,15 @@ export class SqliteStore implements Store {
 
   async hasUnfinished(batchId: string): Promise<boolean> {
     return (
-      this.db
-        .prepare(`SELECT 1 FROM request_items WHERE batch_id = ? AND state IN ('queued', 'in_flight') LIMIT 1`)
+      this
+        .sql(`SELECT 1 FROM request_items WHERE batch_id = ? AND state IN ('queued', 'in_flight') LIMIT 1`)
         .get(batchId) !== undefined
     );
   }
 
   async nextAttemptAt(batchId: string): Promise<number | null> {
-    const row = this.db
-      .prepare(`SELECT min(next_attempt_at) AS t FROM request_items WHERE batch_id = ? AND state = 'queued'`)
+    const row = this
+      .sql(`SELECT min(next_attempt_at) AS t FROM request_items WHERE batch_id = ? AND state = 'queued'`)
       .get(batchId) as Row;
     return (row.t as number | null) ?? null;
   }
