@@ -1,3 +1,5 @@
+import type { Endpoint } from "./wire-format.js";
+
 /**
  * The dialect-neutral batch model: a Batch owns RequestItems; both move through legal state machines only.
  * Timestamps are unix milliseconds here; dialects convert (OpenAI renders unix seconds).
@@ -77,7 +79,8 @@ export interface Batch {
   dialect: string;
   /** Owner key fingerprint when auth is on, "" otherwise. */
   owner: string;
-  endpoint: BatchEndpoint;
+  /** What every item targets, in its own format (OpenAI endpoints, Anthropic "/v1/messages", Gemini "gemini:…"). */
+  endpoint: Endpoint;
   model: string | null;
   /** Name of the provider that serves it, resolved at creation. */
   provider: string | null;

@@ -3,6 +3,7 @@ import type { Batch, ItemOutcome, RequestItem } from "../core/batch.js";
 import { newId } from "../core/ids.js";
 import type { Provider } from "../providers/provider.js";
 import { UpstreamUnreachableError } from "../providers/provider.js";
+import { TranslationError, translateRequest, translateResponse } from "../providers/translate/translate.js";
 import type { ProviderRegistry } from "../providers/registry.js";
 import type { OutcomeRecord, Store } from "../store/store.js";
 import type { KeyVault } from "./key-vault.js";
@@ -267,13 +268,21 @@ export class Dispatcher {
       try {
         const tokens = limiter.needsTokenCost(batch.model) ? requestTokenCost(item.body) : 0;
         await limiter.acquire(batch.model, tokens, controller.signal);
+        const wire = translateRequest(batch.endpoint, item.body, provider.format);
         started = performance.now();
-        const res = await provider.send({ endpoint: batch.endpoint, body: item.body, apiKey }, controller.signal);
+        const res = await provider.send({ endpoint: wire.endpoint, model: batch.model, body: wire.body, apiKey }, controller.signal);
         limiter.onAnswer(res.status, res.headers);
         this.observer?.upstreamAnswer(provider.name, res.status, performance.now() - started);
-        result = this.judge(res.status, res.headers, res.body);
+        const ok = res.status >= 200 && res.status < 300;
+        result = this.judge(res.status, res.headers, ok ? translateResponse(batch.endpoint, wire.endpoint, res.body) : res.body);
       } catch (err) {
         if (controller.signal.aborted) return; // cancel, expiry or shutdown decides this item's fate
+        if (err instanceof TranslationError) {
+          const message = `Field '${err.param}' cannot be translated for provider ${provider.name}: ${err.message}`;
+          result = { outcome: noAnswer("failed", "untranslatable_field", message) };
+          this.record({ batch_id: item.batch_id, line: item.line, lease_owner: this.workerId, outcome: result.outcome });
+          return;
+        }
         const code = err instanceof UpstreamUnreachableError ? err.code : "upstream_unreachable";
         limiter.onNoAnswer();
         this.observer?.upstreamAnswer(provider.name, code, started ? performance.now() - started : 0);

@@ -180,7 +180,7 @@ export class Engine {
   /** Validates and stores the items of a `validating` batch, then moves it to in_progress or failed. */
   private async ingest(batch: Batch): Promise<void> {
     const content = this.files.openForEngine(batch.input_file_id!);
-    const result = await ingestRequestFile(this.store, batch.id, content, batch.endpoint, this.config.limits.maxRequestsPerBatch).catch(
+    const result = await ingestRequestFile(this.store, batch.id, content, batch.endpoint as BatchEndpoint, this.config.limits.maxRequestsPerBatch).catch(
       (err): { errors: BatchValidationError[]; model: null; count: 0 } => ({
         errors: [{ code: "file_unreadable", message: `The input file could not be read: ${(err as Error).message}`, param: "input_file_id", line: null }],
         model: null,
@@ -273,7 +273,7 @@ export class Engine {
       throw new OpenBatchError("not_found", `No provider serves model "${model ?? "(none)"}". Map it in the config's "models", or use "local/glove-100d" for embeddings.`, { param: "model", code: "model_not_found" });
     }
     try {
-      const res = await provider.send({ endpoint, body: JSON.stringify(b), apiKey: gateway?.apiKey ?? undefined }, signal);
+      const res = await provider.send({ endpoint, model, body: JSON.stringify(b), apiKey: gateway?.apiKey ?? undefined }, signal);
       return { status: res.status, body: res.body };
     } catch (err) {
       if (err instanceof UpstreamUnreachableError) {

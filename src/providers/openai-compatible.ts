@@ -11,6 +11,7 @@ type OpenAICompatibleConfig = Extract<ProviderConfig, { type: "openai-compatible
  */
 export class OpenAICompatibleProvider implements Provider {
   readonly type = "openai-compatible";
+  readonly format = "openai" as const;
   readonly maxConcurrency: number;
   readonly timeoutMs: number;
   readonly budgets: ProviderBudgets;

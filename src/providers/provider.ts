@@ -1,8 +1,10 @@
-import type { BatchEndpoint } from "../core/batch.js";
+import type { Endpoint, WireFormat } from "../core/wire-format.js";
 
-/** One upstream call: the batch endpoint and the request body as JSON text. */
+/** One upstream call, already in the provider's format: endpoint, model, and the request body as JSON text. */
 export interface UpstreamRequest {
-  endpoint: BatchEndpoint;
+  endpoint: Endpoint;
+  /** The model; formats that put it in the URL (Gemini) read it from here. */
+  model: string | null;
   body: string;
   /** A per-batch upstream key (gateway routing) that replaces the provider's configured key. */
   apiKey?: string;
@@ -41,6 +43,8 @@ export interface ProviderBudgets {
 export interface Provider {
   readonly name: string;
   readonly type: string;
+  /** The format this upstream speaks; requests in another format are translated (see providers/translate). */
+  readonly format: WireFormat;
   /** Most calls this provider may have in flight at once. */
   readonly maxConcurrency: number;
   /** Longest a call may take, ms; leases outlast it. */

@@ -17,6 +17,7 @@ const MAX_INPUTS = 2048;
  */
 export class LocalEmbeddingsProvider implements Provider {
   readonly type = "local-embeddings";
+  readonly format = "openai" as const;
   readonly maxConcurrency = 64;
   readonly timeoutMs = 120_000;
   readonly budgets = null;

@@ -80,6 +80,7 @@ class BadRequest extends Error {
  */
 export class LocalLlmProvider implements Provider {
   readonly type = "local-llm";
+  readonly format = "openai" as const;
   readonly maxConcurrency: number;
   readonly timeoutMs: number;
   readonly budgets = null;
