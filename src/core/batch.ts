@@ -9,8 +9,9 @@ import type { Endpoint } from "./wire-format.js";
 export const BATCH_ENDPOINTS = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses", "/v1/moderations"] as const;
 export type BatchEndpoint = (typeof BATCH_ENDPOINTS)[number];
 
-/** OpenAI Batch statuses; other dialects map onto these. */
+/** OpenAI Batch statuses, plus `created` (open for requests, not started: seed 001); other dialects map onto these. */
 export type BatchStatus =
+  | "created"
   | "validating"
   | "failed"
   | "in_progress"
@@ -27,6 +28,7 @@ export const TERMINAL_BATCH_STATUSES: readonly BatchStatus[] = ["failed", "compl
  * a cancel writes them while still `cancelling`, as OpenAI shows it.
  */
 const BATCH_TRANSITIONS: Record<BatchStatus, readonly BatchStatus[]> = {
+  created: ["in_progress", "cancelling"],
   validating: ["in_progress", "failed", "cancelling"],
   in_progress: ["finalizing", "cancelling"],
   finalizing: ["completed", "expired"],
@@ -104,6 +106,9 @@ export interface Batch {
   final_status: BatchStatus | null;
   /** Scheduling priority among batches sharing a provider: higher first, equal ones take turns (default 0). */
   priority: number;
+  /** A human name (seed 001 `name`, Gemini `displayName`), and a description. */
+  name: string | null;
+  description: string | null;
 }
 
 /** A batch with its live counters, as rendered. */

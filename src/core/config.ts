@@ -2,9 +2,8 @@ import { z } from "zod";
 
 const secret = z.string().describe('a literal, or "env:NAME" to read it from the environment');
 
-const openAICompatible = z.object({
-  type: z.literal("openai-compatible"),
-  baseURL: z.string().url(),
+/** Fields every remote (HTTP) provider takes. */
+const remote = {
   apiKey: secret.optional(),
   headers: z.record(z.string(), secret).default({}),
   /** Upper bound of calls in flight at once. */
@@ -17,6 +16,26 @@ const openAICompatible = z.object({
   tpm: z.number().positive().optional(),
   /** Budgets of single models on this provider (model id or glob → {rpm, tpm}), on top of the provider's. */
   modelBudgets: z.record(z.string(), z.object({ rpm: z.number().positive().optional(), tpm: z.number().positive().optional() })).default({}),
+};
+
+const openAICompatible = z.object({
+  type: z.literal("openai-compatible"),
+  baseURL: z.string().url(),
+  ...remote,
+});
+
+/** Anthropic's Messages API (`POST {baseURL}/v1/messages`, `x-api-key`); other formats are translated to it. */
+const anthropic = z.object({
+  type: z.literal("anthropic"),
+  baseURL: z.string().url().default("https://api.anthropic.com"),
+  ...remote,
+});
+
+/** Gemini's API (`POST {baseURL}/v1beta/models/{model}:generateContent|:embedContent`, `x-goog-api-key`). */
+const gemini = z.object({
+  type: z.literal("gemini"),
+  baseURL: z.string().url().default("https://generativelanguage.googleapis.com"),
+  ...remote,
 });
 
 /** In-process sentence embeddings from GloVe-derived word vectors (model `local/glove-100d`). */
@@ -39,7 +58,7 @@ const localLlm = z.object({
   timeoutMs: z.number().int().positive().default(600_000),
 });
 
-export const providerConfigSchema = z.discriminatedUnion("type", [openAICompatible, localEmbeddings, localLlm]);
+export const providerConfigSchema = z.discriminatedUnion("type", [openAICompatible, anthropic, gemini, localEmbeddings, localLlm]);
 export type ProviderConfig = z.infer<typeof providerConfigSchema>;
 
 /** The `--config` file (JSON). Every field has a default, so `{}` is a valid config. */
@@ -93,7 +112,7 @@ export function parseConfig(raw: unknown, env: Record<string, string | undefined
     return found;
   };
   for (const [name, p] of Object.entries(config.providers)) {
-    if (p.type !== "openai-compatible") continue;
+    if (p.type !== "openai-compatible" && p.type !== "anthropic" && p.type !== "gemini") continue;
     if (p.apiKey !== undefined) p.apiKey = resolve(p.apiKey, `providers.${name}.apiKey`);
     for (const h of Object.keys(p.headers)) p.headers[h] = resolve(p.headers[h]!, `providers.${name}.headers.${h}`);
   }

@@ -151,7 +151,8 @@ export class Dispatcher {
         continue;
       }
       if (batch.status === "cancelling") {
-        if (batch.in_progress_at === null) continue; // still validating; settled once its items are stored
+        // A file batch cancelled while validating is settled once all its items are stored.
+        if (batch.in_progress_at === null && batch.input_file_id !== null) continue;
         await this.end(batch, "cancelled", now);
         continue;
       }

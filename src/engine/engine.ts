@@ -1,6 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { BATCH_ENDPOINTS, isTerminal, type Batch, type BatchEndpoint, type BatchView, type BatchValidationError } from "../core/batch.js";
+import { BATCH_ENDPOINTS, isTerminal, type Batch, type BatchEndpoint, type BatchView, type BatchValidationError, type ItemState } from "../core/batch.js";
+import type { Endpoint } from "../core/wire-format.js";
 import type { Config } from "../core/config.js";
 import { parseCompletionWindow } from "../core/duration.js";
 import { invalidRequest, notFound, OpenBatchError } from "../core/errors.js";
@@ -10,7 +11,7 @@ import { UpstreamUnreachableError } from "../providers/provider.js";
 import { ProviderRegistry } from "../providers/registry.js";
 import { BlobStore } from "../store/blob-store.js";
 import { SqliteStore } from "../store/sqlite/sqlite-store.js";
-import type { Page, Store } from "../store/store.js";
+import type { FinishedItem, Page, Store } from "../store/store.js";
 import { Dispatcher } from "./dispatcher.js";
 import { FileService, type Caller } from "./files.js";
 import { writeResultFiles } from "./finalizer.js";
@@ -18,6 +19,50 @@ import { ingestRequestFile } from "./ingest.js";
 import { KeyVault } from "./key-vault.js";
 import { EngineMetrics } from "./metrics.js";
 import { silentLog, type Log } from "./log.js";
+
+/** A new batch record with every timestamp empty. */
+function draftBatch(f: {
+  dialect: string;
+  owner: string;
+  endpoint: Endpoint;
+  provider: string | null;
+  input_file_id: string | null;
+  completion_window: string;
+  windowMs: number;
+  metadata: Record<string, string> | null;
+  priority: number;
+  status: "created" | "validating";
+}): Batch {
+  const now = Date.now();
+  return {
+    id: newId("batch_"),
+    dialect: f.dialect,
+    owner: f.owner,
+    endpoint: f.endpoint,
+    model: null,
+    provider: f.provider,
+    input_file_id: f.input_file_id,
+    completion_window: f.completion_window,
+    status: f.status,
+    errors: null,
+    output_file_id: null,
+    error_file_id: null,
+    metadata: f.metadata,
+    created_at: now,
+    in_progress_at: null,
+    expires_at: now + f.windowMs,
+    finalizing_at: null,
+    completed_at: null,
+    failed_at: null,
+    expired_at: null,
+    cancelling_at: null,
+    cancelled_at: null,
+    final_status: null,
+    priority: f.priority,
+    name: null,
+    description: null,
+  };
+}
 
 /** What a dialect passes to create a batch from an uploaded file (OpenAI `POST /v1/batches`). */
 export interface CreateBatchInput {
@@ -30,6 +75,27 @@ export interface CreateBatchInput {
   dialect: string;
   /** Gateway routing: a provider name/type/preset from `x-openbatch-provider`, and the upstream key to use for this batch. */
   gateway?: { provider: string; apiKey: string | null };
+}
+
+/** One request sent inline: its custom_id and its body in the batch endpoint's format. */
+export interface InlineRequest {
+  custom_id: string;
+  body: unknown;
+}
+
+/** What a dialect passes to create a batch from inline requests (Anthropic, Gemini, seed 001). */
+export interface InlineBatchInput {
+  dialect: string;
+  endpoint: Endpoint;
+  model: string | null;
+  name?: string | null;
+  description?: string | null;
+  metadata?: Record<string, string> | null;
+  completion_window?: string;
+  requests?: InlineRequest[];
+  /** Run at once (Anthropic, Gemini), or wait in `created` for requests and a start call (seed 001). */
+  start: boolean;
+  gateway?: CreateBatchInput["gateway"];
 }
 
 /** Engine settings beyond the config file. */
@@ -100,7 +166,7 @@ export class Engine {
       if (released > 0) this.log.info({ batch: batch.id, released }, "returned items leased by a previous process to the queue");
     }
     for (const batch of await this.store.batchesInStatus(["validating", "cancelling"])) {
-      if (batch.in_progress_at !== null) continue;
+      if (batch.in_progress_at !== null || batch.input_file_id === null) continue;
       // Cut short while validating: validate again, unless the user cancelled meanwhile.
       await this.store.deleteItems(batch.id);
       if (batch.status === "validating") await this.ingest(batch);
@@ -136,45 +202,146 @@ export class Engine {
       throw err;
     });
     if (file.purpose !== "batch") throw invalidRequest(`File ${file.id} has purpose "${file.purpose}"; a batch input needs purpose "batch".`, "input_file_id");
-    let provider: string | null = null;
-    let sealedKey: string | null = null;
-    if (input.gateway) {
-      provider = this.providers.resolveHeader(input.gateway.provider);
-      if (!provider) {
-        throw invalidRequest(`Unknown provider "${input.gateway.provider}": use one of ${this.providers.names().join(", ")}.`, "x-openbatch-provider");
-      }
-      if (input.gateway.apiKey) sealedKey = this.vault.seal(input.gateway.apiKey);
-    }
-    const now = Date.now();
-    const batch: Batch = {
-      id: newId("batch_"),
+    const { provider, sealedKey } = this.resolveGateway(input.gateway);
+    const batch = draftBatch({
       dialect: input.dialect,
       owner: caller ?? "",
       endpoint: input.endpoint as BatchEndpoint,
-      model: null,
       provider,
       input_file_id: file.id,
       completion_window: input.completion_window as string,
-      status: "validating",
-      errors: null,
-      output_file_id: null,
-      error_file_id: null,
+      windowMs,
       metadata,
-      created_at: now,
-      in_progress_at: null,
-      expires_at: now + windowMs,
-      finalizing_at: null,
-      completed_at: null,
-      failed_at: null,
-      expired_at: null,
-      cancelling_at: null,
-      cancelled_at: null,
-      final_status: null,
       priority: priority as number,
-    };
+      status: "validating",
+    });
     await this.store.insertBatch(batch, sealedKey);
     await this.ingest(batch);
     return this.view(batch.id);
+  }
+
+  /** The provider and sealed upstream key a gateway header names. @throws OpenBatchError 400 for an unknown provider. */
+  private resolveGateway(gateway: CreateBatchInput["gateway"]): { provider: string | null; sealedKey: string | null } {
+    if (!gateway) return { provider: null, sealedKey: null };
+    const provider = this.providers.resolveHeader(gateway.provider);
+    if (!provider) {
+      throw invalidRequest(`Unknown provider "${gateway.provider}": use one of ${this.providers.names().join(", ")}.`, "x-openbatch-provider");
+    }
+    return { provider, sealedKey: gateway.apiKey ? this.vault.seal(gateway.apiKey) : null };
+  }
+
+  /**
+   * Creates a batch from requests sent inline (Anthropic, Gemini, seed 001) rather than a file. With `start`, it runs
+   * at once; without, it waits in `created` for more `addRequests` calls and `startBatch`. Every request is a durable
+   * item before this returns.
+   * @throws OpenBatchError 400 for a duplicate custom_id, a bad window, or an unknown gateway provider.
+   */
+  async createInlineBatch(caller: Caller, input: InlineBatchInput): Promise<BatchView> {
+    const windowMs = parseCompletionWindow(input.completion_window ?? "24h");
+    const { provider, sealedKey } = this.resolveGateway(input.gateway);
+    const batch = draftBatch({
+      dialect: input.dialect,
+      owner: caller ?? "",
+      endpoint: input.endpoint,
+      provider: provider ?? this.providers.routeModel(input.model),
+      input_file_id: null,
+      completion_window: input.completion_window ?? "24h",
+      windowMs,
+      metadata: input.metadata ?? null,
+      priority: 0,
+      status: "created",
+    });
+    batch.model = input.model;
+    batch.name = input.name ?? null;
+    batch.description = input.description ?? null;
+    await this.store.insertBatch(batch, sealedKey);
+    try {
+      if (input.requests?.length) await this.insertInline(batch.id, input.requests);
+    } catch (err) {
+      await this.store.deleteBatch(batch.id);
+      throw err;
+    }
+    if (input.start) return this.startBatch(caller, batch.id);
+    return this.view(batch.id);
+  }
+
+  /**
+   * Adds requests to a batch that is `created` or still running (seed 001 allows both).
+   * @throws OpenBatchError 404, 400 (duplicate custom_id: none of the call's requests is added), 409 once it ended.
+   */
+  async addRequests(caller: Caller, id: string, requests: InlineRequest[]): Promise<BatchView> {
+    const batch = await this.getBatch(caller, id);
+    if (batch.status !== "created" && batch.status !== "in_progress") {
+      throw new OpenBatchError("conflict", `Cannot add requests to a batch with status '${batch.status}'.`, { code: "batch_not_open" });
+    }
+    await this.insertInline(id, requests);
+    this.dispatcher.wake();
+    return this.view(id);
+  }
+
+  private async insertInline(batchId: string, requests: InlineRequest[]): Promise<void> {
+    const seen = new Set<string>();
+    for (const [i, r] of requests.entries()) {
+      if (typeof r.custom_id !== "string" || !r.custom_id) throw invalidRequest(`requests[${i}].custom_id must be a non-empty string.`, `requests[${i}].custom_id`);
+      if (seen.has(r.custom_id)) throw invalidRequest(`custom_id "${r.custom_id}" appears twice in this call.`, `requests[${i}].custom_id`, "duplicate_custom_id");
+      seen.add(r.custom_id);
+      if (typeof r.body !== "object" || r.body === null || Array.isArray(r.body)) throw invalidRequest(`requests[${i}] must carry a JSON object body.`, `requests[${i}]`);
+    }
+    const first = (await this.store.maxLine(batchId)) + 1;
+    await this.store.insertItems(
+      batchId,
+      requests.map((r, i) => ({ line: first + i, custom_id: r.custom_id, model: null, body: JSON.stringify(r.body) })),
+    );
+  }
+
+  /**
+   * Starts a `created` batch; its completion window counts from now. Starting a running batch is a no-op.
+   * @throws OpenBatchError 404, or 409 when it ended or has no requests.
+   */
+  async startBatch(caller: Caller, id: string): Promise<BatchView> {
+    const batch = await this.getBatch(caller, id);
+    if (batch.status === "in_progress") return batch;
+    if (batch.status !== "created") throw new OpenBatchError("conflict", `Cannot start a batch with status '${batch.status}'.`, { code: "batch_not_startable" });
+    if (batch.request_counts.total === 0) throw new OpenBatchError("conflict", "Add requests before starting the batch.", { code: "batch_empty" });
+    const now = Date.now();
+    await this.store.updateBatch(id, ["created"], { status: "in_progress", in_progress_at: now, expires_at: now + parseCompletionWindow(batch.completion_window) });
+    this.dispatcher.wake();
+    return this.getBatch(caller, id);
+  }
+
+  /**
+   * One page of a batch's items in input order, optionally only those in `states`; `after` is an item id cursor.
+   * Results of finished items are readable while the batch still runs. @throws OpenBatchError 404.
+   */
+  async listItems(caller: Caller, id: string, q: { after?: string; limit: number; states?: readonly ItemState[] }): Promise<Page<FinishedItem>> {
+    await this.getBatch(caller, id);
+    let afterLine = 0;
+    if (q.after) {
+      const line = await this.store.lineOfItem(id, q.after);
+      if (line === null) throw invalidRequest(`No request ${q.after} in batch ${id}.`, "after");
+      afterLine = line;
+    }
+    const rows = await this.store.pageItems(id, afterLine, q.limit + 1, q.states);
+    return { data: rows.slice(0, q.limit), has_more: rows.length > q.limit };
+  }
+
+  /** Every item of a batch in input order, page by page (for dialects that stream all results at once). */
+  async *allItems(caller: Caller, id: string, states?: readonly ItemState[]): AsyncGenerator<FinishedItem> {
+    await this.getBatch(caller, id);
+    let after = 0;
+    for (;;) {
+      const page = await this.store.pageItems(id, after, 1000, states);
+      if (page.length === 0) return;
+      yield* page;
+      after = page[page.length - 1]!.line;
+    }
+  }
+
+  /** Deletes an ended batch and its items. @throws OpenBatchError 404, or 409 while it is still running. */
+  async deleteBatch(caller: Caller, id: string): Promise<void> {
+    const batch = await this.getBatch(caller, id);
+    if (!isTerminal(batch.status)) throw new OpenBatchError("conflict", `Batch ${id} is ${batch.status}; cancel it and wait for it to end before deleting.`, { code: "batch_not_ended" });
+    await this.store.deleteBatch(id);
   }
 
   /** Validates and stores the items of a `validating` batch, then moves it to in_progress or failed. */
@@ -223,7 +390,7 @@ export class Engine {
   async cancelBatch(caller: Caller, id: string): Promise<BatchView> {
     const batch = await this.getBatch(caller, id);
     if (batch.status === "cancelling" || batch.status === "cancelled") return batch;
-    const moved = await this.store.updateBatch(id, ["validating", "in_progress"], { status: "cancelling", cancelling_at: Date.now(), final_status: "cancelled" });
+    const moved = await this.store.updateBatch(id, ["created", "validating", "in_progress"], { status: "cancelling", cancelling_at: Date.now(), final_status: "cancelled" });
     if (!moved) {
       const now = await this.getBatch(caller, id);
       if (now.status === "cancelling" || now.status === "cancelled") return now;

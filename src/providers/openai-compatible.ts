@@ -1,5 +1,6 @@
 import { Pool } from "undici";
 import type { ProviderConfig } from "../core/config.js";
+import { withModel } from "./http-upstream.js";
 import { UpstreamUnreachableError, type Provider, type ProviderBudgets, type UpstreamRequest, type UpstreamResponse } from "./provider.js";
 
 type OpenAICompatibleConfig = Extract<ProviderConfig, { type: "openai-compatible" }>;
@@ -43,7 +44,8 @@ export class OpenAICompatibleProvider implements Provider {
         method: "POST",
         path: this.basePath + request.endpoint.replace(/^\/v1/, ""),
         headers,
-        body: request.body,
+        // A body translated from Gemini names no model (it travelled in the URL there): take the request's.
+        body: withModel(request.body, request.model),
         // The pool's headers/body timeouts bound the call; a non-streamed answer sends its headers last.
         signal,
       });

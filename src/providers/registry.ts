@@ -1,5 +1,7 @@
 import picomatch from "picomatch";
 import { providerConfigSchema, type Config, type ProviderConfig } from "../core/config.js";
+import { AnthropicProvider } from "./anthropic.js";
+import { GeminiProvider } from "./gemini.js";
 import { GLOVE_MODEL, LocalEmbeddingsProvider } from "./local/local-embeddings.js";
 import { LocalLlmProvider } from "./local/local-llm.js";
 import { OpenAICompatibleProvider } from "./openai-compatible.js";
@@ -24,6 +26,10 @@ export function createProvider(name: string, config: ProviderConfig, ctx: Provid
   switch (config.type) {
     case "openai-compatible":
       return new OpenAICompatibleProvider(name, config);
+    case "anthropic":
+      return new AnthropicProvider(name, config);
+    case "gemini":
+      return new GeminiProvider(name, config);
     case "local-embeddings":
       return new LocalEmbeddingsProvider(name, ctx.cacheDir);
     case "local-llm":

@@ -66,7 +66,10 @@ export interface Store {
   /** Erases the stored upstream key of a batch (called when the batch ends). */
   clearProviderKey(batchId: string): Promise<void>;
 
-  /** Inserts validated lines as queued items, in one transaction. */
+  /**
+   * Inserts validated lines as queued items, in one transaction: all or none.
+   * @throws OpenBatchError 400 (code duplicate_custom_id) when a custom_id is already in the batch.
+   */
   insertItems(batchId: string, lines: ParsedRequestLine[]): Promise<void>;
   /** Removes every item of a batch (a failed validation, or a validation restarted after a crash). */
   deleteItems(batchId: string): Promise<void>;
@@ -87,8 +90,14 @@ export interface Store {
   countItems(batchId: string): Promise<{ counts: RequestCounts; usage: BatchUsage }>;
   /** Item counts over every batch (for metrics): `pending` = queued + in flight. */
   itemTotals(): Promise<RequestCounts>;
-  /** Items with line > `afterLine` in line order, for streaming output files. */
-  pageItems(batchId: string, afterLine: number, limit: number): Promise<FinishedItem[]>;
+  /** Items with line > `afterLine` in line order (only those in `states`, when given), for output files and listings. */
+  pageItems(batchId: string, afterLine: number, limit: number, states?: readonly ItemState[]): Promise<FinishedItem[]>;
+  /** The line of an item given its id (a listing cursor), or null. */
+  lineOfItem(batchId: string, itemId: string): Promise<number | null>;
+  /** The highest line of a batch (0 when it has none): requests added later continue after it. */
+  maxLine(batchId: string): Promise<number>;
+  /** Removes a batch with its items and counters. */
+  deleteBatch(batchId: string): Promise<void>;
   /** True while any item of a batch is queued or in flight. */
   hasUnfinished(batchId: string): Promise<boolean>;
   /** Earliest `next_attempt_at` among queued items of a batch (null when none is queued). */

@@ -2,7 +2,11 @@
  * Changes to databases made by earlier versions, in order; `PRAGMA user_version` counts those applied.
  * A fresh database gets SCHEMA (already current) and skips them.
  */
-export const MIGRATIONS: string[] = [`ALTER TABLE batches ADD COLUMN priority INTEGER NOT NULL DEFAULT 0`];
+export const MIGRATIONS: string[] = [
+  `ALTER TABLE batches ADD COLUMN priority INTEGER NOT NULL DEFAULT 0`,
+  `ALTER TABLE batches ADD COLUMN name TEXT; ALTER TABLE batches ADD COLUMN description TEXT;`,
+  `CREATE INDEX IF NOT EXISTS items_by_id ON request_items(batch_id, id)`,
+];
 
 /** SQLite schema (WAL). `seq` columns give insertion order for cursor pagination; times are unix ms. */
 export const SCHEMA = `
@@ -43,7 +47,9 @@ CREATE TABLE IF NOT EXISTS batches (
   expired_at        INTEGER,
   cancelling_at     INTEGER,
   cancelled_at      INTEGER,
-  priority          INTEGER NOT NULL DEFAULT 0
+  priority          INTEGER NOT NULL DEFAULT 0,
+  name              TEXT,
+  description       TEXT
 );
 CREATE INDEX IF NOT EXISTS batches_by_status ON batches(status, seq);
 
@@ -72,6 +78,7 @@ CREATE TABLE IF NOT EXISTS request_items (
   UNIQUE (batch_id, custom_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS items_by_state ON request_items(batch_id, state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS items_by_id ON request_items(batch_id, id);
 
 -- Live counters, changed in the same transaction as the items they count, so reading them is O(1).
 CREATE TABLE IF NOT EXISTS batch_counts (

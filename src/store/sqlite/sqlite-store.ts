@@ -1,5 +1,6 @@
 import Database from "better-sqlite3";
-import type { Batch, BatchStatus, BatchUsage, ItemOutcome, RequestCounts, RequestItem } from "../../core/batch.js";
+import type { Batch, BatchStatus, BatchUsage, ItemOutcome, ItemState, RequestCounts, RequestItem } from "../../core/batch.js";
+import { invalidRequest } from "../../core/errors.js";
 import { newId } from "../../core/ids.js";
 import type { ParsedRequestLine } from "../../core/request-line.js";
 import type { FileRecord, FinishedItem, OutcomeRecord, Page, Store } from "../store.js";
@@ -147,10 +148,17 @@ export class SqliteStore implements Store {
 
   async insertItems(batchId: string, lines: ParsedRequestLine[]): Promise<void> {
     const insert = this.sql(`INSERT INTO request_items (batch_id, line, id, custom_id, body) VALUES (?, ?, ?, ?, ?)`);
-    this.db.transaction(() => {
-      for (const l of lines) insert.run(batchId, l.line, newId("batch_req_"), l.custom_id, l.body);
-      this.sql(`UPDATE batch_counts SET total = total + ? WHERE batch_id = ?`).run(lines.length, batchId);
-    })();
+    try {
+      this.db.transaction(() => {
+        for (const l of lines) insert.run(batchId, l.line, newId("batch_req_"), l.custom_id, l.body);
+        this.sql(`UPDATE batch_counts SET total = total + ? WHERE batch_id = ?`).run(lines.length, batchId);
+      })();
+    } catch (err) {
+      if ((err as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE" || (err as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") {
+        throw invalidRequest(`A custom_id is used more than once in this batch: ${(err as Error).message}`, "custom_id", "duplicate_custom_id");
+      }
+      throw err;
+    }
   }
 
   async deleteItems(batchId: string): Promise<void> {
@@ -268,13 +276,29 @@ export class SqliteStore implements Store {
     return { total: r.total!, completed: r.succeeded!, failed: r.failed!, expired: r.expired!, cancelled: r.cancelled!, pending: r.total! - finished };
   }
 
-  async pageItems(batchId: string, afterLine: number, limit: number): Promise<FinishedItem[]> {
-    return this
-      .sql(
-        `SELECT id, line, custom_id, state, status_code, request_id, response_body, error_code, error_message
-           FROM request_items WHERE batch_id = ? AND line > ? ORDER BY line LIMIT ?`,
-      )
-      .all(batchId, afterLine, limit) as FinishedItem[];
+  async pageItems(batchId: string, afterLine: number, limit: number, states?: readonly ItemState[]): Promise<FinishedItem[]> {
+    const filter = states?.length ? `AND state IN (${states.map(() => "?").join(", ")})` : "";
+    return this.sql(
+      `SELECT id, line, custom_id, state, status_code, request_id, response_body, error_code, error_message
+         FROM request_items WHERE batch_id = ? AND line > ? ${filter} ORDER BY line LIMIT ?`,
+    ).all(batchId, afterLine, ...(states ?? []), limit) as FinishedItem[];
+  }
+
+  async lineOfItem(batchId: string, itemId: string): Promise<number | null> {
+    const row = this.sql(`SELECT line FROM request_items WHERE batch_id = ? AND id = ?`).get(batchId, itemId) as { line: number } | undefined;
+    return row?.line ?? null;
+  }
+
+  async maxLine(batchId: string): Promise<number> {
+    return (this.sql(`SELECT coalesce(max(line), 0) AS n FROM request_items WHERE batch_id = ?`).get(batchId) as { n: number }).n;
+  }
+
+  async deleteBatch(batchId: string): Promise<void> {
+    this.db.transaction(() => {
+      this.sql(`DELETE FROM request_items WHERE batch_id = ?`).run(batchId);
+      this.sql(`DELETE FROM batch_counts WHERE batch_id = ?`).run(batchId);
+      this.sql(`DELETE FROM batches WHERE id = ?`).run(batchId);
+    })();
   }
 
   async hasUnfinished(batchId: string): Promise<boolean> {

@@ -1,0 +1,69 @@
+import { Pool } from "undici";
+import { UpstreamUnreachableError, type UpstreamResponse } from "./provider.js";
+
+/**
+ * One keep-alive connection pool to an upstream origin, sized to the provider's concurrency, whose headers/body
+ * timeouts bound each call; shared by the native providers (Anthropic, Gemini). Every HTTP answer resolves; no answer
+ * rejects with UpstreamUnreachableError (or the signal's reason when it aborted).
+ */
+export class HttpUpstream {
+  private readonly pool: Pool;
+  /** The base URL's path, without a trailing slash. */
+  readonly basePath: string;
+
+  constructor(
+    private readonly name: string,
+    baseURL: string,
+    connections: number,
+    private readonly timeoutMs: number,
+  ) {
+    const url = new URL(baseURL);
+    this.basePath = url.pathname.replace(/\/+$/, "");
+    this.pool = new Pool(url.origin, { connections, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  }
+
+  async post(path: string, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<UpstreamResponse> {
+    try {
+      const res = await this.pool.request({ method: "POST", path, headers, body, signal });
+      const text = await res.body.text();
+      const flat: Record<string, string> = {};
+      for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) flat[k] = Array.isArray(v) ? v.join(", ") : v;
+      return { status: res.statusCode, headers: flat, body: text };
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      const code = (err as { code?: string }).code;
+      if (code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT") {
+        throw new UpstreamUnreachableError(`${this.name}: no answer within ${this.timeoutMs} ms`, "upstream_timeout");
+      }
+      throw new UpstreamUnreachableError(`${this.name}: ${(err as Error).message}`, "upstream_unreachable");
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.destroy();
+  }
+}
+
+/**
+ * Puts `model` into a JSON request body that names none (a request translated from Gemini carries its model in the
+ * upstream request, not the body). Fast path: a body with a `"model":` key anywhere is sent as it is; otherwise it is
+ * parsed and re-serialized with `model` first.
+ */
+export function withModel(body: string, model: string | null): string {
+  if (!model || /"model"\s*:/.test(body)) return body;
+  try {
+    const parsed: unknown = JSON.parse(body);
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return body;
+    const o = parsed as Record<string, unknown>;
+    if (o.model !== undefined && o.model !== null) return body;
+    const { model: _absent, ...rest } = o;
+    return JSON.stringify({ model, ...rest });
+  } catch {
+    return body;
+  }
+}
+
+/** A synthetic answer for a request the provider cannot even send (no model, wrong endpoint): the item fails with it. */
+export function badRequest(body: unknown): UpstreamResponse {
+  return { status: 400, headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
+}
