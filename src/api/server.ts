@@ -2,6 +2,7 @@ import multipart from "@fastify/multipart";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { Engine } from "../engine/engine.js";
 import { ApiKeyAuth } from "./auth.js";
+import { grokBatchesRoutes } from "./grok/batches.js";
 import { openAIBatchesRoutes } from "./openai/batches.js";
 import { renderOpenAIError } from "./openai/errors.js";
 import { openAIFilesRoutes } from "./openai/files.js";
@@ -65,6 +66,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   );
   await app.register(openAIFilesRoutes, { engine: options.engine });
   await app.register(openAIBatchesRoutes, { engine: options.engine });
+  await app.register(grokBatchesRoutes, { engine: options.engine });
   await app.register(openAIInferenceRoutes, { engine: options.engine });
   return app;
 }
