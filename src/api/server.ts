@@ -1,7 +1,11 @@
 import multipart from "@fastify/multipart";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { Engine } from "../engine/engine.js";
+import { notFound } from "../core/errors.js";
+import { anthropicBatchesRoutes } from "./anthropic/batches.js";
+import { renderAnthropicError } from "./anthropic/errors.js";
 import { ApiKeyAuth } from "./auth.js";
+import { renderGeminiError } from "./gemini/errors.js";
 import { grokBatchesRoutes } from "./grok/batches.js";
 import { openAIBatchesRoutes } from "./openai/batches.js";
 import { renderOpenAIError } from "./openai/errors.js";
@@ -24,6 +28,13 @@ export interface ServerOptions {
   maxFileBytes: number;
   /** pino logger options, or false for none. */
   logger?: boolean | object;
+}
+
+/** Errors are rendered in the shape of the dialect whose path was called. */
+function renderErrorFor(url: string, err: unknown): { status: number; body: unknown } {
+  if (url.startsWith("/v1/messages")) return renderAnthropicError(err);
+  if (url.startsWith("/v1beta/") || url.startsWith("/upload/v1beta/") || url.startsWith("/download/v1beta/")) return renderGeminiError(err);
+  return renderOpenAIError(err);
 }
 
 /** Routes that answer without a key. */
@@ -50,13 +61,14 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   });
 
   app.setErrorHandler((err, req, reply) => {
-    const { status, body } = renderOpenAIError(err);
+    const { status, body } = renderErrorFor(req.url, err);
     if (status >= 500) req.log.error({ err }, "request failed");
     return reply.status(status).send(body);
   });
-  app.setNotFoundHandler((req, reply) =>
-    reply.status(404).send({ error: { message: `Unknown route ${req.method} ${req.url.split("?")[0]}`, type: "invalid_request_error", param: null, code: "unknown_route" } }),
-  );
+  app.setNotFoundHandler((req, reply) => {
+    const { status, body } = renderErrorFor(req.url, notFound(`Unknown route ${req.method} ${req.url.split("?")[0]}`));
+    return reply.status(status).send(body);
+  });
 
   // Uploads are streamed to disk by the Files route, which enforces the size limit itself.
   await app.register(multipart, { limits: { fileSize: options.maxFileBytes + 1, files: 1, fields: 10 } });
@@ -67,6 +79,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(openAIFilesRoutes, { engine: options.engine });
   await app.register(openAIBatchesRoutes, { engine: options.engine });
   await app.register(grokBatchesRoutes, { engine: options.engine });
+  await app.register(anthropicBatchesRoutes, { engine: options.engine });
   await app.register(openAIInferenceRoutes, { engine: options.engine });
   return app;
 }

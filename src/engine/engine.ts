@@ -11,7 +11,7 @@ import { UpstreamUnreachableError } from "../providers/provider.js";
 import { ProviderRegistry } from "../providers/registry.js";
 import { BlobStore } from "../store/blob-store.js";
 import { SqliteStore } from "../store/sqlite/sqlite-store.js";
-import type { FinishedItem, Page, Store } from "../store/store.js";
+import type { BatchListQuery, FinishedItem, Page, Store } from "../store/store.js";
 import { Dispatcher } from "./dispatcher.js";
 import { FileService, type Caller } from "./files.js";
 import { writeResultFiles } from "./finalizer.js";
@@ -378,7 +378,7 @@ export class Engine {
   }
 
   /** Newest first, `limit` per page after cursor `after` (a batch id). */
-  async listBatches(caller: Caller, q: { after?: string; limit: number }): Promise<Page<BatchView>> {
+  async listBatches(caller: Caller, q: BatchListQuery): Promise<Page<BatchView>> {
     const page = await this.store.listBatches({ owner: caller, ...q });
     return { data: await Promise.all(page.data.map((b) => this.withCounts(b))), has_more: page.has_more };
   }

@@ -18,6 +18,14 @@ export interface Page<T> {
   has_more: boolean;
 }
 
+/** Cursor pagination of batches. */
+export interface BatchListQuery {
+  after?: string;
+  before?: string;
+  limit: number;
+  dialects?: readonly string[];
+}
+
 /** A finished item as written to the output or error file. */
 export interface FinishedItem {
   id: string;
@@ -53,8 +61,11 @@ export interface Store {
   /** Inserts a batch; `providerKey` is the sealed (encrypted) per-batch upstream key, if any. */
   insertBatch(batch: Batch, providerKey: string | null): Promise<void>;
   getBatch(id: string): Promise<Batch | null>;
-  /** Newest first; `owner` null lists all. */
-  listBatches(q: { owner: string | null; after?: string; limit: number }): Promise<Page<Batch>>;
+  /**
+   * Newest first; `owner` null lists all; `dialects` keeps only batches created through those APIs. `after` pages to
+   * older batches than that id, `before` to newer ones (the page is still newest first).
+   */
+  listBatches(q: BatchListQuery & { owner: string | null }): Promise<Page<Batch>>;
   /** Batches in any of `statuses`, oldest first. */
   batchesInStatus(statuses: readonly BatchStatus[]): Promise<Batch[]>;
   /**

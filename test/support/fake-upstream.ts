@@ -14,7 +14,7 @@ export interface UpstreamCall {
   path: string;
   authorization: string | undefined;
   body: Record<string, unknown>;
-  /** Custom key the test put in the request (messages[0].content, prompt or input). */
+  /** Custom key the test put in the request (the last user message, prompt or input). */
   key: string;
 }
 
@@ -105,8 +105,9 @@ export class FakeUpstream {
 }
 
 function keyOf(body: Record<string, unknown>): string {
-  const messages = body.messages as { content?: unknown }[] | undefined;
-  if (Array.isArray(messages) && typeof messages[0]?.content === "string") return messages[0].content;
+  const messages = body.messages as { role?: string; content?: unknown }[] | undefined;
+  const lastUser = Array.isArray(messages) ? messages.filter((m) => m.role === "user").at(-1) : undefined;
+  if (typeof lastUser?.content === "string") return lastUser.content;
   if (typeof body.prompt === "string") return body.prompt;
   if (typeof body.input === "string") return body.input;
   return JSON.stringify(body);

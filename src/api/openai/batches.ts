@@ -16,6 +16,9 @@ const listQuery = z.object({
   status: z.string().optional(),
 });
 
+/** Batches this listing shows: those made through `/v1/batches` (OpenAI's and seed 001's). */
+const LISTED_HERE = ["openai", "grok"];
+
 /** A batch in the dialect it was created in: seed 001 batches share these routes with OpenAI's. */
 function render(b: BatchView) {
   return b.dialect === "grok" ? renderGrokBatch(b) : renderBatch(b);
@@ -47,14 +50,14 @@ export const openAIBatchesRoutes: FastifyPluginAsync<{ engine: Engine }> = async
   app.get("/v1/batches", async (req) => {
     const q = parseQuery(listQuery, req.query);
     if (!q.status) {
-      const page = await engine.listBatches(req.caller, q);
+      const page = await engine.listBatches(req.caller, { after: q.after, limit: q.limit, dialects: LISTED_HERE });
       return renderList(page.data.map(render), page.has_more);
     }
     // Seed 001's status filter: page through until `limit` batches match.
     const data: ReturnType<typeof render>[] = [];
     let after = q.after;
     for (;;) {
-      const page = await engine.listBatches(req.caller, { after, limit: 100 });
+      const page = await engine.listBatches(req.caller, { after, limit: 100, dialects: LISTED_HERE });
       for (const b of page.data) {
         if (data.length === q.limit) return renderList(data, true);
         if (grokStatus(b) === q.status || b.status === q.status) data.push(render(b));

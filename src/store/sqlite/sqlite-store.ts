@@ -3,7 +3,7 @@ import type { Batch, BatchStatus, BatchUsage, ItemOutcome, ItemState, RequestCou
 import { invalidRequest } from "../../core/errors.js";
 import { newId } from "../../core/ids.js";
 import type { ParsedRequestLine } from "../../core/request-line.js";
-import type { FileRecord, FinishedItem, OutcomeRecord, Page, Store } from "../store.js";
+import type { BatchListQuery, FileRecord, FinishedItem, OutcomeRecord, Page, Store } from "../store.js";
 import { MIGRATIONS, SCHEMA } from "./schema.js";
 
 const BATCH_JSON_COLUMNS = new Set(["errors", "metadata"]);
@@ -108,15 +108,21 @@ export class SqliteStore implements Store {
     return row ? toBatch(row) : null;
   }
 
-  async listBatches(q: { owner: string | null; after?: string; limit: number }): Promise<Page<Batch>> {
+  async listBatches(q: BatchListQuery & { owner: string | null }): Promise<Page<Batch>> {
     const where: string[] = [];
     const args: unknown[] = [];
     if (q.owner !== null) (where.push("owner = ?"), args.push(q.owner));
+    if (q.dialects?.length) (where.push(`dialect IN (${q.dialects.map(() => "?").join(", ")})`), args.push(...q.dialects));
     if (q.after) (where.push("seq < coalesce((SELECT seq FROM batches WHERE id = ?), -1)"), args.push(q.after));
+    if (q.before) (where.push("seq > coalesce((SELECT seq FROM batches WHERE id = ?), 1e18)"), args.push(q.before));
+    // Paging backwards reads the oldest newer rows first, then turns them round.
+    const order = q.before && !q.after ? "ASC" : "DESC";
     const rows = this
-      .sql(`SELECT * FROM batches ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY seq DESC LIMIT ?`)
+      .sql(`SELECT * FROM batches ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY seq ${order} LIMIT ?`)
       .all(...args, q.limit + 1) as Row[];
-    return { data: rows.slice(0, q.limit).map(toBatch), has_more: rows.length > q.limit };
+    const page = rows.slice(0, q.limit);
+    if (order === "ASC") page.reverse();
+    return { data: page.map(toBatch), has_more: rows.length > q.limit };
   }
 
   async batchesInStatus(statuses: readonly BatchStatus[]): Promise<Batch[]> {

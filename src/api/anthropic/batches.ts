@@ -1,0 +1,102 @@
+import { Readable } from "node:stream";
+import type { FastifyPluginAsync, FastifyRequest } from "fastify";
+import { z } from "zod";
+import { invalidRequest, notFound } from "../../core/errors.js";
+import type { Engine } from "../../engine/engine.js";
+import { gatewayOf } from "../auth.js";
+import { parseQuery } from "../query.js";
+import { fromAnthropicId, renderMessageBatch, renderMessageResult, toAnthropicId } from "./render.js";
+
+const createBody = z.object({
+  requests: z
+    .array(
+      z.object({
+        custom_id: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '-' or '_'"),
+        params: z.looseObject({ model: z.string().min(1), max_tokens: z.number().int().positive(), messages: z.array(z.unknown()).min(1) }),
+      }),
+    )
+    .min(1)
+    .max(100_000),
+});
+
+const listQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(20),
+  after_id: z.string().optional(),
+  before_id: z.string().optional(),
+  beta: z.string().optional(),
+});
+
+const origin = (req: FastifyRequest) => `${req.protocol}://${req.host}`;
+
+/**
+ * Anthropic Message Batches at `/v1/messages/batches` for `@anthropic-ai/sdk`: create (runs at once), retrieve, list
+ * (newest first, `after_id`/`before_id`), cancel, delete (once ended), and results as JSONL at an absolute
+ * `results_url`. Errors come in Anthropic's shape (see api/server.ts).
+ */
+export const anthropicBatchesRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, { engine }) => {
+  const own = async (caller: string | null, anthropicId: string) => {
+    const batch = await engine.getBatch(caller, fromAnthropicId(anthropicId)).catch(() => null);
+    if (!batch || batch.dialect !== "anthropic") throw notFound(`No message batch with id ${anthropicId}.`);
+    return batch;
+  };
+
+  app.post("/v1/messages/batches", async (req) => {
+    const parsed = createBody.safeParse(req.body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw invalidRequest(`${issue.path.join(".")}: ${issue.message}`, issue.path.join("."));
+    }
+    const requests = parsed.data.requests;
+    const models = new Set(requests.map((r) => r.params.model));
+    if (models.size > 1) {
+      throw invalidRequest(`OpenBatch runs one model per batch; this one names ${[...models].join(", ")}. Send one batch per model.`, "requests");
+    }
+    const batch = await engine.createInlineBatch(req.caller, {
+      dialect: "anthropic",
+      endpoint: "/v1/messages",
+      model: requests[0]!.params.model,
+      requests: requests.map((r) => ({ custom_id: r.custom_id, body: r.params })),
+      start: true,
+      gateway: gatewayOf(req.headers),
+    });
+    return renderMessageBatch(batch, origin(req));
+  });
+
+  app.get("/v1/messages/batches", async (req) => {
+    const q = parseQuery(listQuery, req.query);
+    const page = await engine.listBatches(req.caller, {
+      limit: q.limit,
+      after: q.after_id && fromAnthropicId(q.after_id),
+      before: q.before_id && fromAnthropicId(q.before_id),
+      dialects: ["anthropic"],
+    });
+    const data = page.data.map((b) => renderMessageBatch(b, origin(req)));
+    return { data, has_more: page.has_more, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null };
+  });
+
+  app.get<{ Params: { id: string } }>("/v1/messages/batches/:id", async (req) => renderMessageBatch(await own(req.caller, req.params.id), origin(req)));
+
+  app.post<{ Params: { id: string } }>("/v1/messages/batches/:id/cancel", async (req) => {
+    const batch = await own(req.caller, req.params.id);
+    return renderMessageBatch(await engine.cancelBatch(req.caller, batch.id), origin(req));
+  });
+
+  app.delete<{ Params: { id: string } }>("/v1/messages/batches/:id", async (req) => {
+    const batch = await own(req.caller, req.params.id);
+    await engine.deleteBatch(req.caller, batch.id);
+    return { id: toAnthropicId(batch.id), type: "message_batch_deleted" };
+  });
+
+  app.get<{ Params: { id: string } }>("/v1/messages/batches/:id/results", async (req, reply) => {
+    const batch = await own(req.caller, req.params.id);
+    if (renderMessageBatch(batch, "").processing_status !== "ended") {
+      throw invalidRequest(`Message batch ${req.params.id} has not ended yet; its results_url appears once it has.`);
+    }
+    const lines = Readable.from(
+      (async function* () {
+        for await (const item of engine.allItems(req.caller, batch.id)) yield renderMessageResult(item);
+      })(),
+    );
+    return reply.header("content-type", "application/binary").send(lines);
+  });
+};
