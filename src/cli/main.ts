@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command } from "commander";
+import { estimate } from "./estimate.js";
 import { run } from "./run.js";
 import { serve } from "./serve.js";
 import { watch } from "./watch.js";
@@ -45,6 +46,37 @@ program
   .option("--interval <ms>", "poll interval", (v) => Number(v), 1000)
   .action(async (batchId, opts) => {
     process.exitCode = await watch(batchId, { url: opts.url, apiKey: opts.apiKey ?? process.env.OPENBATCH_API_KEY, intervalMs: opts.interval });
+  });
+
+program
+  .command("estimate <input>")
+  .description("Count requests and tokens of a JSONL batch file, price it regular vs batch, and recommend a split")
+  .option("-m, --model <model>", "model to price (default: the file's)")
+  .option("-c, --config <file>", "config file with a `prices` table")
+  .option("--json", "print JSON")
+  .action(async (input, opts) => {
+    await estimate(input, { model: opts.model, config: opts.config, json: opts.json === true });
+  });
+
+program
+  .command("retry <batch_id>")
+  .description("Create a new batch from the failed, expired and cancelled requests of an ended batch on a server")
+  .option("--url <url>", "server root", "http://127.0.0.1:8080")
+  .option("--api-key <key>", "OpenBatch API key (default: $OPENBATCH_API_KEY)")
+  .action(async (batchId, opts) => {
+    const apiKey = opts.apiKey ?? process.env.OPENBATCH_API_KEY;
+    const res = await fetch(`${opts.url.replace(/\/+$/, "")}/v1/batches/${encodeURIComponent(batchId)}/retry`, {
+      method: "POST",
+      headers: apiKey ? { authorization: `Bearer ${apiKey}` } : {},
+    });
+    const body = (await res.json()) as { id?: string; request_counts?: { total: number }; error?: { message: string } };
+    if (!res.ok) {
+      process.stderr.write(`openbatch retry: ${res.status} ${body.error?.message ?? ""}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    process.stdout.write(`${body.id}\n`);
+    process.stderr.write(`Retrying ${body.request_counts?.total} requests of ${batchId} as batch ${body.id}.\n`);
   });
 
 program.parseAsync().catch((err: Error) => {

@@ -1,3 +1,4 @@
+import type { CostEstimate } from "./pricing.js";
 import type { Endpoint } from "./wire-format.js";
 
 /**
@@ -115,6 +116,8 @@ export interface Batch {
 export interface BatchView extends Batch {
   request_counts: RequestCounts;
   usage: BatchUsage;
+  /** What the usage so far would cost at the config's price for the model (USD), or null without a price. */
+  estimated_cost: CostEstimate | null;
 }
 
 /** Request item states. Terminal: succeeded, failed, expired, cancelled. */

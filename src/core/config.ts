@@ -87,6 +87,10 @@ export const configSchema = z
         maxDelayMs: z.number().int().positive().default(60_000),
       })
       .prefault({}),
+    /** USD per 1M tokens by model id or glob: `{input, output, batchInput?, batchOutput?}` (batch defaults to half). */
+    prices: z
+      .record(z.string(), z.object({ input: z.number().nonnegative(), output: z.number().nonnegative(), batchInput: z.number().nonnegative().optional(), batchOutput: z.number().nonnegative().optional() }))
+      .default({}),
     /** How long a claimed item stays leased before another worker may take it, ms. Longer than any timeout. */
     leaseMs: z.number().int().positive().optional(),
   })

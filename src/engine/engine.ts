@@ -4,6 +4,7 @@ import { BATCH_ENDPOINTS, isTerminal, type Batch, type BatchEndpoint, type Batch
 import type { Endpoint } from "../core/wire-format.js";
 import type { Config } from "../core/config.js";
 import { parseCompletionWindow } from "../core/duration.js";
+import { costOf, priceOf } from "../core/pricing.js";
 import { invalidRequest, notFound, OpenBatchError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import { validateMetadata } from "../core/metadata.js";
@@ -337,6 +338,44 @@ export class Engine {
     }
   }
 
+  /**
+   * Re-runs what did not succeed: a new batch, in the same dialect, endpoint, model and provider, holding the failed,
+   * expired and cancelled items of an ended batch (same custom_ids and bodies). A gateway key was erased when the
+   * source ended, so pass `gateway` again for a batch that used one.
+   * @throws OpenBatchError 404, or 409 when the batch has not ended or nothing in it failed.
+   */
+  async retryBatch(caller: Caller, id: string, gateway?: CreateBatchInput["gateway"]): Promise<BatchView> {
+    const source = await this.getBatch(caller, id);
+    if (!isTerminal(source.status)) throw new OpenBatchError("conflict", `Batch ${id} is ${source.status}; retry it once it has ended.`, { code: "batch_not_ended" });
+    const c = source.request_counts;
+    if (c.total - c.completed === 0) throw new OpenBatchError("conflict", `Every request of batch ${id} succeeded; there is nothing to retry.`, { code: "nothing_to_retry" });
+    const { provider, sealedKey } = this.resolveGateway(gateway);
+    const batch = draftBatch({
+      dialect: source.dialect,
+      owner: caller ?? "",
+      endpoint: source.endpoint,
+      provider: provider ?? source.provider,
+      input_file_id: null,
+      completion_window: source.completion_window,
+      windowMs: parseCompletionWindow(source.completion_window),
+      metadata: { ...(source.metadata ?? {}), retry_of: source.id },
+      priority: source.priority,
+      status: "created",
+    });
+    batch.model = source.model;
+    batch.name = source.name;
+    batch.description = source.description;
+    await this.store.insertBatch(batch, sealedKey);
+    let line = 0;
+    for (;;) {
+      const page = await this.store.pageRequests(id, line, 1000, ["failed", "expired", "cancelled"]);
+      if (page.length === 0) break;
+      await this.store.insertItems(batch.id, page.map((r) => ({ line: r.line, custom_id: r.custom_id, model: null, body: r.body })));
+      line = page[page.length - 1]!.line;
+    }
+    return this.startBatch(caller, batch.id);
+  }
+
   /** Deletes an ended batch and its items. @throws OpenBatchError 404, or 409 while it is still running. */
   async deleteBatch(caller: Caller, id: string): Promise<void> {
     const batch = await this.getBatch(caller, id);
@@ -407,7 +446,9 @@ export class Engine {
 
   private async withCounts(batch: Batch): Promise<BatchView> {
     const { counts, usage } = await this.store.countItems(batch.id);
-    return { ...batch, request_counts: counts, usage };
+    const price = priceOf(this.config.prices, batch.model);
+    const estimated_cost = price ? costOf(price, { input: usage.input_tokens, output: usage.output_tokens }) : null;
+    return { ...batch, request_counts: counts, usage, estimated_cost };
   }
 
   /** Writes the output and error files and moves the batch to its final status (completed, expired or cancelled). */

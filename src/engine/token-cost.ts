@@ -1,17 +1,23 @@
 import { countTokens } from "gpt-tokenizer";
 
+/** Tokens a request sends, and the most it may produce. */
+export interface RequestTokens {
+  input: number;
+  maxOutput: number;
+}
+
 /**
- * Token cost of one request for a tokens-per-minute budget: prompt tokens (o200k_base, via gpt-tokenizer) of every
- * text the body sends — `messages[].content` (string or text parts), `prompt`, `input`, `instructions` — plus the
- * output it may produce (`max_tokens`, `max_completion_tokens` or `max_output_tokens`, times `n`).
- * @param body the request body as JSON text. @returns tokens (≥ 1).
+ * Counts the tokens of one request body (JSON text) with a real tokenizer (o200k_base, via gpt-tokenizer): the prompt
+ * is every text the body sends — `messages[].content` (string or text parts), `prompt`, `input`, `instructions`,
+ * `system`, Gemini `contents[].parts[].text` — and the output bound is `max_tokens`, `max_completion_tokens`,
+ * `max_output_tokens` or `generationConfig.maxOutputTokens`, times `n`. Unparseable bodies count as 0.
  */
-export function requestTokenCost(body: string): number {
+export function requestTokens(body: string): RequestTokens {
   let parsed: Record<string, unknown>;
   try {
     parsed = JSON.parse(body) as Record<string, unknown>;
   } catch {
-    return 1;
+    return { input: 0, maxOutput: 0 };
   }
   let text = "";
   const add = (v: unknown): void => {
@@ -21,14 +27,18 @@ export function requestTokenCost(body: string): number {
       const o = v as Record<string, unknown>;
       if (typeof o.text === "string") text += o.text + "\n";
       else if (o.content !== undefined) add(o.content);
+      else if (o.parts !== undefined) add(o.parts);
     }
   };
-  add(parsed.messages);
-  add(parsed.prompt);
-  add(parsed.input);
-  add(parsed.instructions);
-  add(parsed.system);
-  const maxOut = Number(parsed.max_tokens ?? parsed.max_completion_tokens ?? parsed.max_output_tokens ?? 0) || 0;
-  const n = Number(parsed.n ?? 1) || 1;
-  return Math.max(1, countTokens(text) + maxOut * n);
+  for (const field of ["messages", "prompt", "input", "instructions", "system", "contents", "systemInstruction"]) add(parsed[field]);
+  const generation = (parsed.generationConfig ?? {}) as Record<string, unknown>;
+  const maxOut = Number(parsed.max_tokens ?? parsed.max_completion_tokens ?? parsed.max_output_tokens ?? generation.maxOutputTokens ?? 0) || 0;
+  const n = Number(parsed.n ?? generation.candidateCount ?? 1) || 1;
+  return { input: countTokens(text), maxOutput: maxOut * n };
+}
+
+/** Token cost of one request for a tokens-per-minute budget: prompt tokens + the output bound (≥ 1). */
+export function requestTokenCost(body: string): number {
+  const t = requestTokens(body);
+  return Math.max(1, t.input + t.maxOutput);
 }

@@ -103,6 +103,8 @@ export interface Store {
   itemTotals(): Promise<RequestCounts>;
   /** Items with line > `afterLine` in line order (only those in `states`, when given), for output files and listings. */
   pageItems(batchId: string, afterLine: number, limit: number, states?: readonly ItemState[]): Promise<FinishedItem[]>;
+  /** Request bodies of items with line > `afterLine` in `states`, in line order (to re-run them). */
+  pageRequests(batchId: string, afterLine: number, limit: number, states: readonly ItemState[]): Promise<{ line: number; custom_id: string; body: string }[]>;
   /** The line of an item given its id (a listing cursor), or null. */
   lineOfItem(batchId: string, itemId: string): Promise<number | null>;
   /** The highest line of a batch (0 when it has none): requests added later continue after it. */

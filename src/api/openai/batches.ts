@@ -70,4 +70,7 @@ export const openAIBatchesRoutes: FastifyPluginAsync<{ engine: Engine }> = async
   app.get<{ Params: { id: string } }>("/v1/batches/:id", async (req) => render(await engine.getBatch(req.caller, req.params.id)));
 
   app.post<{ Params: { id: string } }>("/v1/batches/:id/cancel", async (req) => render(await engine.cancelBatch(req.caller, req.params.id)));
+
+  // Our extension: a new batch of the failed, expired and cancelled requests of an ended one.
+  app.post<{ Params: { id: string } }>("/v1/batches/:id/retry", async (req) => render(await engine.retryBatch(req.caller, req.params.id, gatewayOf(req.headers))));
 };

@@ -49,8 +49,13 @@ export function renderBatch(b: BatchView) {
       total_tokens: b.usage.input_tokens + b.usage.output_tokens,
     },
     metadata: b.metadata,
+    // Our extensions: the cost of the usage so far at the configured price, and the scheduling priority.
+    estimated_cost: b.estimated_cost && { currency: "USD", regular: round6(b.estimated_cost.regular), batch: round6(b.estimated_cost.batch) },
+    priority: b.priority,
   };
 }
+
+const round6 = (x: number) => Math.round(x * 1e6) / 1e6;
 
 /** OpenAI list envelope: `{object:"list", data, first_id, last_id, has_more}`. */
 export function renderList<T extends { id: string }>(data: T[], has_more: boolean) {

@@ -1,4 +1,4 @@
-import { absent, count, isEmpty, isObject, mergeTurns, num, partsOf, randomId, stopList, str, usage, type ChatCore, type FinishReason, type JsonObject, type ResponseCore, type Text } from "./core.js";
+import { absent, addSystem, count, isEmpty, isObject, mergeTurns, num, partsOf, randomId, stopList, str, usage, type ChatCore, type FinishReason, type JsonObject, type ResponseCore, type Text } from "./core.js";
 import { TranslationError } from "./errors.js";
 import { untranslatable } from "./openai.js";
 
@@ -26,7 +26,7 @@ export function anthropicToCore(body: JsonObject): ChatCore {
         core.src.maxTokens = key;
         break;
       case "system":
-        core.system.push(typeof v === "string" ? v : readBlocks(v, key));
+        addSystem(core, typeof v === "string" ? v : readBlocks(v, key));
         break;
       case "messages":
         if (!Array.isArray(v)) throw new TranslationError(key, "Expected a list of messages.");

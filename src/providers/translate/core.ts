@@ -89,6 +89,11 @@ export function mergeText(into: Text, t: Text): string[] {
   return [...partsOf(into), ...partsOf(t)];
 }
 
+/** Adds a system prompt part unless it is empty. */
+export function addSystem(core: ChatCore, t: Text): void {
+  if (partsOf(t).some((x) => x.length > 0)) core.system.push(t);
+}
+
 /** Merges consecutive turns of the same role. */
 export function mergeTurns(turns: ChatCore["turns"]): ChatCore["turns"] {
   const out: ChatCore["turns"] = [];

@@ -1,4 +1,4 @@
-import { absent, camel, count, isEmpty, isObject, mergeTurns, num, partsOf, stopList, str, usage, type ChatCore, type FinishReason, type JsonObject, type ResponseCore, type Text } from "./core.js";
+import { absent, addSystem, camel, count, isEmpty, isObject, mergeTurns, num, partsOf, stopList, str, usage, type ChatCore, type FinishReason, type JsonObject, type ResponseCore, type Text } from "./core.js";
 import { TranslationError } from "./errors.js";
 import { untranslatable } from "./openai.js";
 
@@ -48,10 +48,10 @@ export function geminiToCore(body: JsonObject): ChatCore {
         });
         break;
       case "systemInstruction":
-        if (typeof v === "string") core.system.push(v);
+        if (typeof v === "string") addSystem(core, v);
         else if (isObject(v)) {
           for (const [k, kas, val] of fields(v)) {
-            if (k === "parts") core.system.push(readParts(val, `${as}.${kas}`));
+            if (k === "parts") addSystem(core, readParts(val, `${as}.${kas}`));
             else if (k !== "role") throw untranslatable(`${as}.${kas}`, `'${kas}' on the system instruction`);
           }
         } else throw new TranslationError(as, "Expected a content object.");

@@ -1,5 +1,6 @@
 import {
   absent,
+  addSystem,
   isEmpty,
   isObject,
   nowSeconds,
@@ -21,8 +22,9 @@ import { TranslationError } from "./errors.js";
 export function untranslatable(param: string, what: string): TranslationError {
   return new TranslationError(
     param,
-    `${what} cannot be translated to another request format (only the system prompt, text turns, max tokens, temperature, ` +
-      `top_p, stop and JSON mode are); send it to a provider of its own format, or remove it.`,
+    `${what} is not translated between request formats: only the system prompt, text turns, max tokens, temperature, ` +
+      `top_p, top_k, stop, JSON mode, n, seed and penalties are (where the target has them). Send it to a provider of ` +
+      `its own format, or remove the field.`,
   );
 }
 
@@ -123,12 +125,15 @@ function readMessages(v: unknown, core: ChatCore): void {
   v.forEach((m: unknown, i) => {
     const p = `messages[${i}]`;
     if (!isObject(m)) throw new TranslationError(p, "Expected a message object.");
+    const role = m.role;
+    if (role !== "system" && role !== "developer" && role !== "user" && role !== "assistant") {
+      throw untranslatable(p, `A '${String(role)}' message (tool or function result)`);
+    }
     for (const [k, val] of Object.entries(m)) {
       if (absent(val) || k === "role" || k === "content") continue;
       if ((k === "tool_calls" || k === "annotations") && isEmpty(val)) continue;
       throw untranslatable(`${p}.${k}`, k === "tool_calls" || k === "function_call" ? "Tool use" : `'${k}' on a message`);
     }
-    const role = m.role;
     if (role === "system" || role === "developer") {
       if (started) {
         throw new TranslationError(
@@ -136,12 +141,10 @@ function readMessages(v: unknown, core: ChatCore): void {
           "A system message after the conversation has started cannot be translated: the other formats take one system prompt, before every turn.",
         );
       }
-      core.system.push(readContent(m.content, p));
-    } else if (role === "user" || role === "assistant") {
+      addSystem(core, readContent(m.content, p));
+    } else {
       started = true;
       core.turns.push({ role, text: readContent(m.content, p) });
-    } else {
-      throw untranslatable(`${p}.role`, `A '${String(role)}' message (tool or function result)`);
     }
   });
 }

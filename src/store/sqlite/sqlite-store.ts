@@ -290,6 +290,13 @@ export class SqliteStore implements Store {
     ).all(batchId, afterLine, ...(states ?? []), limit) as FinishedItem[];
   }
 
+  async pageRequests(batchId: string, afterLine: number, limit: number, states: readonly ItemState[]) {
+    return this.sql(
+      `SELECT line, custom_id, body FROM request_items
+        WHERE batch_id = ? AND line > ? AND state IN (${states.map(() => "?").join(", ")}) ORDER BY line LIMIT ?`,
+    ).all(batchId, afterLine, ...states, limit) as { line: number; custom_id: string; body: string }[];
+  }
+
   async lineOfItem(batchId: string, itemId: string): Promise<number | null> {
     const row = this.sql(`SELECT line FROM request_items WHERE batch_id = ? AND id = ?`).get(batchId, itemId) as { line: number } | undefined;
     return row?.line ?? null;
