@@ -19,6 +19,8 @@ import { writeResultFiles } from "./finalizer.js";
 import { ingestRequestFile } from "./ingest.js";
 import { KeyVault } from "./key-vault.js";
 import { EngineMetrics } from "./metrics.js";
+import { backoffMs, isRetryableStatus, retryAfterMs } from "./retry-policy.js";
+import { requestTokenCost } from "./token-cost.js";
 import { silentLog, type Log } from "./log.js";
 
 /** A new batch record with every timestamp empty. */
@@ -489,6 +491,47 @@ export class Engine {
       }
       throw err;
     }
+  }
+
+  /**
+   * Embeds texts through the provider that serves `model`, inside the same rate limits and concurrency as batches, with
+   * the batch retry policy (429/5xx/no answer retried with backoff and Retry-After). For the collections' vectorizer.
+   * @returns one vector per text, in order. @throws OpenBatchError 404 for an unroutable model, 502 when the upstream
+   * keeps failing or answers without vectors.
+   */
+  async embedTexts(model: string, texts: string[], signal: AbortSignal = new AbortController().signal): Promise<number[][]> {
+    const name = this.providers.routeModel(model);
+    const provider = name ? this.providers.get(name) : undefined;
+    if (!provider) throw new OpenBatchError("not_found", `No provider serves embedding model "${model}".`, { param: "model", code: "model_not_found" });
+    const body = JSON.stringify({ model, input: texts });
+    const limiter = this.dispatcher.limiterFor(provider);
+    let last = "";
+    for (let attempt = 1; attempt <= this.config.retry.maxAttempts; attempt++) {
+      let retryAfter: number | null = null;
+      try {
+        await limiter.acquire(model, limiter.needsTokenCost(model) ? requestTokenCost(body) : 0, signal);
+        const res = await provider.send({ endpoint: "/v1/embeddings", model, body }, signal);
+        limiter.onAnswer(res.status, res.headers);
+        if (res.status >= 200 && res.status < 300) {
+          const data = (JSON.parse(res.body) as { data?: { index: number; embedding: number[] }[] }).data;
+          if (!Array.isArray(data) || data.length !== texts.length) throw new Error("the answer does not hold one embedding per input");
+          return [...data].sort((a, b) => a.index - b.index).map((d) => d.embedding);
+        }
+        last = `${res.status} ${res.body.slice(0, 300)}`;
+        if (!isRetryableStatus(res.status)) break;
+        retryAfter = retryAfterMs(res.headers);
+      } catch (err) {
+        if (signal.aborted) throw err;
+        if (!(err instanceof UpstreamUnreachableError)) {
+          last = (err as Error).message;
+          break;
+        }
+        limiter.onNoAnswer();
+        last = err.message;
+      }
+      await new Promise((r) => setTimeout(r, backoffMs(attempt, this.config.retry, retryAfter)));
+    }
+    throw new OpenBatchError("bad_gateway", `Embedding with ${model} failed: ${last}`, { code: "vectorizer_failed" });
   }
 
   /** Model ids a caller can route to: exact ids in the config's `models`, and the built-in `local/glove-100d`. */
