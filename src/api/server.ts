@@ -5,7 +5,9 @@ import { notFound } from "../core/errors.js";
 import { anthropicBatchesRoutes } from "./anthropic/batches.js";
 import { renderAnthropicError } from "./anthropic/errors.js";
 import { ApiKeyAuth } from "./auth.js";
+import { geminiBatchesRoutes } from "./gemini/batches.js";
 import { renderGeminiError } from "./gemini/errors.js";
+import { geminiFilesRoutes } from "./gemini/files.js";
 import { grokBatchesRoutes } from "./grok/batches.js";
 import { openAIBatchesRoutes } from "./openai/batches.js";
 import { renderOpenAIError } from "./openai/errors.js";
@@ -80,6 +82,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(openAIBatchesRoutes, { engine: options.engine });
   await app.register(grokBatchesRoutes, { engine: options.engine });
   await app.register(anthropicBatchesRoutes, { engine: options.engine });
+  await app.register(geminiBatchesRoutes, { engine: options.engine });
+  await app.register(geminiFilesRoutes, { engine: options.engine });
   await app.register(openAIInferenceRoutes, { engine: options.engine });
   return app;
 }
