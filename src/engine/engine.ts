@@ -291,6 +291,10 @@ export class Engine {
       if (typeof r.body !== "object" || r.body === null || Array.isArray(r.body)) throw invalidRequest(`requests[${i}] must carry a JSON object body.`, `requests[${i}]`);
     }
     const first = (await this.store.maxLine(batchId)) + 1;
+    const limit = this.config.limits.maxRequestsPerBatch;
+    if (first - 1 + requests.length > limit) {
+      throw invalidRequest(`A batch holds at most ${limit} requests; this call would bring it to ${first - 1 + requests.length}.`, "requests", "too_many_tasks");
+    }
     await this.store.insertItems(
       batchId,
       requests.map((r, i) => ({ line: first + i, custom_id: r.custom_id, model: null, body: JSON.stringify(r.body) })),
