@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from "commander";
 import { estimate } from "./estimate.js";
+import { importFile } from "./import.js";
 import { run } from "./run.js";
 import { serve } from "./serve.js";
 import { watch } from "./watch.js";
@@ -77,6 +78,28 @@ program
     }
     process.stdout.write(`${body.id}\n`);
     process.stderr.write(`Retrying ${body.request_counts?.total} requests of ${batchId} as batch ${body.id}.\n`);
+  });
+
+program
+  .command("import <class> <file>")
+  .description("Import a JSON array or JSONL file of objects into a collection (Weaviate batch API) with a progress bar")
+  .option("--url <url>", "server root", "http://127.0.0.1:8080")
+  .option("--api-key <key>", "API key (default: $OPENBATCH_API_KEY)")
+  .option("--batch <mode>", "dynamic | fixed:<size>:<concurrency> | rate:<objectsPerMinute>", "dynamic")
+  .option("--vector-field <name>", "field holding each object's vector")
+  .option("--id-field <name>", "field holding each object's id (a UUID, or hashed into a UUIDv5)")
+  .option("--vectorizer <module>", "vectorizer of the class if it has to be created, e.g. text2vec-openbatch")
+  .option("--no-progress", "do not report progress")
+  .action(async (cls, file, opts) => {
+    process.exitCode = await importFile(cls, file, {
+      url: opts.url,
+      apiKey: opts.apiKey ?? process.env.OPENBATCH_API_KEY,
+      batch: opts.batch,
+      vectorField: opts.vectorField,
+      idField: opts.idField,
+      vectorizer: opts.vectorizer,
+      progress: opts.progress,
+    });
   });
 
 program.parseAsync().catch((err: Error) => {
