@@ -8,7 +8,7 @@ describe("openbatch watch", () => {
   let server: TestServer;
   beforeAll(async () => {
     upstream = await new FakeUpstream().start();
-    upstream.plan = () => ({ kind: "delay", ms: 50 });
+    upstream.plan = () => ({ kind: "held" });
     server = await startServer({ ...upstreamConfig(upstream.url, { maxConcurrency: 2 }), apiKeys: ["k1"] });
   });
   afterAll(async () => {
@@ -22,6 +22,10 @@ describe("openbatch watch", () => {
     const batch = await client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
     const root = server.url.replace(/\/v1$/, "");
     const watcher = spawnCli(["watch", batch.id, "--url", root, "--interval", "100"], { OPENBATCH_API_KEY: "k1" });
+    // The upstream holds every call until the watcher has reported the batch running.
+    const deadline = Date.now() + 30_000;
+    while (!watcher.output().includes("in_progress:") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    upstream.release();
     expect(await exited(watcher)).toBe(0);
     expect(watcher.output()).toContain("in_progress:");
     expect(watcher.output()).toContain(`Batch ${batch.id} completed: 40 succeeded, 0 failed, of 40.`);

@@ -33,7 +33,7 @@ export async function freePort(): Promise<number> {
 }
 
 /** Polls `url` until it answers 200. */
-export async function waitHealthy(url: string, timeoutMs = 30_000): Promise<void> {
+export async function waitHealthy(url: string, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {

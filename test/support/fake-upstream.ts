@@ -7,7 +7,9 @@ export type Fault =
   | { kind: "status"; status: number; body?: string; headers?: Record<string, string> }
   | { kind: "reset" }
   | { kind: "delay"; ms: number; then?: Fault }
-  | { kind: "non_json"; status?: number };
+  | { kind: "non_json"; status?: number }
+  /** Waits until `release()` is called, then answers ok. */
+  | { kind: "held" };
 
 /** One call the fake upstream received. */
 export interface UpstreamCall {
@@ -29,6 +31,8 @@ export class FakeUpstream {
   inFlight = 0;
   maxInFlight = 0;
   plan: (call: UpstreamCall, n: number) => Fault = () => ({ kind: "ok" });
+  private held: (() => void)[] = [];
+  private released = false;
   private server: Server | null = null;
   private readonly sockets = new Set<import("node:net").Socket>();
 
@@ -49,6 +53,12 @@ export class FakeUpstream {
   async stop(): Promise<void> {
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((r) => this.server?.close(() => r()));
+  }
+
+  /** Lets every held call (and any later one) answer. */
+  release(): void {
+    this.released = true;
+    for (const go of this.held.splice(0)) go();
   }
 
   /** Calls received for a key. */
@@ -82,6 +92,9 @@ export class FakeUpstream {
 
   private async apply(fault: Fault, call: UpstreamCall, req: IncomingMessage, res: ServerResponse): Promise<void> {
     switch (fault.kind) {
+      case "held":
+        if (!this.released) await new Promise<void>((go) => this.held.push(go));
+        return this.apply({ kind: "ok" }, call, req, res);
       case "delay":
         await new Promise((r) => setTimeout(r, fault.ms));
         if (res.destroyed) return;
