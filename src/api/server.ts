@@ -13,6 +13,13 @@ import { openAIBatchesRoutes } from "./openai/batches.js";
 import { renderOpenAIError } from "./openai/errors.js";
 import { openAIFilesRoutes } from "./openai/files.js";
 import { openAIInferenceRoutes } from "./openai/inference.js";
+import { openCollections } from "../collections/open.js";
+import { weaviateBatchRoutes } from "./weaviate/batch.js";
+import { renderWeaviateError, WEAVIATE_PATH } from "./weaviate/errors.js";
+import { weaviateGraphqlRoutes } from "./weaviate/graphql.js";
+import { weaviateMetaRoutes } from "./weaviate/meta.js";
+import { weaviateObjectsRoutes } from "./weaviate/objects.js";
+import { weaviateSchemaRoutes } from "./weaviate/schema.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -30,17 +37,22 @@ export interface ServerOptions {
   maxFileBytes: number;
   /** pino logger options, or false for none. */
   logger?: boolean | object;
+  /** Data dir of the collections (the engine's): their tables go in its openbatch.db, vector indexes in vector-index/. Absent: in memory. */
+  dataDir?: string;
+  /** Weaviate auto-schema: unknown classes and properties are created on import (default true). */
+  autoSchema?: boolean;
 }
 
 /** Errors are rendered in the shape of the dialect whose path was called. */
 function renderErrorFor(url: string, err: unknown): { status: number; body: unknown } {
   if (url.startsWith("/v1/messages")) return renderAnthropicError(err);
+  if (WEAVIATE_PATH.test(url)) return renderWeaviateError(err);
   if (url.startsWith("/v1beta/") || url.startsWith("/upload/v1beta/") || url.startsWith("/download/v1beta/")) return renderGeminiError(err);
   return renderOpenAIError(err);
 }
 
 /** Routes that answer without a key. */
-const PUBLIC_ROUTES = new Set(["/healthz"]);
+const PUBLIC_ROUTES = new Set(["/healthz", "/v1/.well-known/ready", "/v1/.well-known/live", "/v1/.well-known/openid-configuration"]);
 
 /**
  * Builds the HTTP server: auth, the OpenAI dialect (Files + Batches), `GET /healthz`, and errors rendered in
@@ -85,5 +97,13 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(geminiBatchesRoutes, { engine: options.engine });
   await app.register(geminiFilesRoutes, { engine: options.engine });
   await app.register(openAIInferenceRoutes, { engine: options.engine });
+  // Weaviate-style collections: schema, batch import, objects, GraphQL search, meta and nodes.
+  const collections = await openCollections({ embedder: options.engine, dataDir: options.dataDir, autoSchema: options.autoSchema, log: app.log });
+  app.addHook("onClose", () => collections.close());
+  await app.register(weaviateSchemaRoutes, { collections });
+  await app.register(weaviateBatchRoutes, { collections });
+  await app.register(weaviateObjectsRoutes, { collections });
+  await app.register(weaviateGraphqlRoutes, { collections });
+  await app.register(weaviateMetaRoutes, { collections, models: () => options.engine.listModels() });
   return app;
 }

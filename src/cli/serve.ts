@@ -17,7 +17,15 @@ export async function serve(options: ServeOptions): Promise<void> {
   const log = pino({ level: process.env.OPENBATCH_LOG_LEVEL ?? "info" });
   const engine = await Engine.open({ dataDir: options.dataDir, config, log });
   await engine.start();
-  const app = await buildServer({ engine, apiKeys: config.apiKeys, maxFileBytes: config.limits.maxFileBytes, logger: { level: process.env.OPENBATCH_LOG_LEVEL ?? "warn" } });
+  const app = await buildServer({
+    engine,
+    apiKeys: config.apiKeys,
+    maxFileBytes: config.limits.maxFileBytes,
+    logger: { level: process.env.OPENBATCH_LOG_LEVEL ?? "warn" },
+    dataDir: options.dataDir,
+    // Weaviate's switch: AUTOSCHEMA_ENABLED=false turns auto-schema off.
+    autoSchema: (process.env.OPENBATCH_AUTOSCHEMA ?? process.env.AUTOSCHEMA_ENABLED ?? "true").toLowerCase() !== "false",
+  });
   if (config.apiKeys.length === 0) {
     log.warn({ host: options.host }, "auth is off: no OPENBATCH_API_KEYS or config apiKeys, so any token is accepted");
   }

@@ -21,12 +21,12 @@ export interface TestServer {
 /**
  * Starts an in-process server. `config` is a raw config object (defaults filled in); test retry delays are short.
  */
-export async function startServer(config: Record<string, unknown>, opts: { dataDir?: string; cacheDir?: string } = {}): Promise<TestServer> {
+export async function startServer(config: Record<string, unknown>, opts: { dataDir?: string; cacheDir?: string; autoSchema?: boolean } = {}): Promise<TestServer> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), "openbatch-test-")));
   const parsed: Config = parseConfig({ ...config, retry: { baseDelayMs: 20, maxDelayMs: 200, ...(config.retry as object | undefined) } });
   const engine = await Engine.open({ dataDir, config: parsed, pollMs: 50, cacheDir: opts.cacheDir });
   await engine.start();
-  const app = await buildServer({ engine, apiKeys: parsed.apiKeys, maxFileBytes: parsed.limits.maxFileBytes });
+  const app = await buildServer({ engine, apiKeys: parsed.apiKeys, maxFileBytes: parsed.limits.maxFileBytes, dataDir, autoSchema: opts.autoSchema });
   const address = await app.listen({ port: 0, host: "127.0.0.1" });
   const url = `${address}/v1`;
   return {

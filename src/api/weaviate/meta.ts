@@ -1,0 +1,49 @@
+import { hostname } from "node:os";
+import type { FastifyPluginAsync } from "fastify";
+import type { CollectionService } from "../../collections/collection-service.js";
+import { DEFAULT_MODEL, normalizeClassName, VECTORIZER } from "../../collections/schema.js";
+
+/** The Weaviate version we answer as: recent enough for the v4 Python and v3 TypeScript clients. */
+export const WEAVIATE_VERSION = "1.27.0";
+
+/**
+ * `GET /v1/meta` → `{hostname, version, modules, grpcMaxMessageSize}`; `GET /v1/.well-known/ready` and `live` (200,
+ * no key needed); `GET /v1/.well-known/openid-configuration` (404: no OIDC); `GET /v1/nodes[/{class}]` →
+ * `{nodes:[{name, status, version, stats, batchStats:{queueLength, ratePerSecond}, shards}]}` (shards with
+ * `output=verbose`), which dynamic batching polls about once a second.
+ */
+export const weaviateMetaRoutes: FastifyPluginAsync<{ collections: CollectionService; models: () => string[] }> = async (app, { collections, models }) => {
+  app.get("/v1/meta", async (req) => ({
+    hostname: `${req.protocol}://${req.host}`,
+    version: WEAVIATE_VERSION,
+    modules: { [VECTORIZER]: { name: VECTORIZER, documentationHref: "https://github.com/openbatch/openbatch", defaultModel: DEFAULT_MODEL, models: models() } },
+    grpcMaxMessageSize: 10 * 1024 * 1024,
+  }));
+
+  app.get("/v1/.well-known/ready", async (_req, reply) => reply.status(200).send());
+  app.get("/v1/.well-known/live", async (_req, reply) => reply.status(200).send());
+  app.get("/v1/.well-known/openid-configuration", async (_req, reply) => reply.status(404).send());
+
+  const nodes = (output: string | undefined, only?: string) => {
+    const shards = collections.shardStats().filter((s) => only === undefined || s.class === only);
+    const objectCount = shards.reduce((n, s) => n + s.objectCount, 0);
+    return {
+      nodes: [
+        {
+          name: hostname(),
+          status: "HEALTHY",
+          version: WEAVIATE_VERSION,
+          gitHash: "openbatch",
+          stats: { shardCount: shards.length, objectCount },
+          batchStats: collections.batchStats(),
+          shards:
+            output === "verbose"
+              ? shards.map((s) => ({ name: "shard0", class: s.class, objectCount: s.objectCount, vectorIndexingStatus: "READY", vectorQueueLength: 0, compressed: false, loaded: true }))
+              : null,
+        },
+      ],
+    };
+  };
+  app.get<{ Querystring: { output?: string } }>("/v1/nodes", async (req) => nodes(req.query.output));
+  app.get<{ Params: { className: string }; Querystring: { output?: string } }>("/v1/nodes/:className", async (req) => nodes(req.query.output, normalizeClassName(req.params.className)));
+};

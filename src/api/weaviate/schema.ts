@@ -1,0 +1,31 @@
+import type { FastifyPluginAsync } from "fastify";
+import type { CollectionService } from "../../collections/collection-service.js";
+
+/**
+ * Weaviate's schema endpoints: `GET /v1/schema` → `{classes}`, `POST /v1/schema` (a class; 422 when invalid or
+ * existing), `GET /v1/schema/{class}` (404 with no body when absent), `DELETE /v1/schema/{class}` (200 either way),
+ * `POST /v1/schema/{class}/properties`, `GET /v1/schema/{class}/shards`.
+ */
+export const weaviateSchemaRoutes: FastifyPluginAsync<{ collections: CollectionService }> = async (app, { collections }) => {
+  app.get("/v1/schema", async () => ({ classes: collections.listClasses() }));
+
+  app.post("/v1/schema", async (req) => collections.createClass(req.body));
+
+  app.get<{ Params: { className: string } }>("/v1/schema/:className", async (req, reply) => {
+    const def = collections.getClass(req.params.className);
+    return def ?? reply.status(404).send();
+  });
+
+  app.delete<{ Params: { className: string } }>("/v1/schema/:className", async (_req, reply) => {
+    await collections.deleteClass(_req.params.className);
+    return reply.status(200).send();
+  });
+
+  app.post<{ Params: { className: string } }>("/v1/schema/:className/properties", async (req) => collections.addProperty(req.params.className, req.body));
+
+  app.get<{ Params: { className: string } }>("/v1/schema/:className/shards", async (req, reply) => {
+    const def = collections.getClass(req.params.className);
+    if (!def) return reply.status(404).send();
+    return [{ name: "shard0", status: "READY", vectorQueueSize: 0 }];
+  });
+};

@@ -1,0 +1,87 @@
+/**
+ * Persistence of Weaviate-style collections: class definitions, objects (properties + vector) and cross-references.
+ * All SQL lives behind this interface (store/sqlite/collection-store.ts). Times are unix ms; object ids are lower-case
+ * UUIDs, unique within a class; `seq` is a stable integer per object (the vector index's label).
+ */
+
+/** A class as stored: its definition (Weaviate class JSON) and a counter bumped by every write to its objects. */
+export interface StoredClass {
+  name: string;
+  definition: unknown;
+  /** Bumped by every object write or delete in the class; a saved vector index is valid only for the version it saw. */
+  version: number;
+  created_at: number;
+}
+
+/** An object as stored. */
+export interface StoredObject {
+  seq: number;
+  class: string;
+  id: string;
+  properties: Record<string, unknown>;
+  /** Null when not read (see `withVectors`) or when the object has none. */
+  vector: Float32Array | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** A cross-reference from a property of one object to another object. */
+export interface StoredReference {
+  from_class: string;
+  from_id: string;
+  property: string;
+  to_class: string;
+  to_id: string;
+}
+
+/** One object to insert or replace. */
+export interface ObjectWrite {
+  class: string;
+  id: string;
+  properties: Record<string, unknown>;
+  vector: Float32Array | null;
+  /** The object's cross-references (they replace any it had). */
+  references: { property: string; to_class: string; to_id: string }[];
+}
+
+/** What an upsert did to one object. */
+export interface ObjectWriteResult {
+  seq: number;
+  created_at: number;
+  updated_at: number;
+  /** True when the object did not exist before. */
+  created: boolean;
+  /** True when the object existed and had a vector (so the index holds its label). */
+  hadVector: boolean;
+}
+
+export interface CollectionStore {
+  listClasses(): Promise<StoredClass[]>;
+  /** Creates or replaces a class definition. */
+  putClass(name: string, definition: unknown): Promise<void>;
+  /** Deletes a class with its objects and the references from them, in one transaction. */
+  deleteClass(name: string): Promise<void>;
+
+  /** Inserts or replaces objects (each keeps its seq and creation time), in one transaction; bumps the classes' versions. */
+  upsertObjects(writes: ObjectWrite[], now: number): Promise<ObjectWriteResult[]>;
+  getObject(cls: string, id: string, withVector: boolean): Promise<StoredObject | null>;
+  /** Classes holding an object with this id. */
+  classesOfObject(id: string): Promise<string[]>;
+  /** Objects of a class by seq (any order; missing ones left out). */
+  objectsBySeq(cls: string, seqs: readonly number[], withVectors: boolean): Promise<StoredObject[]>;
+  /** Objects of a class in seq order after `afterSeq`, at most `limit`. */
+  scanObjects(cls: string, afterSeq: number, limit: number, withVectors: boolean): Promise<StoredObject[]>;
+  /** Number of objects per class. */
+  countObjects(): Promise<Map<string, number>>;
+  /** Number of objects with a vector in a class. */
+  countVectors(cls: string): Promise<number>;
+  /** Deletes objects of a class and the references from them, in one transaction. @returns the ids deleted, and the seqs of those that had a vector. */
+  deleteObjects(cls: string, ids: readonly string[]): Promise<{ deleted: string[]; vectorSeqs: number[] }>;
+
+  /** Appends references, in one transaction. */
+  addReferences(refs: readonly StoredReference[]): Promise<void>;
+  /** References from these objects of a class, in insertion order. */
+  referencesFrom(cls: string, ids: readonly string[]): Promise<StoredReference[]>;
+
+  close(): Promise<void>;
+}

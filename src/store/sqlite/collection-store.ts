@@ -1,0 +1,213 @@
+import Database from "better-sqlite3";
+import type { CollectionStore, ObjectWrite, ObjectWriteResult, StoredClass, StoredObject, StoredReference } from "../collection-store.js";
+
+/** Tables of the collections; they live beside the engine's in the same database file. */
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS collection_classes (
+  name       TEXT PRIMARY KEY,
+  definition TEXT NOT NULL,
+  version    INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS collection_objects (
+  seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+  class      TEXT NOT NULL,
+  id         TEXT NOT NULL,
+  properties TEXT NOT NULL,
+  vector     BLOB,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  UNIQUE (class, id)
+);
+CREATE INDEX IF NOT EXISTS collection_objects_by_class ON collection_objects(class, seq);
+CREATE INDEX IF NOT EXISTS collection_objects_by_id ON collection_objects(id);
+
+CREATE TABLE IF NOT EXISTS collection_references (
+  seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+  from_class TEXT NOT NULL,
+  from_id    TEXT NOT NULL,
+  property   TEXT NOT NULL,
+  to_class   TEXT NOT NULL,
+  to_id      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS collection_references_from ON collection_references(from_class, from_id);
+`;
+
+type Row = Record<string, unknown>;
+
+/** A Float32 vector as a BLOB (little-endian, as the platform stores it). */
+const toBlob = (v: Float32Array | null) => (v ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : null);
+
+function fromBlob(b: unknown): Float32Array | null {
+  if (!b) return null;
+  const buf = b as Buffer;
+  // Copy: a Buffer's offset need not be 4-aligned.
+  const out = new Float32Array(buf.byteLength / 4);
+  new Uint8Array(out.buffer).set(buf);
+  return out;
+}
+
+function toObject(row: Row): StoredObject {
+  return {
+    seq: row.seq as number,
+    class: row.class as string,
+    id: row.id as string,
+    properties: JSON.parse(row.properties as string) as Record<string, unknown>,
+    vector: fromBlob(row.vector),
+    created_at: row.created_at as number,
+    updated_at: row.updated_at as number,
+  };
+}
+
+const COLUMNS = (withVectors: boolean) => `seq, class, id, properties, ${withVectors ? "vector" : "NULL AS vector"}, created_at, updated_at`;
+
+/**
+ * Collections in SQLite. It opens its own connection to a database file (the engine's `openbatch.db`: better-sqlite3
+ * is synchronous, so the two connections of one process never hold a transaction at the same time).
+ */
+export class SqliteCollectionStore implements CollectionStore {
+  private readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
+
+  /** A prepared statement for `text`, prepared once and reused. */
+  private sql(text: string): Database.Statement {
+    let statement = this.statements.get(text);
+    if (!statement) {
+      statement = this.db.prepare(text);
+      this.statements.set(text, statement);
+    }
+    return statement;
+  }
+
+  /** @param path database file path (":memory:" for tests). */
+  constructor(path: string) {
+    this.db = new Database(path);
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma("synchronous = NORMAL");
+    this.db.pragma("busy_timeout = 5000");
+    this.db.exec(SCHEMA);
+  }
+
+  async listClasses(): Promise<StoredClass[]> {
+    const rows = this.sql(`SELECT * FROM collection_classes ORDER BY created_at, name`).all() as Row[];
+    return rows.map((r) => ({ name: r.name as string, definition: JSON.parse(r.definition as string), version: r.version as number, created_at: r.created_at as number }));
+  }
+
+  async putClass(name: string, definition: unknown): Promise<void> {
+    this.sql(
+      `INSERT INTO collection_classes (name, definition, created_at) VALUES (?, ?, ?)
+       ON CONFLICT(name) DO UPDATE SET definition = excluded.definition`,
+    ).run(name, JSON.stringify(definition), Date.now());
+  }
+
+  async deleteClass(name: string): Promise<void> {
+    this.db.transaction(() => {
+      this.sql(`DELETE FROM collection_references WHERE from_class = ?`).run(name);
+      this.sql(`DELETE FROM collection_objects WHERE class = ?`).run(name);
+      this.sql(`DELETE FROM collection_classes WHERE name = ?`).run(name);
+    })();
+  }
+
+  async upsertObjects(writes: ObjectWrite[], now: number): Promise<ObjectWriteResult[]> {
+    return this.db.transaction(() => {
+      const results: ObjectWriteResult[] = [];
+      const classes = new Set<string>();
+      for (const w of writes) {
+        classes.add(w.class);
+        const before = this.sql(`SELECT seq, vector IS NOT NULL AS has_vector FROM collection_objects WHERE class = ? AND id = ?`).get(w.class, w.id) as
+          | { seq: number; has_vector: number }
+          | undefined;
+        const row = this.sql(
+          `INSERT INTO collection_objects (class, id, properties, vector, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT(class, id) DO UPDATE SET properties = excluded.properties, vector = excluded.vector, updated_at = excluded.updated_at
+           RETURNING seq, created_at, updated_at`,
+        ).get(w.class, w.id, JSON.stringify(w.properties), toBlob(w.vector), now, now) as { seq: number; created_at: number; updated_at: number };
+        if (before) this.sql(`DELETE FROM collection_references WHERE from_class = ? AND from_id = ?`).run(w.class, w.id);
+        for (const r of w.references) {
+          this.sql(`INSERT INTO collection_references (from_class, from_id, property, to_class, to_id) VALUES (?, ?, ?, ?, ?)`).run(w.class, w.id, r.property, r.to_class, r.to_id);
+        }
+        results.push({ ...row, created: !before, hadVector: before?.has_vector === 1 });
+      }
+      for (const c of classes) this.sql(`UPDATE collection_classes SET version = version + 1 WHERE name = ?`).run(c);
+      return results;
+    })();
+  }
+
+  async getObject(cls: string, id: string, withVector: boolean): Promise<StoredObject | null> {
+    const row = this.sql(`SELECT ${COLUMNS(withVector)} FROM collection_objects WHERE class = ? AND id = ?`).get(cls, id) as Row | undefined;
+    return row ? toObject(row) : null;
+  }
+
+  async classesOfObject(id: string): Promise<string[]> {
+    return (this.sql(`SELECT class FROM collection_objects WHERE id = ? ORDER BY seq`).all(id) as { class: string }[]).map((r) => r.class);
+  }
+
+  async objectsBySeq(cls: string, seqs: readonly number[], withVectors: boolean): Promise<StoredObject[]> {
+    const out: StoredObject[] = [];
+    // Chunks of at most 100, so at most 100 distinct statements are cached (one per chunk length).
+    for (let i = 0; i < seqs.length; i += 100) {
+      const chunk = seqs.slice(i, i + 100);
+      const rows = this.sql(`SELECT ${COLUMNS(withVectors)} FROM collection_objects WHERE class = ? AND seq IN (${chunk.map(() => "?").join(", ")})`).all(cls, ...chunk) as Row[];
+      out.push(...rows.map(toObject));
+    }
+    return out;
+  }
+
+  async scanObjects(cls: string, afterSeq: number, limit: number, withVectors: boolean): Promise<StoredObject[]> {
+    const rows = this.sql(`SELECT ${COLUMNS(withVectors)} FROM collection_objects WHERE class = ? AND seq > ? ORDER BY seq LIMIT ?`).all(cls, afterSeq, limit) as Row[];
+    return rows.map(toObject);
+  }
+
+  async countObjects(): Promise<Map<string, number>> {
+    const rows = this.sql(`SELECT class, count(*) AS n FROM collection_objects GROUP BY class`).all() as { class: string; n: number }[];
+    return new Map(rows.map((r) => [r.class, r.n]));
+  }
+
+  async countVectors(cls: string): Promise<number> {
+    return (this.sql(`SELECT count(*) AS n FROM collection_objects WHERE class = ? AND vector IS NOT NULL`).get(cls) as { n: number }).n;
+  }
+
+  async deleteObjects(cls: string, ids: readonly string[]): Promise<{ deleted: string[]; vectorSeqs: number[] }> {
+    return this.db.transaction(() => {
+      const vectorSeqs: number[] = [];
+      const deleted: string[] = [];
+      for (const id of ids) {
+        const row = this.sql(`DELETE FROM collection_objects WHERE class = ? AND id = ? RETURNING seq, vector IS NOT NULL AS has_vector`).get(cls, id) as
+          | { seq: number; has_vector: number }
+          | undefined;
+        if (!row) continue;
+        deleted.push(id);
+        if (row.has_vector) vectorSeqs.push(row.seq);
+        this.sql(`DELETE FROM collection_references WHERE from_class = ? AND from_id = ?`).run(cls, id);
+      }
+      if (deleted.length) this.sql(`UPDATE collection_classes SET version = version + 1 WHERE name = ?`).run(cls);
+      return { deleted, vectorSeqs };
+    })();
+  }
+
+  async addReferences(refs: readonly StoredReference[]): Promise<void> {
+    this.db.transaction(() => {
+      for (const r of refs) {
+        this.sql(`INSERT INTO collection_references (from_class, from_id, property, to_class, to_id) VALUES (?, ?, ?, ?, ?)`).run(r.from_class, r.from_id, r.property, r.to_class, r.to_id);
+      }
+    })();
+  }
+
+  async referencesFrom(cls: string, ids: readonly string[]): Promise<StoredReference[]> {
+    const out: StoredReference[] = [];
+    for (let i = 0; i < ids.length; i += 100) {
+      const chunk = ids.slice(i, i + 100);
+      const rows = this.sql(
+        `SELECT from_class, from_id, property, to_class, to_id FROM collection_references
+         WHERE from_class = ? AND from_id IN (${chunk.map(() => "?").join(", ")}) ORDER BY seq`,
+      ).all(cls, ...chunk) as StoredReference[];
+      out.push(...rows);
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}
