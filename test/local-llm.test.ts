@@ -249,7 +249,7 @@ describe("local-llm provider", () => {
     const provider = createProvider("llm", parseConfig({ providers: { llm: { type: "local-llm", model: MODEL, parallelSequences: 4 } } }).providers.llm!, { cacheDir: tmpdir() });
     expect(provider).toBeInstanceOf(LocalLlmProvider);
     const llm = provider as LocalLlmProvider;
-    expect(llm.maxConcurrency).toBe(4);
+    expect(llm.maxConcurrency).toBe(8); // twice the sequences: extra calls queue for a free sequence
     try {
       const signal = new AbortController().signal;
       const finished: number[] = [];

@@ -52,7 +52,7 @@ const localLlm = z.object({
   parallelSequences: z.number().int().positive().max(256).default(4),
   /** Tokens per sequence (prompt + output); defaults to min(2048, the model's training context). */
   contextSize: z.number().int().positive().optional(),
-  /** Upper bound of calls in flight at once; defaults to parallelSequences. */
+  /** Upper bound of calls in flight at once; defaults to 2 × parallelSequences (the extra calls wait for a free sequence). */
   maxConcurrency: z.number().int().positive().optional(),
   /** Per-call limit in ms, waiting for a free sequence included. */
   timeoutMs: z.number().int().positive().default(600_000),

@@ -351,7 +351,8 @@ export class Dispatcher {
     this.pending = [];
     this.flushing = this.store
       .recordOutcomes(batch, Date.now())
-      .then(() => undefined)
+      // A batch whose last outcomes just landed can be finalized now rather than at the next poll.
+      .then(() => this.wake())
       .catch((err) => this.log.error({ err }, "recording outcomes failed; their leases will return them to the queue"))
       .finally(() => {
         this.flushing = null;
