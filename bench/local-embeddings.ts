@@ -25,7 +25,7 @@ export async function benchLocalEmbeddings(cacheDir: string): Promise<BenchRow[]
   const provider = new LocalEmbeddingsProvider("local", cacheDir);
   await provider.load();
   let t = performance.now();
-  for (const body of bodies) await provider.send({ endpoint: "/v1/embeddings", body });
+  for (const body of bodies) await provider.send({ endpoint: "/v1/embeddings", model: "local/glove-100d", body });
   const directS = (performance.now() - t) / 1000;
 
   // Through a batch on the engine (in-process, SQLite, output file written).
