@@ -5,8 +5,10 @@
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { benchLocalEmbeddings } from "./local-embeddings.js";
+import { benchLocalLlm } from "./local-llm.js";
+import { benchRateLimits } from "./rate-limits.js";
 import { report } from "./report.js";
 
 const cacheDir = process.env.OPENBATCH_CACHE_DIR ?? join(tmpdir(), "openbatch-bench-cache");
-const rows = [...(await benchLocalEmbeddings(cacheDir))];
+const rows = [...(await benchRateLimits()), ...(await benchLocalEmbeddings(cacheDir)), ...(await benchLocalLlm())];
 console.log(`report: ${report("openbatch-bench", rows)}`);

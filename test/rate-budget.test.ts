@@ -64,13 +64,10 @@ describe("rate-limit headers", () => {
     expect(parseResetDuration(undefined)).toBeNull();
   });
 
-  it("discovers budgets, pauses on an exhausted budget or Retry-After, and adapts concurrency (AIMD)", () => {
+  it("adapts concurrency (AIMD) while no budget is known, and pauses on Retry-After", () => {
     const limiter = new ProviderRateLimiter(32, { modelBudgets: {} });
     expect(limiter.concurrency).toBe(4);
     expect(limiter.rpm).toBeNull();
-    limiter.onAnswer(200, { "x-ratelimit-limit-requests": "600", "x-ratelimit-limit-tokens": "100000" }, 0);
-    expect(limiter.rpm).toBeCloseTo(588);
-    expect(limiter.tpm).toBeCloseTo(98_000);
     for (let i = 0; i < 4 + 5 + 6; i++) limiter.onAnswer(200, {}, 0);
     expect(limiter.concurrency).toBe(7);
     limiter.onAnswer(429, { "retry-after": "2" }, 10_000);
@@ -78,16 +75,27 @@ describe("rate-limit headers", () => {
     expect(limiter.concurrency).toBe(3);
     limiter.onAnswer(429, {}, 10_500); // same overload episode: no second halving
     expect(limiter.concurrency).toBe(3);
+    expect(limiter.throttled).toBe(2);
+  });
+
+  it("discovers budgets from headers (spent at 98 %), then lets the budget pace at full concurrency", () => {
+    const limiter = new ProviderRateLimiter(32, { modelBudgets: {} });
+    limiter.onAnswer(200, { "x-ratelimit-limit-requests": "600", "x-ratelimit-limit-tokens": "100000" }, 0);
+    expect(limiter.rpm).toBeCloseTo(588);
+    expect(limiter.tpm).toBeCloseTo(98_000);
+    expect(limiter.concurrency).toBe(32);
+    limiter.onAnswer(429, { "retry-after-ms": "500" }, 1_000);
+    expect(limiter.pausedUntil).toBe(1_500);
+    expect(limiter.concurrency).toBe(32); // the budget and the pause hold the rate; no halving on top
     limiter.onAnswer(200, { "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "5s" }, 20_000);
     expect(limiter.pausedUntil).toBe(25_000);
-    expect(limiter.throttled).toBe(2);
   });
 
   it("configured budgets keep the full concurrency and are not overridden by headers", () => {
     const limiter = new ProviderRateLimiter(16, { rpm: 120, modelBudgets: { "gpt-*": { tpm: 1000 } } });
     expect(limiter.concurrency).toBe(16);
     limiter.onAnswer(200, { "x-ratelimit-limit-requests": "9999" }, 0);
-    expect(limiter.rpm).toBe(120);
+    expect(limiter.rpm).toBeCloseTo(117.6); // 98 % of the configured 120
     expect(limiter.needsTokenCost("gpt-4o")).toBe(true);
     expect(limiter.needsTokenCost("llama")).toBe(false);
   });

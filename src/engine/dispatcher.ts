@@ -53,7 +53,8 @@ export class Dispatcher {
   private again = false;
   private stopped = true;
   private lastSweep = 0;
-  private rrOffset = 0;
+  /** Provider name → round-robin position among its batches; moves only when a pass hands out work. */
+  private readonly turn = new Map<string, number>();
 
   constructor(
     private readonly store: Store,
@@ -175,10 +176,11 @@ export class Dispatcher {
       const paused = (limiter?.pausedUntil ?? 0) - now;
       if (paused > 0) sleep = Math.min(sleep, paused);
       let free = limiter ? limiter.concurrency - this.inFlightCount(name) : 0;
-      // Higher priority first; batches of equal priority take turns (the rotation moves every pass).
-      const rotated = batches.map((_, i) => batches[(i + this.rrOffset) % batches.length]!);
+      // Higher priority first; batches of equal priority take turns: the pass starts after the last batch served.
+      const offset = this.turn.get(name) ?? 0;
+      const rotated = batches.map((_, i) => batches[(i + offset) % batches.length]!);
       const order = rotated.sort((a, b) => b.priority - a.priority);
-      this.rrOffset++;
+      let claimed = false;
       for (let i = 0; i < order.length; i++) {
         const batch = order[i]!;
         if (!provider) {
@@ -188,6 +190,11 @@ export class Dispatcher {
           const leaseUntil = now + (this.options.leaseMs ?? provider.timeoutMs + 60_000);
           const items = await this.store.claimItems(batch.id, this.workerId, share, now, leaseUntil);
           free -= items.length;
+          if (items.length > 0 && !claimed) {
+            claimed = true;
+            // The next pass that hands out work starts from the batch after this one.
+            this.turn.set(name, offset + i + 1);
+          }
           for (const item of items) void this.send(item, batch, provider);
         }
         if (!this.inFlightByBatch.get(batch.id)?.size && !(await this.store.hasUnfinished(batch.id))) {

