@@ -4,11 +4,12 @@
  */
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { benchCollections } from "./collections.js";
 import { benchLocalEmbeddings } from "./local-embeddings.js";
 import { benchLocalLlm } from "./local-llm.js";
 import { benchRateLimits } from "./rate-limits.js";
 import { report } from "./report.js";
 
 const cacheDir = process.env.OPENBATCH_CACHE_DIR ?? join(tmpdir(), "openbatch-bench-cache");
-const rows = [...(await benchRateLimits()), ...(await benchLocalEmbeddings(cacheDir)), ...(await benchLocalLlm())];
+const rows = [...(await benchRateLimits()), ...(await benchLocalEmbeddings(cacheDir)), ...(await benchLocalLlm()), ...(await benchCollections())];
 console.log(`report: ${report("openbatch-bench", rows)}`);

@@ -13,7 +13,8 @@ const M = 16;
 const EF_C = 128;
 
 let seed = 42;
-const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff) * 2 - 1;
+// A 32-bit LCG in integer arithmetic (a float version loses its low bits and cycles after ~10k values).
+const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 0x100000000) * 2 - 1;
 const data = new Float32Array(N * D).map(rand);
 const queries = new Float32Array(Q * D).map(rand);
 const row = (a: Float32Array, i: number) => a.subarray(i * D, (i + 1) * D);
