@@ -1,4 +1,5 @@
-import Database from "better-sqlite3";
+import type Database from "better-sqlite3";
+import { SqliteConnection } from "./connection.js";
 import type { CollectionStore, ObjectWrite, ObjectWriteResult, StoredClass, StoredObject, StoredReference } from "../collection-store.js";
 
 /** Tables of the collections; they live beside the engine's in the same database file. */
@@ -68,24 +69,13 @@ const COLUMNS = (withVectors: boolean) => `seq, class, id, properties, ${withVec
  */
 export class SqliteCollectionStore implements CollectionStore {
   private readonly db: Database.Database;
-  private readonly statements = new Map<string, Database.Statement>();
-
-  /** A prepared statement for `text`, prepared once and reused. */
-  private sql(text: string): Database.Statement {
-    let statement = this.statements.get(text);
-    if (!statement) {
-      statement = this.db.prepare(text);
-      this.statements.set(text, statement);
-    }
-    return statement;
-  }
+  private readonly sql: (text: string) => Database.Statement;
 
   /** @param path database file path (":memory:" for tests). */
   constructor(path: string) {
-    this.db = new Database(path);
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("synchronous = NORMAL");
-    this.db.pragma("busy_timeout = 5000");
+    const connection = new SqliteConnection(path);
+    this.db = connection.db;
+    this.sql = (text) => connection.sql(text);
     this.db.exec(SCHEMA);
   }
 

@@ -1,4 +1,5 @@
-import Database from "better-sqlite3";
+import type Database from "better-sqlite3";
+import { SqliteConnection } from "./connection.js";
 import type { Batch, BatchStatus, BatchUsage, ItemOutcome, ItemState, RequestCounts, RequestItem } from "../../core/batch.js";
 import { invalidRequest } from "../../core/errors.js";
 import { newId } from "../../core/ids.js";
@@ -31,24 +32,13 @@ function toFile(row: Row): FileRecord {
  */
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
-  private readonly statements = new Map<string, Database.Statement>();
-
-  /** A prepared statement for `text`, prepared once and reused (preparing costs more than most runs). */
-  private sql(text: string): Database.Statement {
-    let statement = this.statements.get(text);
-    if (!statement) {
-      statement = this.db.prepare(text);
-      this.statements.set(text, statement);
-    }
-    return statement;
-  }
+  private readonly sql: (text: string) => Database.Statement;
 
   /** @param path database file path (":memory:" for tests). */
   constructor(path: string) {
-    this.db = new Database(path);
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("synchronous = NORMAL");
-    this.db.pragma("busy_timeout = 5000");
+    const connection = new SqliteConnection(path);
+    this.db = connection.db;
+    this.sql = (text) => connection.sql(text);
     const fresh = this.sql(`SELECT count(*) AS n FROM sqlite_master WHERE name = 'batches'`).get() as { n: number };
     if (fresh.n === 0) {
       this.db.exec(SCHEMA);
