@@ -2,22 +2,23 @@
  * Vector indexes of the collections.
  *
  * HNSW comes from hnswlib-node (the reference C++ hnswlib). Both libraries the design names were measured with
- * `npx tsx bench/vector-libs.ts`: 20,000 random 128-d vectors, 200 queries, k=10, M=16, efConstruction=128, recall
- * against exact search. The box was a shared 2-vCPU VM under load (~3-6), so rates are given as the range of two
- * runs; recall is deterministic.
+ * `npx tsx bench/vector-libs.ts`: 20,000 uniform random 128-d vectors (the hardest case for HNSW), 200 queries, k=10,
+ * M=16, efConstruction=128, recall against exact search, on a shared 2-vCPU VM (rates are ±30 %):
  *
- *   library        metric  insert/s      query/s ef=64   recall@10 ef=64 / ef=128
- *   hnswlib-node   cosine  4,700-6,400   7,500-9,100     0.944 / 0.946
- *   usearch        cosine  2,200-4,900   3,200-7,700     0.929 / 0.929  (1 thread; all threads 0.914-0.921 / 0.908-0.912)
- *   hnswlib-node   l2sq    2,600-3,400   4,900-5,900     0.954 / 0.955
- *   usearch        l2sq    2,600-3,400   3,000-7,600     0.938 / 0.939  (1 thread; all threads 0.924-0.926 / 0.934)
+ *   library                metric  insert/s  query/s ef=64  recall@10 ef=64 / ef=128
+ *   hnswlib-node           cosine  3,500     2,800          0.494 / 0.674
+ *   usearch, 1 thread      cosine  2,700     4,300          0.496 / 0.672
+ *   usearch, all threads   cosine  6,300     7,000          0.473 / 0.689
+ *   hnswlib-node           l2sq    5,100     9,600          0.586 / 0.765
+ *   usearch, 1 thread      l2sq    5,300     9,000          0.578 / 0.764
+ *   usearch, all threads   l2sq    10,200    9,900          0.579 / 0.757
  *
- * Speed is on a par within the noise; hnswlib-node reaches the better recall at the same graph settings (+0.015 to
- * +0.017) and its search takes a label filter (used for `where` + nearVector), so it is the one used. usearch would
- * win on many cores (multi-threaded batch add), which hnswlib-node does not expose. Neither has manhattan or a
- * float hamming (usearch's hamming is over bits), so those distances, and `vectorIndexType: "flat"`, use an exact
- * scan. Through `POST /v1/batch/objects` (20k×128, M=32, efC=128, 1,000 per request, in-process) hnswlib's addPoint
- * is ~70% of the server's CPU time.
+ * Recall is the same at the same graph settings and single-thread speed is on a par; usearch's multi-threaded batch
+ * add is ~2x faster on 2 cores. hnswlib-node is used because its search takes a label filter (`where` + nearVector)
+ * and it saves and loads its graph as one file. On real vectors recall is far higher (GloVe sentence vectors: 0.96 at
+ * the default ef; see bench/collections.ts). Neither has manhattan or a float hamming (usearch's hamming is over
+ * bits), so those distances, and `vectorIndexType: "flat"`, use an exact scan. Inserting is ~80 % of the server's CPU
+ * during an import with given vectors.
  *
  * Distances are Weaviate's: cosine = 1 − cos, dot = −a·b, l2-squared = Σ(a−b)², manhattan = Σ|a−b|,
  * hamming = number of differing dimensions.
