@@ -55,8 +55,9 @@ function renderErrorFor(url: string, err: unknown): { status: number; body: unkn
 const PUBLIC_ROUTES = new Set(["/healthz", "/v1/.well-known/ready", "/v1/.well-known/live", "/v1/.well-known/openid-configuration"]);
 
 /**
- * Builds the HTTP server: auth, the OpenAI dialect (Files + Batches), `GET /healthz`, and errors rendered in
- * OpenAI's shape. Does not listen; the caller does.
+ * Builds the HTTP server: auth, every dialect — OpenAI (Files, Batches, synchronous inference), seed 001, Anthropic,
+ * Gemini, Weaviate-style collections — `GET /healthz`, `GET /metrics`, and errors in the called dialect's shape.
+ * Does not listen; the caller does. Closing it closes the collections (the engine is the caller's to close).
  */
 export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
   // forceCloseConnections: a client may still hold a keep-alive socket when we stop; do not wait 72 s for it.
