@@ -9,7 +9,8 @@ import { benchLocalEmbeddings } from "./local-embeddings.js";
 import { benchLocalLlm } from "./local-llm.js";
 import { benchRateLimits } from "./rate-limits.js";
 import { report } from "./report.js";
+import { benchScale } from "./scale.js";
 
 const cacheDir = process.env.OPENBATCH_CACHE_DIR ?? join(tmpdir(), "openbatch-bench-cache");
-const rows = [...(await benchRateLimits()), ...(await benchLocalEmbeddings(cacheDir)), ...(await benchLocalLlm()), ...(await benchCollections())];
+const rows = [...(await benchRateLimits()), ...(await benchLocalEmbeddings(cacheDir)), ...(await benchLocalLlm()), ...(await benchCollections()), ...(await benchScale())];
 console.log(`report: ${report("openbatch-bench", rows)}`);

@@ -19,7 +19,7 @@ export function datasetsDir(): string {
 /** Prints rows as a table and writes them to bench/results/<name>-<time>.json. @returns the JSON path. */
 export function report(name: string, rows: BenchRow[]): string {
   console.log(`\n${name}`);
-  console.table(rows.map((r) => ({ bench: r.bench, case: r.case, value: `${r.value.toFixed(1)} ${r.unit}`, ratio: r.ratio === undefined ? "" : `${r.ratio.toFixed(2)} (${r.ratioOf})` })));
+  console.table(rows.map((r) => ({ bench: r.bench, case: r.case, value: `${r.value >= 100 ? r.value.toFixed(0) : r.value >= 10 ? r.value.toFixed(1) : r.value.toFixed(3)} ${r.unit}`, ratio: r.ratio === undefined ? "" : `${r.ratio.toFixed(2)} (${r.ratioOf})` })));
   const dir = resolve(import.meta.dirname, "results");
   mkdirSync(dir, { recursive: true });
   const path = join(dir, `${name}-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);

@@ -1,4 +1,13 @@
-import { countTokens } from "gpt-tokenizer";
+import { createRequire } from "node:module";
+
+type CountTokens = (text: string) => number;
+let countTokensFn: CountTokens | null = null;
+
+/** The tokenizer, loaded on first use: its o200k_base tables take ~70 MB, which a server without token budgets never needs. */
+function countTokens(text: string): number {
+  countTokensFn ??= (createRequire(import.meta.url)("gpt-tokenizer") as { countTokens: CountTokens }).countTokens;
+  return countTokensFn(text);
+}
 
 /** Tokens a request sends, and the most it may produce. */
 export interface RequestTokens {
