@@ -70,7 +70,8 @@ export interface Store {
   batchesInStatus(statuses: readonly BatchStatus[]): Promise<Batch[]>;
   /**
    * Compare-and-set update: applies `patch` only while the batch is in one of `from`.
-   * @returns true when applied.
+   * @returns true when applied. @throws Error when `patch.status` is not a legal transition from every `from`
+   * (core/batch.ts): a programming error, never the caller's.
    */
   updateBatch(id: string, from: readonly BatchStatus[], patch: Partial<Batch>): Promise<boolean>;
   getProviderKey(batchId: string): Promise<string | null>;

@@ -1,6 +1,7 @@
 import type Database from "better-sqlite3";
 import { SqliteConnection } from "./connection.js";
 import type { Batch, BatchStatus, BatchUsage, ItemOutcome, ItemState, RequestCounts, RequestItem } from "../../core/batch.js";
+import { canTransition } from "../../core/batch.js";
 import { invalidRequest } from "../../core/errors.js";
 import { newId } from "../../core/ids.js";
 import type { ParsedRequestLine } from "../../core/request-line.js";
@@ -123,6 +124,10 @@ export class SqliteStore implements Store {
   }
 
   async updateBatch(id: string, from: readonly BatchStatus[], patch: Partial<Batch>): Promise<boolean> {
+    const to = patch.status;
+    if (to !== undefined && from.some((f) => f !== to && !canTransition(f, to))) {
+      throw new Error(`Illegal batch transition ${from.join("|")} → ${to}`);
+    }
     const sets: string[] = [];
     const args: unknown[] = [];
     for (const [k, v] of Object.entries(patch)) {
