@@ -3,23 +3,12 @@ import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import OpenAI, { APIConnectionError, APIError, BadRequestError, NotFoundError, toFile } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startServer, type TestServer } from "./support/harness.js";
+import { apiError, startServer, type TestServer } from "./support/harness.js";
 
 type Purpose = OpenAI.Files.FilePurpose;
 
 async function upload(client: OpenAI, bytes: Buffer | string, name: string, purpose: string) {
   return client.files.create({ file: await toFile(typeof bytes === "string" ? Buffer.from(bytes) : bytes, name), purpose: purpose as Purpose });
-}
-
-/** Awaits a promise that must reject with an SDK APIError, and returns the error. */
-async function apiError(p: Promise<unknown>): Promise<APIError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(APIError);
-    return err as APIError;
-  }
-  throw new Error("expected the call to fail, but it succeeded");
 }
 
 /** Every file id the server lists (all pages). */

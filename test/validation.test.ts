@@ -1,7 +1,7 @@
 import OpenAI, { APIError, BadRequestError, ConflictError, NotFoundError, toFile } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeUpstream } from "./support/fake-upstream.js";
-import { chatLines, startServer, uploadJsonl, upstreamConfig, waitFor, type TestServer } from "./support/harness.js";
+import { apiError, chatLines, startServer, type TestServer, uploadJsonl, upstreamConfig, waitFor } from "./support/harness.js";
 
 const ENDPOINT = "/v1/chat/completions";
 
@@ -13,17 +13,6 @@ function req(customId: string, extra: Record<string, unknown> = {}, model = "fak
 /** JSONL text from objects or raw strings (a string is written as-is). */
 function jsonl(lines: (Record<string, unknown> | string)[]): string {
   return lines.map((l) => (typeof l === "string" ? l : JSON.stringify(l))).join("\n") + "\n";
-}
-
-/** Awaits a promise that must reject with an SDK APIError, and returns the error. */
-async function apiError(p: Promise<unknown>): Promise<APIError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(APIError);
-    return err as APIError;
-  }
-  throw new Error("expected the call to fail, but it succeeded");
 }
 
 describe("batch input validation (failed batch with errors.data) through the openai SDK", () => {

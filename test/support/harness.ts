@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
-import OpenAI, { toFile } from "openai";
+import OpenAI, { APIError, toFile } from "openai";
 import { buildServer } from "../../src/api/server.js";
 import { parseConfig, type Config } from "../../src/core/config.js";
 import { Engine } from "../../src/engine/engine.js";
@@ -70,6 +70,17 @@ export async function waitFor(client: OpenAI, id: string, until: (b: OpenAI.Batc
     if (Date.now() > deadline) throw new Error(`batch ${id} stuck in ${b.status}: ${JSON.stringify(b.request_counts)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** Awaits a promise that must reject with an SDK APIError, and returns the error. */
+export async function apiError(p: Promise<unknown>): Promise<APIError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof APIError) return err;
+    throw new Error(`expected an APIError, got ${String(err)}`);
+  }
+  throw new Error("expected the call to fail, but it succeeded");
 }
 
 /** Downloads a file's JSONL and parses each line. */
