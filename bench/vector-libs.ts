@@ -3,7 +3,7 @@
  * rate and recall@10 against exact search. `npx tsx bench/vector-libs.ts [count] [dims]` (default 20000 × 128).
  */
 import hnswlib from "hnswlib-node";
-import { Index, MetricKind } from "usearch";
+import { Index, MetricKind, ScalarKind } from "usearch";
 
 const N = Number(process.argv[2] ?? 20_000);
 const D = Number(process.argv[3] ?? 128);
@@ -64,7 +64,7 @@ for (const metric of ["cosine", "l2"] as const) {
   // usearch: batch add, single thread and all threads.
   for (const threads of [1, 0]) {
     for (const ef of [64, 128]) {
-      const index = new Index({ dimensions: D, metric: metric === "l2" ? MetricKind.L2sq : MetricKind.Cos, connectivity: M, expansion_add: EF_C, expansion_search: ef });
+      const index = new Index({ dimensions: D, metric: metric === "l2" ? MetricKind.L2sq : MetricKind.Cos, quantization: ScalarKind.F32, connectivity: M, expansion_add: EF_C, expansion_search: ef, multi: false });
       let t = performance.now();
       index.add(BigUint64Array.from({ length: N }, (_, i) => BigInt(i)), data, threads);
       const insertS = (performance.now() - t) / 1000;
@@ -77,7 +77,7 @@ for (const metric of ["cosine", "l2"] as const) {
   }
   // usearch one call per vector (how a server that indexes each batch as it comes would feed it).
   {
-    const index = new Index({ dimensions: D, metric: metric === "l2" ? MetricKind.L2sq : MetricKind.Cos, connectivity: M, expansion_add: EF_C, expansion_search: 128 });
+    const index = new Index({ dimensions: D, metric: metric === "l2" ? MetricKind.L2sq : MetricKind.Cos, quantization: ScalarKind.F32, connectivity: M, expansion_add: EF_C, expansion_search: 128, multi: false });
     const t = performance.now();
     for (let i = 0; i < N; i++) index.add(BigInt(i), row(data, i), 1);
     console.log(`usearch ${metric} add one at a time: ${fmt(N / ((performance.now() - t) / 1000))}/s`);

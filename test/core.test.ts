@@ -93,8 +93,9 @@ describe("batch state machine", () => {
 describe("config", () => {
   it("fills defaults and resolves env: secrets", () => {
     const c = parseConfig({ providers: { up: { type: "openai-compatible", baseURL: "http://x/v1", apiKey: "env:K" } }, models: { "*": "up" } }, { K: "secret" });
-    expect(c.providers.up!.apiKey).toBe("secret");
-    expect(c.providers.up!.maxConcurrency).toBe(16);
+    const up = c.providers.up as Extract<(typeof c.providers)[string], { type: "openai-compatible" }>;
+    expect(up.apiKey).toBe("secret");
+    expect(up.maxConcurrency).toBe(16);
     expect(c.limits.maxRequestsPerBatch).toBe(50_000);
     expect(c.retry.maxAttempts).toBe(6);
   });

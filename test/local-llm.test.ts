@@ -106,7 +106,7 @@ describe("local-llm: an embedded GGUF model (stories260K) behind the OpenAI batc
   it("gives identical text for the same seed and temperature 0, and for the same seed with sampling", async () => {
     // Each request runs alone: decoded beside others, llama.cpp's batched arithmetic may round differently (as in any
     // continuous-batching server), so determinism is promised per request, not across batch compositions.
-    const alone = async (line: string, id: string) => (await runBatch(server, "/v1/completions", [line])).byId.get(id).choices[0].text as string;
+    const alone = async (line: Line, id: string) => (await runBatch(server, "/v1/completions", [line])).byId.get(id).choices[0].text as string;
     const greedyA = await alone(completionLine("greedy-a", "Once upon a time", { temperature: 0, seed: 1, max_tokens: 32 }), "greedy-a");
     const greedyB = await alone(completionLine("greedy-b", "Once upon a time", { temperature: 0, seed: 7, max_tokens: 32 }), "greedy-b");
     const sampledA = await alone(completionLine("sampled-a", "The cat", { temperature: 1, seed: 1234, max_tokens: 32 }), "sampled-a");
@@ -253,7 +253,7 @@ describe("local-llm provider", () => {
       let maxActiveAtFirstFinish = -1;
       const sends = Array.from({ length: 5 }, (_, i) =>
         llm
-          .send({ endpoint: "/v1/completions", body: JSON.stringify({ prompt: "Once upon a time", max_tokens: 64 + i, temperature: 0.8, seed: i }) }, signal)
+          .send({ endpoint: "/v1/completions", model: "stories260K", body: JSON.stringify({ prompt: "Once upon a time", max_tokens: 64 + i, temperature: 0.8, seed: i }) }, signal)
           .then((res) => {
             if (finished.length === 0) maxActiveAtFirstFinish = llm.stats.peakActive;
             finished.push(i);
@@ -280,9 +280,9 @@ describe("local-llm provider", () => {
       await llm.load();
       const controller = new AbortController();
       const reason = new Error("cancelled by test");
-      const pending = llm.send({ endpoint: "/v1/completions", body: JSON.stringify({ prompt: "Once", max_tokens: 100_000 }) }, controller.signal);
+      const pending = llm.send({ endpoint: "/v1/completions", model: "stories260K", body: JSON.stringify({ prompt: "Once", max_tokens: 100_000 }) }, controller.signal);
       // A second request waits for the only sequence; aborting it leaves the queue.
-      const waiting = llm.send({ endpoint: "/v1/completions", body: JSON.stringify({ prompt: "Once", max_tokens: 4 }) }, controller.signal).then(
+      const waiting = llm.send({ endpoint: "/v1/completions", model: "stories260K", body: JSON.stringify({ prompt: "Once", max_tokens: 4 }) }, controller.signal).then(
         () => "answered",
         (err: unknown) => err,
       );
@@ -290,7 +290,7 @@ describe("local-llm provider", () => {
       await expect(pending).rejects.toBe(reason);
       expect(await waiting).toBe(reason);
       expect(llm.stats.active).toBe(0);
-      const after = await llm.send({ endpoint: "/v1/completions", body: JSON.stringify({ prompt: "Once", max_tokens: 3 }) }, new AbortController().signal);
+      const after = await llm.send({ endpoint: "/v1/completions", model: "stories260K", body: JSON.stringify({ prompt: "Once", max_tokens: 3 }) }, new AbortController().signal);
       expect(after.status).toBe(200);
     } finally {
       await llm.close();
@@ -311,11 +311,11 @@ describe("local-llm provider", () => {
         ["/v1/embeddings", { input: "x", dimensions: 3 }, "dimensions"],
       ];
       for (const [endpoint, body, param] of cases) {
-        const res = await llm.send({ endpoint: endpoint as never, body: JSON.stringify(body) }, signal);
+        const res = await llm.send({ endpoint: endpoint as never, model: "stories260K", body: JSON.stringify(body) }, signal);
         expect(res.status, `${endpoint} ${JSON.stringify(body)}`).toBe(400);
         expect(JSON.parse(res.body).error.param).toBe(param);
       }
-      const notJson = await llm.send({ endpoint: "/v1/completions", body: "{" }, signal);
+      const notJson = await llm.send({ endpoint: "/v1/completions", model: "stories260K", body: "{" }, signal);
       expect(notJson.status).toBe(400);
     } finally {
       await llm.close();

@@ -7,7 +7,7 @@ function batch(id: string): Batch {
     id, dialect: "openai", owner: "", endpoint: "/v1/chat/completions", model: "m", provider: "up", input_file_id: "file-x",
     completion_window: "24h", status: "in_progress", errors: null, output_file_id: null, error_file_id: null, metadata: null,
     created_at: 0, in_progress_at: 0, expires_at: 1e15, finalizing_at: null, completed_at: null, failed_at: null,
-    expired_at: null, cancelling_at: null, cancelled_at: null, final_status: null, priority: 0,
+    expired_at: null, cancelling_at: null, cancelled_at: null, final_status: null, priority: 0, name: null, description: null,
   };
 }
 const ok: ItemOutcome = { state: "succeeded", status_code: 200, request_id: "r", response_body: "{}", error_code: null, error_message: null, usage: null };

@@ -1,4 +1,4 @@
-import OpenAI, { APIError, BadRequestError, ConflictError, NotFoundError, toFile } from "openai";
+import OpenAI, { BadRequestError, ConflictError, NotFoundError, toFile } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeUpstream } from "./support/fake-upstream.js";
 import { apiError, chatLines, startServer, type TestServer, uploadJsonl, upstreamConfig, waitFor } from "./support/harness.js";
