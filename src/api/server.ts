@@ -13,6 +13,7 @@ import { openAIBatchesRoutes } from "./openai/batches.js";
 import { renderOpenAIError } from "./openai/errors.js";
 import { openAIFilesRoutes } from "./openai/files.js";
 import { openAIInferenceRoutes } from "./openai/inference.js";
+import type { CollectionService } from "../collections/collection-service.js";
 import { openCollections } from "../collections/open.js";
 import { weaviateBatchRoutes } from "./weaviate/batch.js";
 import { renderWeaviateError, WEAVIATE_PATH } from "./weaviate/errors.js";
@@ -22,6 +23,10 @@ import { weaviateObjectsRoutes } from "./weaviate/objects.js";
 import { weaviateSchemaRoutes } from "./weaviate/schema.js";
 
 declare module "fastify" {
+  interface FastifyInstance {
+    /** The Weaviate-style collections the server serves (the gRPC endpoint serves them too). */
+    collections: CollectionService;
+  }
   interface FastifyRequest {
     /** Owner fingerprint of the caller's OpenBatch key; null when auth is off. */
     caller: string | null;
@@ -100,6 +105,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(openAIInferenceRoutes, { engine: options.engine });
   // Weaviate-style collections: schema, batch import, objects, GraphQL search, meta and nodes.
   const collections = await openCollections({ embedder: options.engine, dataDir: options.dataDir, autoSchema: options.autoSchema, log: app.log });
+  app.decorate("collections", collections);
   app.addHook("onClose", () => collections.close());
   await app.register(weaviateSchemaRoutes, { collections });
   await app.register(weaviateBatchRoutes, { collections });

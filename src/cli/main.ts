@@ -15,8 +15,9 @@ program
   .option("--host <host>", "interface to bind", "127.0.0.1")
   .option("--data-dir <dir>", "where the database and files live", "./openbatch-data")
   .option("-c, --config <file>", "config file (JSON)")
+  .option("--grpc-port <port>", "port of the Weaviate gRPC API (0 disables it)", (v) => Number(v), 50051)
   .action(async (opts) => {
-    await serve({ port: opts.port, host: opts.host, dataDir: opts.dataDir, config: opts.config });
+    await serve({ port: opts.port, host: opts.host, dataDir: opts.dataDir, config: opts.config, grpcPort: opts.grpcPort });
   });
 
 program

@@ -1,5 +1,7 @@
 import pino from "pino";
+import { ApiKeyAuth } from "../api/auth.js";
 import { buildServer } from "../api/server.js";
+import { startWeaviateGrpc } from "../api/weaviate-grpc/server.js";
 import { Engine } from "../engine/engine.js";
 import { loadConfig } from "./config-file.js";
 
@@ -9,6 +11,8 @@ export interface ServeOptions {
   host: string;
   dataDir: string;
   config?: string;
+  /** Port of the Weaviate gRPC API (the official Weaviate clients need it); 0 or absent: off. */
+  grpcPort?: number;
 }
 
 /** `openbatch serve`: the HTTP server and the dispatcher in one process, until SIGINT/SIGTERM. */
@@ -31,8 +35,17 @@ export async function serve(options: ServeOptions): Promise<void> {
   }
   const address = await app.listen({ port: options.port, host: options.host });
   log.info({ address, dataDir: options.dataDir }, "openbatch is serving the OpenAI Files + Batches API at " + address + "/v1");
+  // The gRPC API only serves Weaviate's own clients: a taken port costs that API, not the whole server.
+  const grpc = options.grpcPort
+    ? await startWeaviateGrpc({ collections: app.collections, port: options.grpcPort, host: options.host, auth: new ApiKeyAuth(config.apiKeys) }).catch((err: Error) => {
+        log.warn({ port: options.grpcPort, err: err.message }, "Weaviate gRPC API not started (choose another with --grpc-port, or 0 to turn it off)");
+        return null;
+      })
+    : null;
+  if (grpc) log.info({ port: grpc.port }, `openbatch is serving the Weaviate gRPC API on ${options.host}:${grpc.port}`);
   const shutdown = async () => {
     log.info({}, "shutting down");
+    await grpc?.close();
     await app.close();
     await engine.close();
     process.exit(0);

@@ -3,7 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import OpenAI, { APIError, toFile } from "openai";
+import { ApiKeyAuth } from "../../src/api/auth.js";
 import { buildServer } from "../../src/api/server.js";
+import { startWeaviateGrpc } from "../../src/api/weaviate-grpc/server.js";
 import { parseConfig, type Config } from "../../src/core/config.js";
 import { Engine } from "../../src/engine/engine.js";
 
@@ -14,14 +16,17 @@ export interface TestServer {
   /** Base URL including `/v1`. */
   url: string;
   dataDir: string;
+  /** Port of the Weaviate gRPC API, when started (option `grpcPort`). */
+  grpcPort?: number;
   client(apiKey?: string): OpenAI;
   close(): Promise<void>;
 }
 
 /**
  * Starts an in-process server. `config` is a raw config object (defaults filled in); test retry delays are short.
+ * `grpcPort` also starts the Weaviate gRPC API on that port (0: a free one); absent: no gRPC.
  */
-export async function startServer(config: Record<string, unknown>, opts: { dataDir?: string; cacheDir?: string; autoSchema?: boolean } = {}): Promise<TestServer> {
+export async function startServer(config: Record<string, unknown>, opts: { dataDir?: string; cacheDir?: string; autoSchema?: boolean; grpcPort?: number } = {}): Promise<TestServer> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), "openbatch-test-")));
   const parsed: Config = parseConfig({ ...config, retry: { baseDelayMs: 20, maxDelayMs: 200, ...(config.retry as object | undefined) } });
   const engine = await Engine.open({ dataDir, config: parsed, pollMs: 50, cacheDir: opts.cacheDir });
@@ -29,13 +34,16 @@ export async function startServer(config: Record<string, unknown>, opts: { dataD
   const app = await buildServer({ engine, apiKeys: parsed.apiKeys, maxFileBytes: parsed.limits.maxFileBytes, dataDir, autoSchema: opts.autoSchema });
   const address = await app.listen({ port: 0, host: "127.0.0.1" });
   const url = `${address}/v1`;
+  const grpc = opts.grpcPort === undefined ? null : await startWeaviateGrpc({ collections: app.collections, port: opts.grpcPort, host: "127.0.0.1", auth: new ApiKeyAuth(parsed.apiKeys) });
   return {
     engine,
     app,
     url,
     dataDir,
+    grpcPort: grpc?.port,
     client: (apiKey = "unused") => new OpenAI({ baseURL: url, apiKey, maxRetries: 0 }),
     async close() {
+      await grpc?.close();
       await app.close();
       await engine.close();
       if (!opts.dataDir) await rm(dataDir, { recursive: true, force: true });
