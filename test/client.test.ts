@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { listenLocal, type LocalHttpServer } from "./support/local-http.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -45,23 +45,16 @@ class FakeWeaviate {
   nodePolls = 0;
   graphql: string[] = [];
   graphqlAnswer: (query: string) => unknown = () => ({ data: { Get: {} } });
-  private server: Server | null = null;
-  private readonly sockets = new Set<Socket>();
+  private http: LocalHttpServer | null = null;
 
   async start(): Promise<this> {
-    this.server = createServer((req, res) => void this.handle(req, res));
-    this.server.on("connection", (s) => {
-      this.sockets.add(s);
-      s.on("close", () => this.sockets.delete(s));
-    });
-    await new Promise<void>((r) => this.server!.listen(0, "127.0.0.1", r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.http = await listenLocal((req, res) => void this.handle(req, res));
+    this.url = this.http.origin;
     return this;
   }
 
   async stop(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((r) => this.server?.close(() => r()));
+    await this.http?.stop();
   }
 
   /** Every uuid received exactly once, and exactly these. */

@@ -1,5 +1,5 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { listenLocal, type LocalHttpServer } from "./local-http.js";
 
 /** What the fake upstream does with one call. */
 export type Fault =
@@ -33,26 +33,19 @@ export class FakeUpstream {
   plan: (call: UpstreamCall, n: number) => Fault = () => ({ kind: "ok" });
   private held: (() => void)[] = [];
   private released = false;
-  private server: Server | null = null;
-  private readonly sockets = new Set<import("node:net").Socket>();
+  private http: LocalHttpServer | null = null;
 
   /** Base URL including `/v1`. */
   url = "";
 
   async start(): Promise<this> {
-    this.server = createServer((req, res) => void this.handle(req, res));
-    this.server.on("connection", (s) => {
-      this.sockets.add(s);
-      s.on("close", () => this.sockets.delete(s));
-    });
-    await new Promise<void>((r) => this.server!.listen(0, "127.0.0.1", r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/v1`;
+    this.http = await listenLocal((req, res) => void this.handle(req, res));
+    this.url = this.http.origin + "/v1";
     return this;
   }
 
   async stop(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((r) => this.server?.close(() => r()));
+    await this.http?.stop();
   }
 
   /** Lets every held call (and any later one) answer. */

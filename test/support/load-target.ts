@@ -1,5 +1,5 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { listenLocal, type LocalHttpServer } from "./local-http.js";
 
 /** Capacity a LoadTarget enforces, the way a vendor does. */
 export interface LoadTargetOptions {
@@ -111,8 +111,7 @@ export class LoadTarget {
   maxInFlight = 0;
   url = "";
 
-  private server: Server | null = null;
-  private readonly sockets = new Set<Socket>();
+  private http: LocalHttpServer | null = null;
   /** Index of the oldest accepted request inside the requests window / the tokens window, and the tokens in it. */
   private reqHead = 0;
   private tokHead = 0;
@@ -135,20 +134,13 @@ export class LoadTarget {
   }
 
   async start(): Promise<this> {
-    this.server = createServer((req, res) => void this.handle(req, res));
-    this.server.keepAliveTimeout = 60_000;
-    this.server.on("connection", (s) => {
-      this.sockets.add(s);
-      s.on("close", () => this.sockets.delete(s));
-    });
-    await new Promise<void>((r) => this.server!.listen(0, "127.0.0.1", r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/v1`;
+    this.http = await listenLocal((req, res) => void this.handle(req, res), { keepAliveTimeoutMs: 60_000 });
+    this.url = this.http.origin + "/v1";
     return this;
   }
 
   async stop(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((r) => this.server?.close(() => r()));
+    await this.http?.stop();
   }
 
   /** Requests refused with 429 (capacity and injected). */
