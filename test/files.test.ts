@@ -36,9 +36,6 @@ describe("Files API through the openai SDK", () => {
     client = server.client();
   });
   afterAll(async () => {
-    // Drop keep-alive sockets first: a connection whose response finishes just after close() starts is otherwise kept
-    // open by the server until its keepAliveTimeout (72 s), which would hang close().
-    server?.app.server.closeAllConnections();
     await server?.close();
   });
 
@@ -160,9 +157,6 @@ describe("Files list: purpose filter, order and cursor pagination", () => {
     }
   });
   afterAll(async () => {
-    // Drop keep-alive sockets first: a connection whose response finishes just after close() starts is otherwise kept
-    // open by the server until its keepAliveTimeout (72 s), which would hang close().
-    server?.app.server.closeAllConnections();
     await server?.close();
   });
 
@@ -283,9 +277,6 @@ describe("Files upload size limit (limits.maxFileBytes)", () => {
     client = server.client();
   });
   afterAll(async () => {
-    // Drop keep-alive sockets first: a connection whose response finishes just after close() starts is otherwise kept
-    // open by the server until its keepAliveTimeout (72 s), which would hang close().
-    server?.app.server.closeAllConnections();
     await server?.close();
   });
 

@@ -12,9 +12,7 @@ const open: { server: TestServer; target: LoadTarget }[] = [];
 afterEach(async () => {
   while (open.length) {
     const { server, target } = open.pop()!;
-    const closing = server.close();
-    server.app.server.closeAllConnections(); // see upstream-faults.test.ts: don't wait on the SDK's keep-alive sockets
-    await closing;
+    await server.close();
     await target.stop();
   }
 });

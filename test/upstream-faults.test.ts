@@ -8,12 +8,7 @@ const open: { server: TestServer; upstream: FakeUpstream }[] = [];
 afterEach(async () => {
   while (open.length) {
     const { server, upstream } = open.pop()!;
-    const closing = server.close();
-    // After a file download through the SDK, the server can keep that keep-alive connection open and app.close()
-    // then waits for it (fastify's keepAliveTimeout, 72 s). The tests here are about upstream faults, so drop the
-    // client connections outright instead of hanging the teardown.
-    server.app.server.closeAllConnections();
-    await closing;
+    await server.close();
     await upstream.stop();
   }
 });
