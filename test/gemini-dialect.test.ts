@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { GoogleGenAI, type BatchJob } from "@google/genai";
+import { GoogleGenAI, type BatchJob } from "google-genai-v2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeUpstream } from "./support/fake-upstream.js";
 import { SHARED_CACHE_DIR, startServer, upstreamConfig, type TestServer } from "./support/harness.js";
