@@ -15,34 +15,34 @@ const remote = {
   /** Tokens per minute (prompt tokens + max_tokens of each request); with none, discovered like rpm. */
   tpm: z.number().positive().optional(),
   /** Budgets of single models on this provider (model id or glob → {rpm, tpm}), on top of the provider's. */
-  modelBudgets: z.record(z.string(), z.object({ rpm: z.number().positive().optional(), tpm: z.number().positive().optional() })).default({}),
+  modelBudgets: z.record(z.string(), z.strictObject({ rpm: z.number().positive().optional(), tpm: z.number().positive().optional() })).default({}),
 };
 
-const openAICompatible = z.object({
+const openAICompatible = z.strictObject({
   type: z.literal("openai-compatible"),
   baseURL: z.string().url(),
   ...remote,
 });
 
 /** Anthropic's Messages API (`POST {baseURL}/v1/messages`, `x-api-key`); other formats are translated to it. */
-const anthropic = z.object({
+const anthropic = z.strictObject({
   type: z.literal("anthropic"),
   baseURL: z.string().url().default("https://api.anthropic.com"),
   ...remote,
 });
 
 /** Gemini's API (`POST {baseURL}/v1beta/models/{model}:generateContent|:embedContent`, `x-goog-api-key`). */
-const gemini = z.object({
+const gemini = z.strictObject({
   type: z.literal("gemini"),
   baseURL: z.string().url().default("https://generativelanguage.googleapis.com"),
   ...remote,
 });
 
 /** In-process sentence embeddings from GloVe-derived word vectors (model `local/glove-100d`). */
-const localEmbeddings = z.object({ type: z.literal("local-embeddings") });
+const localEmbeddings = z.strictObject({ type: z.literal("local-embeddings") });
 
 /** An embedded GGUF model run in-process by node-llama-cpp (chat, completions and embeddings). */
-const localLlm = z.object({
+const localLlm = z.strictObject({
   type: z.literal("local-llm"),
   /** A .gguf file path (relative to the working directory), or an `hf:` / https URI downloaded into the cache dir. */
   model: z.string().min(1),
@@ -63,14 +63,14 @@ export type ProviderConfig = z.infer<typeof providerConfigSchema>;
 
 /** The `--config` file (JSON). Every field has a default, so `{}` is a valid config. */
 export const configSchema = z
-  .object({
+  .strictObject({
     providers: z.record(z.string(), providerConfigSchema).default({}),
     /** Model id or glob → provider name; the first match in file order wins. */
     models: z.record(z.string(), z.string()).default({}),
     /** OpenBatch API keys; when any is set every route needs one. */
     apiKeys: z.array(secret).default([]),
     limits: z
-      .object({
+      .strictObject({
         /** Largest accepted upload, bytes. */
         maxFileBytes: z.number().int().positive().default(200 * 1024 * 1024),
         /** Most request lines in one batch. */
@@ -78,7 +78,7 @@ export const configSchema = z
       })
       .prefault({}),
     retry: z
-      .object({
+      .strictObject({
         /** Upstream attempts per item, the first included. */
         maxAttempts: z.number().int().positive().default(6),
         /** First backoff step, ms; doubles each attempt, with full jitter. */
@@ -89,7 +89,7 @@ export const configSchema = z
       .prefault({}),
     /** USD per 1M tokens by model id or glob: `{input, output, batchInput?, batchOutput?}` (batch defaults to half). */
     prices: z
-      .record(z.string(), z.object({ input: z.number().nonnegative(), output: z.number().nonnegative(), batchInput: z.number().nonnegative().optional(), batchOutput: z.number().nonnegative().optional() }))
+      .record(z.string(), z.strictObject({ input: z.number().nonnegative(), output: z.number().nonnegative(), batchInput: z.number().nonnegative().optional(), batchOutput: z.number().nonnegative().optional() }))
       .default({}),
     /** How long a claimed item stays leased before another worker may take it, ms. Longer than any timeout. */
     leaseMs: z.number().int().positive().optional(),
@@ -105,7 +105,16 @@ export function parseConfig(raw: unknown, env: Record<string, string | undefined
   const result = configSchema.safeParse(raw ?? {});
   if (!result.success) {
     const issue = result.error.issues[0]!;
-    throw new Error(`Invalid config at ${issue.path.join(".") || "(root)"}: ${issue.message}`);
+    const at = issue.path.join(".") || "(root)";
+    if (issue.code === "unrecognized_keys") {
+      const known = keysAt(configSchema, issue.path);
+      const hints = issue.keys.map((k) => {
+        const near = nearest(k, known);
+        return near ? `"${k}" (did you mean "${near}"?)` : `"${k}"`;
+      });
+      throw new Error(`Invalid config at ${at}: unknown key ${hints.join(", ")}; valid keys here: ${known.join(", ")}.`);
+    }
+    throw new Error(`Invalid config at ${at}: ${issue.message}`);
   }
   const config = result.data;
   const resolve = (value: string, where: string): string => {
@@ -125,4 +134,52 @@ export function parseConfig(raw: unknown, env: Record<string, string | undefined
     if (!Object.hasOwn(config.providers, target)) throw new Error(`Config models maps to unknown provider "${target}".`);
   }
   return config;
+}
+
+/** Zod's internal definition of a schema node: enough to walk objects, records, unions and wrappers. */
+type SchemaDef = { type: string; shape?: Record<string, unknown>; valueType?: unknown; element?: unknown; innerType?: unknown; in?: unknown; options?: unknown[] };
+const defOf = (schema: unknown): SchemaDef => (schema as { _zod: { def: SchemaDef } })._zod.def;
+
+/** The keys an object in the config schema accepts at `path` (every union member's, for a provider entry). */
+function keysAt(schema: unknown, path: readonly PropertyKey[]): string[] {
+  let nodes = [schema];
+  const unwrap = (n: unknown): unknown[] => {
+    const d = defOf(n);
+    if (d.innerType) return unwrap(d.innerType);
+    if (d.type === "pipe") return unwrap(d.in);
+    if (d.options) return d.options.flatMap(unwrap);
+    return [n];
+  };
+  for (const step of path) {
+    nodes = nodes.flatMap(unwrap).flatMap((n) => {
+      const d = defOf(n);
+      if (d.shape) return d.shape[String(step)] ? [d.shape[String(step)]] : [];
+      if (d.valueType) return [d.valueType];
+      if (d.element) return [d.element];
+      return [];
+    });
+  }
+  return [...new Set(nodes.flatMap(unwrap).flatMap((n) => Object.keys(defOf(n).shape ?? {})))];
+}
+
+/** The candidate closest to `word` by edit distance, when it is close enough to be a typo (at most a third of its length). */
+function nearest(word: string, candidates: readonly string[]): string | null {
+  let best: string | null = null;
+  let bestDistance = Math.max(2, Math.floor(word.length / 3)) + 1;
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [c, d];
+  }
+  return best;
+}
+
+/** Levenshtein distance between two short strings. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
 }

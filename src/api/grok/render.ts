@@ -1,10 +1,11 @@
+import { isoTime } from "../../core/time.js";
 import type { BatchView, ItemState } from "../../core/batch.js";
 import type { FinishedItem } from "../../store/store.js";
 
 /** Seed 001 batch statuses. */
 export type GrokStatus = "created" | "pending" | "processing" | "completed" | "failed" | "cancelling" | "cancelled";
 
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+const iso = isoTime;
 
 /** The seed 001 status of a batch: `created` until requests arrive, `pending` until started; an expired batch is `failed`. */
 export function grokStatus(b: BatchView): GrokStatus {

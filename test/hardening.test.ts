@@ -1,0 +1,52 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseConfig } from "../src/core/config.js";
+import { apiError, chatLines, startServer, uploadJsonl, type TestServer } from "./support/harness.js";
+
+describe("hardening: nothing a client sends turns into a 500", () => {
+  let server: TestServer;
+  const http = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const res = await fetch(server.url + path, { method, headers: { "content-type": "application/json", ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
+    return { status: res.status, body: await res.json() as any };
+  };
+  beforeAll(async () => {
+    server = await startServer({});
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  it("a seed-001 completion_window too long for a date is a 400, and the key's listing keeps working", async () => {
+    for (const window of ["100000000d", "366d", "9".repeat(400) + "s"]) {
+      const res = await http("POST", "/batches", { name: "b", model: "m", completion_window: window });
+      expect(res.status).toBe(400);
+      expect(res.body.error).toMatchObject({ type: "invalid_request_error", param: "completion_window" });
+    }
+    expect((await http("POST", "/batches", { name: "b", model: "m", completion_window: "365d" })).status).toBe(200);
+    expect((await http("GET", "/batches")).status).toBe(200);
+  });
+
+  it("an OpenAI batch with a huge window or priority is a 400 naming the parameter", async () => {
+    const client = server.client();
+    const file = await uploadJsonl(client, chatLines(["a"]));
+    const window = await apiError(client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "100000000d" as "24h" }));
+    expect(window.status).toBe(400);
+    expect((window.error as any).param).toBe("completion_window");
+    const priority = await apiError(client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h", priority: 1e300 } as never));
+    expect(priority.status).toBe(400);
+    expect((priority.error as any).param).toBe("priority");
+  });
+});
+
+describe("config: a misspelt key is refused at every level, with its path and the key meant", () => {
+  const provider = { type: "openai-compatible", baseURL: "http://127.0.0.1:1/v1" };
+  it.each([
+    [{ providers: { up: { ...provider, maxConcurency: 4 } } }, /providers\.up: unknown key "maxConcurency" \(did you mean "maxConcurrency"\?\)/],
+    [{ providers: { up: { ...provider, modelBudgets: { "*": { rpn: 1 } } } } }, /providers\.up\.modelBudgets\.\*: unknown key "rpn" \(did you mean "rpm"\?\)/],
+    [{ limits: { maxFileByte: 1 } }, /limits: unknown key "maxFileByte" \(did you mean "maxFileBytes"\?\)/],
+    [{ retry: { maxAttempt: 2 } }, /retry: unknown key "maxAttempt" \(did you mean "maxAttempts"\?\)/],
+    [{ retyr: {} }, /\(root\): unknown key "retyr" \(did you mean "retry"\?\)/],
+    [{ providers: { e: { type: "local-embeddings", model: "x", colour: 1 } } }, /providers\.e: unknown key .*"colour"/],
+  ])("%j", (raw, message) => {
+    expect(() => parseConfig(raw)).toThrow(message);
+  });
+});
