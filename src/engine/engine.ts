@@ -197,7 +197,9 @@ export class Engine {
     const windowMs = parseCompletionWindow(input.completion_window);
     const metadata = validateMetadata(input.metadata);
     const priority = input.priority ?? 0;
-    if (!Number.isInteger(priority)) throw invalidRequest("priority must be an integer (higher runs first).", "priority");
+    if (!Number.isInteger(priority) || Math.abs(priority as number) > 1_000_000) {
+      throw invalidRequest("priority must be an integer from -1000000 to 1000000 (higher runs first).", "priority");
+    }
     const file = await this.files.get(caller, input.input_file_id).catch((err) => {
       if (err instanceof OpenBatchError && err.kind === "not_found") {
         throw invalidRequest(`No such File object: ${input.input_file_id}`, "input_file_id", "file_not_found");
