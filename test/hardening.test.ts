@@ -50,3 +50,33 @@ describe("config: a misspelt key is refused at every level, with its path and th
     expect(() => parseConfig(raw)).toThrow(message);
   });
 });
+
+describe("logs: no key is written at any level", () => {
+  it("trace-level logs of a multipart upload and a batch call hold neither the OpenBatch key nor the gateway key", async () => {
+    const { Writable } = await import("node:stream");
+    const { buildServer } = await import("../src/api/server.js");
+    const { Engine } = await import("../src/engine/engine.js");
+    const { mkdtemp, rm } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const OpenAI = (await import("openai")).default;
+    let logged = "";
+    const stream = new Writable({ write(chunk, _enc, done) { logged += chunk.toString(); done(); } });
+    const dataDir = await mkdtemp(join(tmpdir(), "openbatch-logs-"));
+    const engine = await Engine.open({ dataDir, config: parseConfig({ apiKeys: ["ob-secret-key-1234"] }) });
+    const app = await buildServer({ engine, apiKeys: ["ob-secret-key-1234"], maxFileBytes: 1 << 20, logger: { level: "trace", stream } });
+    try {
+      const address = await app.listen({ port: 0, host: "127.0.0.1" });
+      const client = new OpenAI({ baseURL: `${address}/v1`, apiKey: "ob-secret-key-1234", maxRetries: 0, defaultHeaders: { "x-api-key": "sk-gateway-5678", "x-goog-api-key": "goog-9012" } });
+      await uploadJsonl(client, chatLines(["a"]));
+      await client.batches.list();
+      expect(logged).toContain("Providing options to busboy"); // the line that used to carry every header
+      for (const secret of ["ob-secret-key-1234", "sk-gateway-5678", "goog-9012"]) expect(logged).not.toContain(secret);
+      expect(logged).toContain("[redacted]");
+    } finally {
+      await app.close();
+      await engine.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});

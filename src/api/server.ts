@@ -5,6 +5,7 @@ import { notFound } from "../core/errors.js";
 import { anthropicBatchesRoutes } from "./anthropic/batches.js";
 import { renderAnthropicError } from "./anthropic/errors.js";
 import { ApiKeyAuth } from "./auth.js";
+import { withRedaction } from "./log-redaction.js";
 import { geminiBatchesRoutes } from "./gemini/batches.js";
 import { renderGeminiError } from "./gemini/errors.js";
 import { geminiFilesRoutes } from "./gemini/files.js";
@@ -66,7 +67,8 @@ const PUBLIC_ROUTES = new Set(["/healthz", "/v1/.well-known/ready", "/v1/.well-k
  */
 export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
   // forceCloseConnections: a client may still hold a keep-alive socket when we stop; do not wait 72 s for it.
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit: 32 * 1024 * 1024, forceCloseConnections: true });
+  const logger = options.logger === true ? withRedaction({}) : options.logger ? withRedaction(options.logger) : false;
+  const app = Fastify({ logger, bodyLimit: 32 * 1024 * 1024, forceCloseConnections: true });
   const auth = new ApiKeyAuth(options.apiKeys);
   app.decorateRequest("caller", null);
   // Clients send `content-type: application/json` with no body on cancel; treat that as `{}` rather than a 400.

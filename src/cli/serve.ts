@@ -1,5 +1,6 @@
 import pino from "pino";
 import { ApiKeyAuth } from "../api/auth.js";
+import { withRedaction } from "../api/log-redaction.js";
 import { buildServer } from "../api/server.js";
 import { startWeaviateGrpc } from "../api/weaviate-grpc/server.js";
 import { Engine } from "../engine/engine.js";
@@ -18,7 +19,7 @@ export interface ServeOptions {
 /** `openbatch serve`: the HTTP server and the dispatcher in one process, until SIGINT/SIGTERM. */
 export async function serve(options: ServeOptions): Promise<void> {
   const config = await loadConfig(options.config);
-  const log = pino({ level: process.env.OPENBATCH_LOG_LEVEL ?? "info" });
+  const log = pino(withRedaction({ level: process.env.OPENBATCH_LOG_LEVEL ?? "info" }));
   const engine = await Engine.open({ dataDir: options.dataDir, config, log });
   await engine.start();
   const app = await buildServer({
