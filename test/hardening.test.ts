@@ -67,9 +67,10 @@ describe("logs: no key is written at any level", () => {
     const app = await buildServer({ engine, apiKeys: ["ob-secret-key-1234"], maxFileBytes: 1 << 20, logger: { level: "trace", stream } });
     try {
       const address = await app.listen({ port: 0, host: "127.0.0.1" });
-      const client = new OpenAI({ baseURL: `${address}/v1`, apiKey: "ob-secret-key-1234", maxRetries: 0, defaultHeaders: { "x-api-key": "sk-gateway-5678", "x-goog-api-key": "goog-9012" } });
+      const client = new OpenAI({ baseURL: `${address}/v1`, apiKey: "ob-secret-key-1234", maxRetries: 0, defaultHeaders: { "x-api-key": "sk-gateway-5678" } });
       await uploadJsonl(client, chatLines(["a"]));
       await client.batches.list();
+      await fetch(`${address}/v1beta/batches`, { headers: { "x-goog-api-key": "goog-9012", authorization: "Bearer ob-secret-key-1234" } });
       expect(logged).toContain("Providing options to busboy"); // the line that used to carry every header
       for (const secret of ["ob-secret-key-1234", "sk-gateway-5678", "goog-9012"]) expect(logged).not.toContain(secret);
       expect(logged).toContain("[redacted]");
@@ -78,5 +79,57 @@ describe("logs: no key is written at any level", () => {
       await engine.close();
       await rm(dataDir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("deep nesting is a 400 in each dialect's shape, never a 500", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer({});
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+  const deep = (levels: number) => '{"a":'.repeat(levels) + "1" + "}".repeat(levels);
+  const post = async (path: string, body: string) => {
+    const res = await fetch(server.url.replace(/\/v1$/, "") + path, { method: "POST", headers: { "content-type": "application/json", ...(path.startsWith("/v1beta/") ? { "x-goog-api-key": "k" } : { "x-api-key": "k" }) }, body });
+    return { status: res.status, body: (await res.json()) as any };
+  };
+
+  it.each([
+    ["/v1/batches", (b: any) => expect(b.error).toMatchObject({ type: "invalid_request_error", code: "nesting_too_deep" })],
+    ["/v1/chat/completions", (b: any) => expect(b.error).toMatchObject({ type: "invalid_request_error", code: "nesting_too_deep" })],
+    ["/v1/messages/batches", (b: any) => expect(b).toMatchObject({ type: "error", error: { type: "invalid_request_error" } })],
+    ["/v1beta/models/gemini-2.5-flash:batchGenerateContent", (b: any) => expect(b.error).toMatchObject({ code: 400, status: "INVALID_ARGUMENT" })],
+    ["/v1/batch/objects", (b: any) => expect(b.error[0].message).toMatch(/levels deep/)],
+  ])("POST %s with a body 5,000 levels deep", async (path, shape) => {
+    const res = await post(path, deep(5000));
+    expect(res.status).toBe(400);
+    shape(res.body);
+    expect(JSON.stringify(res.body)).toMatch(/levels deep/);
+  });
+
+  it("a moderately nested body still parses", async () => {
+    const res = await post("/v1/batches", deep(100));
+    expect(res.status).toBe(400); // not a batch body, but parsed: the answer names what is missing
+    expect(JSON.stringify(res.body)).not.toMatch(/levels deep/);
+  });
+
+  it("a GraphQL query nested 5,000 levels answers a GraphQL error, not a REST one or a 500", async () => {
+    const where = "{operator: And, operands: [".repeat(5000) + "]}".repeat(5000);
+    const res = await post("/v1/graphql", JSON.stringify({ query: `{ Get { Article(where: ${where}) { title } } }` }));
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ data: null, errors: [{ message: expect.stringMatching(/levels deep/) }] });
+  });
+
+  it("a JSONL line nested 5,000 levels fails the batch with invalid_json_line on that line; a BOM before line 1 is accepted", async () => {
+    const client = server.client();
+    const good = JSON.stringify({ custom_id: "a", method: "POST", url: "/v1/embeddings", body: { model: "local/glove-100d", input: "hello" } });
+    const bad = `{"custom_id":"b","method":"POST","url":"/v1/embeddings","body":{"model":"local/glove-100d","input":"x","x":${deep(5000)}}}`;
+    const failed = await client.batches.create({ input_file_id: (await uploadJsonl(client, good + "\n" + bad + "\n")).id, endpoint: "/v1/embeddings", completion_window: "24h" });
+    expect(failed.status).toBe("failed");
+    expect(failed.errors?.data?.[0]).toMatchObject({ code: "invalid_json_line", line: 2 });
+    const bom = await client.batches.create({ input_file_id: (await uploadJsonl(client, "\uFEFF" + good + "\n")).id, endpoint: "/v1/embeddings", completion_window: "24h" });
+    expect(bom.status).not.toBe("failed");
   });
 });

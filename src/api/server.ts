@@ -1,7 +1,8 @@
 import multipart from "@fastify/multipart";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { Engine } from "../engine/engine.js";
-import { notFound } from "../core/errors.js";
+import { invalidRequest, notFound } from "../core/errors.js";
+import { MAX_NESTING_DEPTH, nestsDeeperThan } from "../core/nesting.js";
 import { anthropicBatchesRoutes } from "./anthropic/batches.js";
 import { renderAnthropicError } from "./anthropic/errors.js";
 import { ApiKeyAuth } from "./auth.js";
@@ -57,6 +58,8 @@ function renderErrorFor(url: string, err: unknown): { status: number; body: unkn
   return renderOpenAIError(err);
 }
 
+const tooDeep = () => invalidRequest(`The request body nests objects or lists more than ${MAX_NESTING_DEPTH} levels deep.`, null, "nesting_too_deep");
+
 /** Routes that answer without a key. */
 const PUBLIC_ROUTES = new Set(["/healthz", "/v1/.well-known/ready", "/v1/.well-known/live", "/v1/.well-known/openid-configuration"]);
 
@@ -73,8 +76,10 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   app.decorateRequest("caller", null);
   // Clients send `content-type: application/json` with no body on cancel; treat that as `{}` rather than a 400.
   const parseJson = app.getDefaultJsonParser("error", "ignore");
+  // Deep nesting is refused before parsing: JSON.parse copes, but recursive code after it (validation, translation,
+  // filters) would overflow the stack and answer 500.
   app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) =>
-    body === "" ? done(null, {}) : parseJson(req, body as string, done),
+    body === "" ? done(null, {}) : nestsDeeperThan(body as string) ? done(tooDeep(), undefined) : parseJson(req, body as string, done),
   );
 
   app.addHook("onRequest", async (req) => {

@@ -1,3 +1,4 @@
+import { MAX_NESTING_DEPTH, nestsDeeperThan } from "./nesting.js";
 import type { BatchEndpoint, BatchValidationError } from "./batch.js";
 
 /** A request line that passed validation (OpenAI Batch input line). */
@@ -37,10 +38,15 @@ export class RequestLineValidator {
    * @returns the parsed line, a validation error with `line`, or null for a blank line.
    */
   check(text: string, line: number): ParsedRequestLine | BatchValidationError | null {
+    // A byte-order mark before the first line (Windows editors write one) is not part of the JSON, as OpenAI treats it.
+    if (line === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     if (text.trim() === "") return null;
     this.count++;
     if (this.count > this.maxLines) {
       return fail("too_many_tasks", `The input file has more than the limit of ${this.maxLines} requests.`, null, line);
+    }
+    if (nestsDeeperThan(text)) {
+      return fail("invalid_json_line", `This line nests objects or lists more than ${MAX_NESTING_DEPTH} levels deep.`, null, line);
     }
     let value: unknown;
     try {

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from "fastify";
 import { CollectionError } from "../../collections/errors.js";
+import { MAX_NESTING_DEPTH, nestsDeeperThan } from "../../core/nesting.js";
 import type { CollectionService, SearchResult } from "../../collections/collection-service.js";
 import { isReferenceType, type ClassDef } from "../../collections/schema.js";
 
@@ -301,6 +302,8 @@ function nonNegativeInt(v: unknown, name: string, f: Field): number {
 /** Runs a query against the collections. Never throws: problems are `errors`. */
 export async function executeQuery(service: CollectionService, query: unknown, variables: unknown): Promise<GraphQLAnswer> {
   if (typeof query !== "string" || !query.trim()) return { data: null, errors: [{ message: "query must be a non-empty string" }] };
+  // The parser and the where-filter reader recurse: refuse deep selections and filters before they overflow the stack.
+  if (nestsDeeperThan(query)) return { data: null, errors: [{ message: `the query nests selections, arguments or filters more than ${MAX_NESTING_DEPTH} levels deep` }] };
   const vars = typeof variables === "object" && variables !== null && !Array.isArray(variables) ? (variables as Record<string, unknown>) : {};
   let fields: Field[];
   try {
