@@ -1,3 +1,4 @@
+import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../src/core/config.js";
 import { apiError, chatLines, startServer, uploadJsonl, type TestServer } from "./support/harness.js";
@@ -131,5 +132,52 @@ describe("deep nesting is a 400 in each dialect's shape, never a 500", () => {
     expect(failed.errors?.data?.[0]).toMatchObject({ code: "invalid_json_line", line: 2 });
     const bom = await client.batches.create({ input_file_id: (await uploadJsonl(client, "\uFEFF" + good + "\n")).id, endpoint: "/v1/embeddings", completion_window: "24h" });
     expect(bom.status).not.toBe("failed");
+  });
+});
+
+describe("body limits stay below what can be parsed", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer({});
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+  /** Sends `bytes` of a JSON batch body, declared up front or chunked; resolves with the status and body text. */
+  const send = (path: string, bytes: number, chunked: boolean) =>
+    new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const url = new URL(server.url.replace(/\/v1$/, "") + path);
+      const req = request(url, { method: "POST", headers: { "content-type": "application/json", ...(chunked ? {} : { "content-length": String(bytes) }) } }, (res) => {
+        let text = "";
+        res.on("data", (c) => (text += c));
+        res.on("end", () => resolve({ status: res.statusCode!, text }));
+      });
+      req.on("error", reject);
+      const chunk = Buffer.alloc(1 << 20, 0x20);
+      let sent = 0;
+      const pump = () => {
+        while (sent < bytes) {
+          const n = Math.min(chunk.length, bytes - sent);
+          sent += n;
+          if (!req.write(n === chunk.length ? chunk : chunk.subarray(0, n))) return void req.once("drain", pump);
+        }
+        req.end();
+      };
+      req.on("response", () => (sent = bytes)); // the server answered early: stop sending
+      pump();
+    });
+
+  it.each([
+    ["/v1/batch/objects", false],
+    ["/v1/batch/references", false],
+    ["/v1/batch/objects", true],
+  ])("POST %s with 536,870,900 bytes (chunked: %s) is a 413 in Weaviate's shape and the server lives on", async (path, chunked) => {
+    const res = await send(path, 536_870_900, chunked).catch((err: Error) => ({ status: 0, text: err.message }));
+    // Past the limit the server may answer and close before the client has sent everything; either way it answered 413.
+    if (res.status !== 0) {
+      expect(res.status).toBe(413);
+      expect(JSON.parse(res.text).error[0].message).toBeTruthy();
+    }
+    expect((await fetch(server.url.replace(/\/v1$/, "") + "/healthz")).status).toBe(200);
   });
 });

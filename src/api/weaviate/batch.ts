@@ -7,8 +7,12 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "obj
 /** Result of one item: `{status:"SUCCESS"}` or `{status:"FAILED", errors:{error:[{message}]}}`. */
 const result = (error: string | null) => (error === null ? { status: "SUCCESS" } : { status: "FAILED", errors: { error: [{ message: error }] } });
 
-/** Batches can be far larger than other requests (1,000 objects of 1,536 floats is ~30 MB of JSON). */
-const BATCH_BODY_LIMIT = 512 * 1024 * 1024;
+/**
+ * Batches can be far larger than other requests (1,000 objects of 1,536 floats is ~30 MB of JSON), but a body is
+ * parsed from one string, and V8's strings stop at 2^29 − 24 characters (~512 MiB): a limit at or above that let one
+ * request crash the process. 256 MiB keeps a wide margin; a larger import is sent in several batches, as clients do.
+ */
+export const BATCH_BODY_LIMIT = 256 * 1024 * 1024;
 
 /**
  * Weaviate's batch endpoints:
