@@ -181,3 +181,26 @@ describe("body limits stay below what can be parsed", () => {
     expect((await fetch(server.url.replace(/\/v1$/, "") + "/healthz")).status).toBe(200);
   });
 });
+
+describe("downloads: a file name outside Latin-1 is encoded, not a malformed response", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer({});
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  it("文件.jsonl downloads whole with an RFC 6266 Content-Disposition, and the keep-alive connection stays usable", async () => {
+    const client = server.client();
+    const text = chatLines(["a", "b"]);
+    const file = await uploadJsonl(client, text, "文件.jsonl");
+    expect(file.filename).toBe("文件.jsonl");
+    const res = await client.files.content(file.id);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-disposition")).toBe(`attachment; filename="??.jsonl"; filename*=UTF-8''%E6%96%87%E4%BB%B6.jsonl`);
+    expect(await res.text()).toBe(text);
+    // The same client (keep-alive) is still in step with the server.
+    expect((await client.files.retrieve(file.id)).id).toBe(file.id);
+  });
+});

@@ -1,3 +1,4 @@
+import contentDisposition from "content-disposition";
 import type { FastifyPluginAsync } from "fastify";
 import { z } from "zod";
 import { invalidRequest } from "../../core/errors.js";
@@ -60,7 +61,8 @@ export const openAIFilesRoutes: FastifyPluginAsync<{ engine: Engine }> = async (
     return reply
       .header("content-type", "application/octet-stream")
       .header("content-length", file.bytes)
-      .header("content-disposition", `attachment; filename="${file.filename.replace(/"/g, "")}"`)
+      // RFC 6266: an ASCII `filename` plus `filename*=UTF-8''…` for any other name (a raw 文件.jsonl is not a legal header).
+      .header("content-disposition", contentDisposition(file.filename))
       .send(stream);
   });
 
