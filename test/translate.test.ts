@@ -227,6 +227,41 @@ describe("response translation", () => {
     expect(back.usage).toMatchObject({ prompt_tokens: 12, completion_tokens: 4, total_tokens: 16 });
   });
 
+  it("OpenAI chat.completion → Anthropic message has every field of the current Message, null where unknown, and a msg_ id", () => {
+    const withCache = { ...completion, usage: { ...completion.usage, prompt_tokens_details: { cached_tokens: 5 }, completion_tokens_details: { reasoning_tokens: 3 } } };
+    const a = res("/v1/messages", "/v1/chat/completions", withCache);
+    expect(a.id).toMatch(/^msg_[0-9a-f]{24}$/);
+    expect(a).toEqual({
+      id: a.id,
+      type: "message",
+      role: "assistant",
+      model: "gpt-x",
+      content: [{ type: "text", text: "Bonjour !", citations: null }],
+      stop_reason: "max_tokens",
+      stop_sequence: null,
+      stop_details: null,
+      container: null,
+      diagnostics: null,
+      usage: {
+        input_tokens: 7,
+        output_tokens: 4,
+        cache_creation_input_tokens: 0,
+        cache_read_input_tokens: 5,
+        cache_creation: null,
+        inference_geo: null,
+        output_tokens_details: { thinking_tokens: 3 },
+        server_tool_use: null,
+        service_tier: null,
+        speed: null,
+      },
+    });
+    // A Gemini responseId is not an Anthropic id either; an msg_ id is kept; an answer without usage still has one.
+    expect(res("/v1/messages", "gemini:generateContent", { candidates: [{ content: { parts: [{ text: "x" }] }, finishReason: "STOP" }], responseId: "r1" }).id).toMatch(/^msg_[0-9a-f]{24}$/);
+    const noUsage = res("/v1/messages", "/v1/chat/completions", { ...completion, id: "msg_abc", usage: undefined });
+    expect(noUsage.id).toBe("msg_abc");
+    expect(noUsage.usage).toMatchObject({ input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: null, cache_read_input_tokens: null });
+  });
+
   it("Gemini GenerateContentResponse → OpenAI chat.completion: every candidate, finish reasons, usage", () => {
     const g = {
       candidates: [

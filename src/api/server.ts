@@ -1,5 +1,5 @@
 import multipart from "@fastify/multipart";
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 import type { Engine } from "../engine/engine.js";
 import { invalidRequest, notFound } from "../core/errors.js";
 import { MAX_NESTING_DEPTH, nestsDeeperThan } from "../core/nesting.js";
@@ -50,9 +50,9 @@ export interface ServerOptions {
   autoSchema?: boolean;
 }
 
-/** Errors are rendered in the shape of the dialect whose path was called. */
-function renderErrorFor(url: string, err: unknown): { status: number; body: unknown } {
-  if (url.startsWith("/v1/messages")) return renderAnthropicError(err);
+/** Errors are rendered in the shape of the dialect whose path was called (`req`: for Anthropic's `request_id`). */
+function renderErrorFor(url: string, err: unknown, req?: FastifyRequest): { status: number; body: unknown } {
+  if (url.startsWith("/v1/messages")) return renderAnthropicError(err, req);
   if (WEAVIATE_PATH.test(url)) return renderWeaviateError(err);
   if (url.startsWith("/v1beta/") || url.startsWith("/upload/v1beta/") || url.startsWith("/download/v1beta/")) return renderGeminiError(err);
   return renderOpenAIError(err);
@@ -88,12 +88,12 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   });
 
   app.setErrorHandler((err, req, reply) => {
-    const { status, body } = renderErrorFor(req.url, err);
+    const { status, body } = renderErrorFor(req.url, err, req);
     if (status >= 500) req.log.error({ err }, "request failed");
     return reply.status(status).send(body);
   });
   app.setNotFoundHandler((req, reply) => {
-    const { status, body } = renderErrorFor(req.url, notFound(`Unknown route ${req.method} ${req.url.split("?")[0]}`));
+    const { status, body } = renderErrorFor(req.url, notFound(`Unknown route ${req.method} ${req.url.split("?")[0]}`), req);
     return reply.status(status).send(body);
   });
 

@@ -5,12 +5,13 @@ import { invalidRequest, notFound } from "../../core/errors.js";
 import type { Engine } from "../../engine/engine.js";
 import { gatewayOf } from "../auth.js";
 import { parseQuery } from "../query.js";
+import { anthropicRequestId } from "./errors.js";
 import { fromAnthropicId, renderMessageBatch, renderMessageResult, toAnthropicId } from "./render.js";
 
-const createBody = z.object({
+const createBody = z.strictObject({
   requests: z
     .array(
-      z.object({
+      z.strictObject({
         custom_id: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '-' or '_'"),
         params: z.looseObject({ model: z.string().min(1), max_tokens: z.number().int().positive(), messages: z.array(z.unknown()).min(1) }),
       }),
@@ -19,7 +20,7 @@ const createBody = z.object({
     .max(100_000),
 });
 
-const listQuery = z.object({
+const listQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(1000).default(20),
   after_id: z.string().optional(),
   before_id: z.string().optional(),
@@ -28,12 +29,41 @@ const listQuery = z.object({
 
 const origin = (req: FastifyRequest) => `${req.protocol}://${req.host}`;
 
+/** Every path of the Anthropic dialect starts so (its errors are rendered in Anthropic's shape, see api/server.ts). */
+const isAnthropicPath = (url: string) => url.startsWith("/v1/messages");
+
+/** Headers the SDK sends for `workspace_id` / `user_profile_id`; OpenBatch has neither, so it refuses them rather than ignore them. */
+const UNSUPPORTED_HEADERS: Record<string, { param: string; what: string }> = {
+  "anthropic-workspace-id": { param: "workspace_id", what: "workspaces" },
+  "anthropic-user-profile-id": { param: "user_profile_id", what: "user profiles" },
+};
+
 /**
  * Anthropic Message Batches at `/v1/messages/batches` for `@anthropic-ai/sdk`: create (runs at once), retrieve, list
  * (newest first, `after_id`/`before_id`), cancel, delete (once ended), and results as JSONL at an absolute
- * `results_url`. Errors come in Anthropic's shape (see api/server.ts).
+ * `results_url`. Errors come in Anthropic's shape with a `request_id` (see api/server.ts), every answer on
+ * `/v1/messages…` has a `request-id` header, and what OpenBatch cannot honour (unknown body fields, the SDK's
+ * `workspace_id`/`user_profile_id` headers) is refused with a 400 rather than ignored.
  */
 export const anthropicBatchesRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, { engine }) => {
+  // Every answer on /v1/messages… carries a `request-id` (the SDK reads it into `_request_id` and APIError.requestID),
+  // the one the error body names. onSend also runs for errors thrown by earlier hooks (auth) and for the server's
+  // 404 handler, because this plugin's hooks live on the root instance (skip-override, below).
+  app.addHook("onSend", async (req, reply, payload) => {
+    if (!isAnthropicPath(req.url)) return payload;
+    reply.header("request-id", anthropicRequestId(req));
+    // The SDK retries a 409 by default; ours (delete before the batch ended) cannot succeed on a quick retry.
+    if (reply.statusCode === 409) reply.header("x-should-retry", "false");
+    return payload;
+  });
+  app.addHook("onRequest", async (req) => {
+    if (!isAnthropicPath(req.url)) return;
+    req.log = req.log.child({ request_id: anthropicRequestId(req) });
+    for (const [header, { param, what }] of Object.entries(UNSUPPORTED_HEADERS)) {
+      if (req.headers[header] !== undefined) throw invalidRequest(`OpenBatch has no ${what}; leave '${param}' (header ${header}) out.`, param);
+    }
+  });
+
   const own = async (caller: string | null, anthropicId: string) => {
     const batch = await engine.getBatch(caller, fromAnthropicId(anthropicId)).catch(() => null);
     if (!batch || batch.dialect !== "anthropic") throw notFound(`No message batch with id ${anthropicId}.`);
@@ -44,7 +74,8 @@ export const anthropicBatchesRoutes: FastifyPluginAsync<{ engine: Engine }> = as
     const parsed = createBody.safeParse(req.body);
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
-      throw invalidRequest(`${issue.path.join(".")}: ${issue.message}`, issue.path.join("."));
+      const path = issue.path.join(".");
+      throw invalidRequest(path ? `${path}: ${issue.message}` : issue.message, path || null);
     }
     const requests = parsed.data.requests;
     const models = new Set(requests.map((r) => r.params.model));
@@ -100,3 +131,5 @@ export const anthropicBatchesRoutes: FastifyPluginAsync<{ engine: Engine }> = as
     return reply.header("content-type", "application/binary").send(lines);
   });
 };
+// Like fastify-plugin: the hooks above must also see the root 404 handler's answers on /v1/messages….
+(anthropicBatchesRoutes as unknown as Record<symbol, boolean>)[Symbol.for("skip-override")] = true;

@@ -1,5 +1,6 @@
 import type { BatchView } from "../../core/batch.js";
 import type { FinishedItem } from "../../store/store.js";
+import { anthropicErrorType } from "./errors.js";
 
 const rfc3339 = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -29,27 +30,71 @@ export function renderMessageBatch(b: BatchView, origin: string) {
   };
 }
 
-/** One Anthropic results line: `{custom_id, result:{type:"succeeded", message} | errored | canceled | expired}`. */
+/**
+ * One Anthropic results line (the SDK's `MessageBatchIndividualResponse`): `{custom_id, result}` with result
+ * `{type:"succeeded", message}` (see {@link completeMessage}), `{type:"errored", error:{type:"error", error:{type,
+ * message}, request_id}}`, `{type:"canceled"}` or `{type:"expired"}`. @returns the line with its newline.
+ */
 export function renderMessageResult(item: FinishedItem): string {
   let result: unknown;
-  if (item.state === "succeeded") result = { type: "succeeded", message: JSON.parse(item.response_body ?? "null") };
+  if (item.state === "succeeded") result = { type: "succeeded", message: completeMessage(JSON.parse(item.response_body ?? "null")) };
   else if (item.state === "cancelled") result = { type: "canceled" };
   else if (item.state === "expired") result = { type: "expired" };
   else result = { type: "errored", error: errorOf(item) };
   return JSON.stringify({ custom_id: item.custom_id, result }) + "\n";
 }
 
-/** The Anthropic error of a failed item: the upstream's own when it was Anthropic-shaped, else one built from ours. */
+/** `Message` fields that may be null, filled with null when an answer lacks them (the SDK types declare them required). */
+const NULLABLE_MESSAGE_FIELDS = ["container", "diagnostics", "stop_details", "stop_sequence"] as const;
+/** The same for `Usage`. */
+const NULLABLE_USAGE_FIELDS = ["cache_creation", "cache_creation_input_tokens", "cache_read_input_tokens", "inference_geo", "output_tokens_details", "server_tool_use", "service_tier", "speed"] as const;
+
+/**
+ * A succeeded item's `message` with every field the current Messages API declares. An answer from an Anthropic
+ * upstream is kept as it is (fields we do not know stay); only fields it lacks are added: the nullable ones above as
+ * null, `citations: null` on text blocks, and `caller: {type:"direct"}` on tool_use blocks (what an API version from
+ * before callers meant). Answers translated from other upstreams are already complete (providers/translate). A body
+ * that is not an object is returned unchanged.
+ */
+export function completeMessage(message: unknown): unknown {
+  if (!isObject(message)) return message;
+  const out: Record<string, unknown> = { ...message };
+  for (const k of NULLABLE_MESSAGE_FIELDS) if (!(k in out)) out[k] = null;
+  if (Array.isArray(out.content)) {
+    out.content = out.content.map((b: unknown) => {
+      if (!isObject(b)) return b;
+      if (b.type === "text" && !("citations" in b)) return { ...b, citations: null };
+      if ((b.type === "tool_use" || b.type === "server_tool_use") && !("caller" in b)) return { ...b, caller: { type: "direct" } };
+      return b;
+    });
+  }
+  const usage: Record<string, unknown> = isObject(out.usage) ? { ...out.usage } : { input_tokens: 0, output_tokens: 0 };
+  for (const k of NULLABLE_USAGE_FIELDS) if (!(k in usage)) usage[k] = null;
+  out.usage = usage;
+  return out;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
+ * The Anthropic `ErrorResponse` of a failed item: the upstream's own when it was Anthropic-shaped (with its
+ * `request_id`, or the item's), else one built from the upstream status and message, or from our error code.
+ */
 function errorOf(item: FinishedItem): unknown {
+  const requestId = item.request_id;
   if (item.status_code !== null && item.response_body) {
+    const type = anthropicErrorType(item.status_code);
     try {
-      const body = JSON.parse(item.response_body) as { type?: string; error?: { type?: string; message?: string } | string };
-      if (body.type === "error" && typeof body.error === "object") return body;
+      const body = JSON.parse(item.response_body) as { type?: string; request_id?: unknown; error?: { type?: string; message?: string } | string };
+      if (body.type === "error" && isObject(body.error)) return { ...body, request_id: typeof body.request_id === "string" ? body.request_id : requestId };
       const message = typeof body.error === "string" ? body.error : (body.error?.message ?? item.response_body.slice(0, 500));
-      return { type: "error", error: { type: item.status_code >= 500 ? "api_error" : "invalid_request_error", message } };
+      return { type: "error", error: { type, message }, request_id: requestId };
     } catch {
-      return { type: "error", error: { type: "api_error", message: item.response_body.slice(0, 500) } };
+      return { type: "error", error: { type, message: item.response_body.slice(0, 500) }, request_id: requestId };
     }
   }
-  return { type: "error", error: { type: item.error_code === "untranslatable_field" ? "invalid_request_error" : "api_error", message: `${item.error_code}: ${item.error_message}` } };
+  const type = item.error_code === "untranslatable_field" ? "invalid_request_error" : "api_error";
+  return { type: "error", error: { type, message: `${item.error_code}: ${item.error_message}` }, request_id: requestId };
 }

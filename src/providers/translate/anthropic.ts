@@ -159,25 +159,44 @@ function finishFromAnthropic(v: unknown): FinishReason {
 
 const TO_ANTHROPIC_FINISH: Record<FinishReason, string> = { stop: "end_turn", length: "max_tokens", content_filter: "refusal", tool_calls: "tool_use" };
 
-/** Writes an Anthropic `message` answer from the first choice. */
+/**
+ * Writes an Anthropic `message` answer from the first choice, with every field the current Messages API `Message`
+ * declares (@anthropic-ai/sdk 1.x: `Message`, `Usage`, `TextBlock`), `null` where the upstream told us nothing:
+ * `container`, `diagnostics`, `stop_details`, `stop_sequence` (OpenAI and Gemini do not say which stop sequence
+ * matched), text blocks' `citations`, and in `usage` `cache_creation`, `inference_geo`, `server_tool_use`,
+ * `service_tier`, `speed`. `cache_creation_input_tokens` is 0 (these upstreams bill no cache writes);
+ * `output_tokens_details.thinking_tokens` carries the upstream's reasoning tokens when it reported any.
+ * `usage` is required, so an answer without usage gets zero input and output tokens.
+ * The id is the upstream's when it is already an Anthropic `msg_…` id; any other (`chatcmpl-…`, a Gemini
+ * `responseId`) is replaced by a fresh `msg_…`, because Anthropic clients expect that form and such ids are not
+ * unique across upstreams (Ollama, vLLM). The answer is translated once, when it is recorded, so the id is stable.
+ */
 export function coreToAnthropicMessage(r: ResponseCore): JsonObject {
   const c = r.choices[0];
-  const body: JsonObject = {
-    id: r.id ?? randomId("msg_"),
+  const u = r.usage;
+  return {
+    id: r.id !== undefined && /^msg_[A-Za-z0-9_]+$/.test(r.id) ? r.id : randomId("msg_"),
     type: "message",
     role: "assistant",
     model: r.model ?? "",
-    content: c && c.text !== null ? [{ type: "text", text: c.text }] : [],
+    content: c && c.text !== null ? [{ type: "text", text: c.text, citations: null }] : [],
     stop_reason: TO_ANTHROPIC_FINISH[c?.finish ?? "stop"],
     stop_sequence: null,
+    stop_details: null,
+    container: null,
+    diagnostics: null,
+    usage: {
+      // Anthropic's input_tokens leaves out tokens read from the cache (OpenAI's prompt_tokens counts them).
+      input_tokens: u ? Math.max(0, u.input - u.cached) : 0,
+      output_tokens: u?.output ?? 0,
+      cache_creation_input_tokens: u ? 0 : null,
+      cache_read_input_tokens: u ? u.cached : null,
+      cache_creation: null,
+      inference_geo: null,
+      output_tokens_details: u && u.reasoning > 0 ? { thinking_tokens: u.reasoning } : null,
+      server_tool_use: null,
+      service_tier: null,
+      speed: null,
+    },
   };
-  if (r.usage) {
-    body.usage = {
-      input_tokens: Math.max(0, r.usage.input - r.usage.cached),
-      cache_creation_input_tokens: 0,
-      cache_read_input_tokens: r.usage.cached,
-      output_tokens: r.usage.output,
-    };
-  }
-  return body;
 }
