@@ -6,6 +6,7 @@ import { MAX_NESTING_DEPTH, nestsDeeperThan } from "../core/nesting.js";
 import { anthropicBatchesRoutes } from "./anthropic/batches.js";
 import { renderAnthropicError } from "./anthropic/errors.js";
 import { ApiKeyAuth } from "./auth.js";
+import { translateFrameworkError } from "./framework-errors.js";
 import { withRedaction } from "./log-redaction.js";
 import { geminiBatchesRoutes } from "./gemini/batches.js";
 import { renderGeminiError } from "./gemini/errors.js";
@@ -71,7 +72,17 @@ const PUBLIC_ROUTES = new Set(["/healthz", "/v1/.well-known/ready", "/v1/.well-k
 export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
   // forceCloseConnections: a client may still hold a keep-alive socket when we stop; do not wait 72 s for it.
   const logger = options.logger === true ? withRedaction({}) : options.logger ? withRedaction(options.logger) : false;
-  const app = Fastify({ logger, bodyLimit: 32 * 1024 * 1024, forceCloseConnections: true });
+  const app = Fastify({
+    logger,
+    bodyLimit: 32 * 1024 * 1024,
+    forceCloseConnections: true,
+    // A URL Fastify cannot decode never reaches the error handler; answer it in the dialect's shape too.
+    frameworkErrors: (err, req, reply) => {
+      const { status, body } = renderErrorFor(req.url, translateFrameworkError(err), req);
+      // This hook's reply type is generic over route schemas we do not declare; the body is the dialect's own.
+      return reply.status(status as never).send(body as never);
+    },
+  });
   const auth = new ApiKeyAuth(options.apiKeys);
   app.decorateRequest("caller", null);
   // Clients send `content-type: application/json` with no body on cancel; treat that as `{}` rather than a 400.
@@ -88,7 +99,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   });
 
   app.setErrorHandler((err, req, reply) => {
-    const { status, body } = renderErrorFor(req.url, err, req);
+    // Fastify's own errors (bad JSON, media type, body size) become ours, so no dialect shows an FST_ code.
+    const { status, body } = renderErrorFor(req.url, translateFrameworkError(err, { bodyLimit: req.routeOptions?.bodyLimit }), req);
     if (status >= 500) req.log.error({ err }, "request failed");
     return reply.status(status).send(body);
   });

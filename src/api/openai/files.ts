@@ -4,6 +4,7 @@ import { z } from "zod";
 import { invalidRequest } from "../../core/errors.js";
 import type { Engine } from "../../engine/engine.js";
 import type { StagedUpload } from "../../engine/files.js";
+import { translateMultipartError } from "../framework-errors.js";
 import { parseQuery } from "../query.js";
 import { renderFile, renderList } from "./render.js";
 
@@ -38,7 +39,7 @@ export const openAIFilesRoutes: FastifyPluginAsync<{ engine: Engine }> = async (
       if (staged) await engine.files.discardUpload(staged);
       // The rest of a refused body is never read, so this connection cannot carry another request.
       reply.header("connection", "close");
-      throw err;
+      throw translateMultipartError(err);
     }
     if (!staged) throw invalidRequest("Missing required parameter: 'file'.", "file");
     let expiresAfterSeconds: number | undefined;
