@@ -1,0 +1,212 @@
+import type { ObjectWriteResult } from "../store/collection-store.js";
+import { type CollectionContext, isObject, notPresent, type ClassState } from "./collection-context.js";
+import type { ObjectResult } from "./collection-types.js";
+import { unprocessable } from "./errors.js";
+import { parseEnvelope, validateProperties, vectorizerText, type InlineReference, type ObjectEnvelope } from "./objects.js";
+import { beaconClass, mergeReferences } from "./references.js";
+import { autoClass, inferDataType, normalizePropertyName, parseProperty, VECTORIZER, vectorizerOf, type ClassDef } from "./schema.js";
+
+/*
+ * Batch import (`POST /v1/batch/objects`): validation, auto-schema, vectorization through the engine, and the write.
+ */
+
+/** Texts per embeddings call. */
+const EMBED_CHUNK = 64;
+/** Embedding calls in flight per batch request (the engine's limiter paces them further). */
+const EMBED_CONCURRENCY = 4;
+
+/** One object of a batch on its way through validation, vectorization and the write. */
+interface Item {
+  raw: unknown;
+  env: ObjectEnvelope | null;
+  state: ClassState | null;
+  properties: Record<string, unknown>;
+  references: InlineReference[];
+  vector: Float32Array | null;
+  vectorGiven: boolean;
+  /** What the vectorizer embeds. */
+  text?: string;
+  error: string | null;
+  written?: ObjectWriteResult;
+}
+
+/**
+ * `POST /v1/batch/objects`: validates every object, creates unknown classes and properties (auto-schema),
+ * vectorizes objects without a vector in classes with a vectorizer, and stores the valid ones in one transaction
+ * (an existing uuid is replaced; the same uuid twice in the batch: the last wins).
+ * @returns one result per object, in input order.
+ * @throws CollectionError 422 for an empty list.
+ */
+export async function batchObjects(ctx: CollectionContext, input: unknown[]): Promise<ObjectResult[]> {
+  if (input.length === 0) throw unprocessable("invalid param 'objects': cannot be empty, need at least one object for batching");
+  ctx.stats.accept(input.length);
+  try {
+    const items: Item[] = input.map((raw) => {
+      const env = parseEnvelope(raw);
+      const error = "error" in env ? env.error : null;
+      const ok = "error" in env ? null : env;
+      return { raw, env: ok, state: null, properties: {}, references: [], vector: ok?.vector ?? null, vectorGiven: !!ok?.vector, error };
+    });
+    await ctx.schemaLock.run(() => resolveSchema(ctx, items));
+    await vectorize(ctx, items);
+    await ctx.writeLock.run(() => write(ctx, items));
+    return items.map((item) => ({ object: echo(item), error: item.error }));
+  } finally {
+    ctx.stats.finish(input.length);
+  }
+}
+
+/** Resolves each object's class (creating it and its missing properties with auto-schema) and validates its properties. */
+async function resolveSchema(ctx: CollectionContext, items: Item[]): Promise<void> {
+  const changed = new Set<ClassState>();
+  for (const item of items) {
+    if (item.error || !item.env) continue;
+    const env = item.env;
+    let st = ctx.classes.get(env.class);
+    if (!st) {
+      if (!ctx.autoSchema) {
+        item.error = notPresent(env.class);
+        continue;
+      }
+      let def: ClassDef;
+      try {
+        def = autoClass(env.class);
+      } catch (err) {
+        item.error = (err as Error).message;
+        continue;
+      }
+      st = { def, index: await ctx.openIndex(def, 0), count: 0, lastWrite: 0, lastSave: Date.now() };
+      ctx.classes.set(def.class, st);
+      changed.add(st);
+    }
+    if (ctx.autoSchema) {
+      const error = addMissingProperties(ctx, st, env.properties);
+      if (error) {
+        item.error = error;
+        continue;
+      }
+      if (st.def.properties.length !== ctx.persistedProps.get(st)) changed.add(st);
+    }
+    item.state = st;
+    const valid = validateProperties(st.def, env.properties);
+    if ("error" in valid) item.error = valid.error;
+    else {
+      item.properties = valid.properties;
+      item.references = valid.references;
+    }
+  }
+  for (const st of changed) {
+    await ctx.options.store.putClass(st.def.class, st.def);
+    ctx.persistedProps.set(st, st.def.properties.length);
+  }
+}
+
+/** Auto-schema: adds the properties an object has and its class lacks, types inferred. @returns an error message, or null. */
+function addMissingProperties(ctx: CollectionContext, st: ClassState, properties: Record<string, unknown>): string | null {
+  if (!ctx.persistedProps.has(st)) ctx.persistedProps.set(st, st.def.properties.length);
+  for (const [key, value] of Object.entries(properties)) {
+    const name = normalizePropertyName(key);
+    if (st.def.properties.some((p) => p.name === name)) continue;
+    const inferred = inferDataType(value, beaconClass);
+    if (inferred === null) continue;
+    if ("error" in inferred) return `property '${name}' of class '${st.def.class}': ${inferred.error}`;
+    try {
+      const prop = parseProperty({ name: key, dataType: inferred.dataType }, st.def.class, (n) => n === st.def.class || ctx.classes.has(n));
+      st.def = { ...st.def, properties: [...st.def.properties, prop] };
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+  return null;
+}
+
+/** Embeds the objects that need a vector, in chunks through the engine; a failed chunk fails its objects with the reason. */
+async function vectorize(ctx: CollectionContext, items: Item[]): Promise<void> {
+  const byModel = new Map<string, Item[]>();
+  for (const item of items) {
+    if (item.error || item.vector || !item.state) continue;
+    const v = vectorizerOf(item.state.def);
+    if (!v) continue;
+    const text = vectorizerText(item.state.def, item.properties, v.vectorizeClassName);
+    if (!text.trim()) {
+      item.error = `${VECTORIZER}: nothing to vectorize: the object has no text properties and vectorizeClassName is false`;
+      continue;
+    }
+    item.text = text;
+    byModel.set(v.model, [...(byModel.get(v.model) ?? []), item]);
+  }
+  const chunks: { model: string; items: Item[] }[] = [];
+  for (const [model, list] of byModel) for (let i = 0; i < list.length; i += EMBED_CHUNK) chunks.push({ model, items: list.slice(i, i + EMBED_CHUNK) });
+  let next = 0;
+  const worker = async () => {
+    while (next < chunks.length) {
+      const chunk = chunks[next++]!;
+      try {
+        const vectors = await ctx.options.embedder.embedTexts(chunk.model, chunk.items.map((i) => i.text!));
+        chunk.items.forEach((item, j) => (item.vector = Float32Array.from(vectors[j]!)));
+      } catch (err) {
+        for (const item of chunk.items) item.error = `${VECTORIZER}: ${(err as Error).message}`;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(EMBED_CONCURRENCY, chunks.length) }, worker));
+}
+
+/** Checks vector lengths, then stores the valid objects (last of each uuid) in one transaction and indexes them. */
+async function write(ctx: CollectionContext, items: Item[]): Promise<void> {
+  const dims = new Map<ClassState, number>();
+  const last = new Map<string, Item>();
+  for (const item of items) {
+    if (item.error || !item.env || !item.state) continue;
+    const st = item.state;
+    if (ctx.classes.get(st.def.class) !== st) {
+      item.error = notPresent(st.def.class);
+      continue;
+    }
+    if (item.vector) {
+      const want = st.index.dims ?? dims.get(st);
+      if (want === undefined) dims.set(st, item.vector.length);
+      else if (want !== item.vector.length) {
+        item.error = `new node has a vector with length ${item.vector.length}. Existing nodes have vectors with length ${want}: vector dimensions do not match the index dimensions`;
+        continue;
+      }
+    }
+    last.set(`${st.def.class}/${item.env.id}`, item);
+  }
+  const winners = [...last.values()];
+  if (winners.length === 0) return;
+  const now = Date.now();
+  const written = await ctx.options.store.upsertObjects(
+    winners.map((i) => ({ class: i.state!.def.class, id: i.env!.id, properties: i.properties, vector: i.vector, references: i.references })),
+    now,
+  );
+  winners.forEach((item, k) => {
+    const w = written[k]!;
+    const st = item.state!;
+    if (w.created) st.count++;
+    if (item.vector) st.index.upsert(w.seq, item.vector, !w.hadVector);
+    else if (w.hadVector) st.index.remove(w.seq);
+    st.lastWrite = now;
+  });
+  // Earlier duplicates were overwritten by the winner: they report its times.
+  const byKey = new Map(winners.map((i, k) => [`${i.state!.def.class}/${i.env!.id}`, written[k]!]));
+  for (const item of items) if (!item.error && item.env && item.state) item.written = byKey.get(`${item.state.def.class}/${item.env.id}`);
+}
+
+/** The object as a batch result echoes it. */
+function echo(item: Item): Record<string, unknown> {
+  if (!item.env) return isObject(item.raw) ? { ...item.raw } : {};
+  const out: Record<string, unknown> = { class: item.env.class, id: item.env.id };
+  if (item.error || !item.written) {
+    out.properties = item.env.properties;
+  } else {
+    out.properties = mergeReferences(item.properties, item.references.map((r) => ({ from_class: item.env!.class, from_id: item.env!.id, ...r })));
+    out.creationTimeUnix = item.written.created_at;
+    out.lastUpdateTimeUnix = item.written.updated_at;
+  }
+  if (item.vectorGiven) out.vector = (item.raw as { vector: unknown }).vector;
+  return out;
+}
+
+// ---------------------------------------------------------------- references
+

@@ -1,0 +1,132 @@
+import { join } from "node:path";
+import type { StoredObject } from "../store/collection-store.js";
+import type { CollectionServiceOptions } from "./collection-types.js";
+import { unprocessable } from "./errors.js";
+import { normalizeClassName, type ClassDef } from "./schema.js";
+import { openVectorIndex, type VectorIndex } from "./vector-index.js";
+import type { Predicate } from "./where-filter.js";
+
+/*
+ * The state every part of the collections service shares (classes in memory, locks, batch statistics) and the helpers
+ * they all use. schema-ops.ts, batch-import.ts, reference-ops.ts, object-ops.ts and search.ts are functions over a
+ * CollectionContext; collection-service.ts is the public facade over them.
+ */
+
+/** Window of `ratePerSecond`, seconds. */
+const RATE_WINDOW_S = 5;
+
+/** Runs async sections one at a time. */
+export class Mutex {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(fn, fn);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+}
+
+/** Objects accepted but not yet stored and indexed, and objects finished per second over the last few seconds. */
+export class BatchStats {
+  private pending = 0;
+  private readonly perSecond = new Map<number, number>();
+  private busySince = 0;
+  private lastDone = 0;
+
+  accept(n: number): void {
+    this.pending += n;
+  }
+
+  finish(n: number, now = Date.now()): void {
+    this.pending -= n;
+    if (now - this.lastDone > RATE_WINDOW_S * 1000) this.busySince = now;
+    this.lastDone = now;
+    const sec = Math.floor(now / 1000);
+    this.perSecond.set(sec, (this.perSecond.get(sec) ?? 0) + n);
+    for (const s of this.perSecond.keys()) if (s <= sec - RATE_WINDOW_S) this.perSecond.delete(s);
+  }
+
+  get(now = Date.now()): { queueLength: number; ratePerSecond: number } {
+    const sec = Math.floor(now / 1000);
+    let done = 0;
+    for (const [s, n] of this.perSecond) if (s > sec - RATE_WINDOW_S) done += n;
+    const windowS = Math.max(1, Math.min(RATE_WINDOW_S, (now - this.busySince) / 1000));
+    return { queueLength: this.pending, ratePerSecond: done === 0 ? 0 : Math.round(done / windowS) };
+  }
+}
+
+/** A class in memory: its definition, vector index and object count. */
+export interface ClassState {
+  def: ClassDef;
+  index: VectorIndex;
+  count: number;
+  lastWrite: number;
+  lastSave: number;
+}
+
+/** A plain JSON object (not null, not an array). */
+export const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+/** Weaviate's message for a class that does not exist. */
+export const notPresent = (cls: string) => `class '${cls}' not present in schema`;
+
+/**
+ * The shared state of one CollectionService. Schema changes run one at a time (`schemaLock`); writes to objects and
+ * indexes too (`writeLock`). Vectorization runs outside both, so concurrent batch requests embed in parallel.
+ */
+export class CollectionContext {
+  readonly classes = new Map<string, ClassState>();
+  readonly schemaLock = new Mutex();
+  readonly writeLock = new Mutex();
+  readonly stats = new BatchStats();
+  readonly autoSchema: boolean;
+  /** Property counts as last persisted, to tell when auto-schema changed a class. */
+  readonly persistedProps = new WeakMap<ClassState, number>();
+
+  constructor(readonly options: CollectionServiceOptions) {
+    this.autoSchema = options.autoSchema ?? true;
+  }
+
+  /** Opens a class's vector index: the saved one when it matches the store `version`, else rebuilt from the stored vectors. */
+  async openIndex(def: ClassDef, version: number): Promise<VectorIndex> {
+    const store = this.options.store;
+    return openVectorIndex({
+      path: this.options.indexDir ? join(this.options.indexDir, `${def.class}.hnsw`) : null,
+      indexType: def.vectorIndexType,
+      config: def.vectorIndexConfig,
+      version,
+      live: await store.countVectors(def.class),
+      stored: async function* () {
+        for (let after = 0; ; ) {
+          const page = await store.scanObjects(def.class, after, 1000, true);
+          if (page.length === 0) return;
+          for (const o of page) if (o.vector) yield { label: o.seq, vector: o.vector };
+          after = page.at(-1)!.seq;
+        }
+      },
+    });
+  }
+
+  /** Saves one index with the store version it reflects. Call inside the write lock. */
+  async saveIndex(name: string, st: ClassState): Promise<void> {
+    if (this.classes.get(name) !== st || !st.index.dirty) return;
+    const version = (await this.options.store.listClasses()).find((c) => c.name === name)?.version ?? 0;
+    await st.index.save(version);
+    st.lastSave = Date.now();
+  }
+
+  /** The state of a class. @throws CollectionError 422 when the class does not exist. */
+  requireClass(cls: string): ClassState {
+    const st = this.classes.get(normalizeClassName(cls));
+    if (!st) throw unprocessable(notPresent(normalizeClassName(cls)));
+    return st;
+  }
+
+  /** Objects of a class in seq order that match `predicate`, until `visit` returns false. */
+  async scan(st: ClassState, predicate: Predicate | null, visit: (o: StoredObject) => boolean, afterSeq = 0, withVectors = false): Promise<void> {
+    for (let after = afterSeq; ; ) {
+      const page = await this.options.store.scanObjects(st.def.class, after, 1000, withVectors);
+      if (page.length === 0) return;
+      for (const o of page) if ((!predicate || predicate(o)) && !visit(o)) return;
+      after = page.at(-1)!.seq;
+    }
+  }
+}

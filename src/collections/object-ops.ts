@@ -1,0 +1,86 @@
+import type { StoredObject, StoredReference } from "../store/collection-store.js";
+import { type CollectionContext, type ClassState } from "./collection-context.js";
+import { DELETE_LIMIT, type DeleteQuery, type DeleteResult, type ObjectView } from "./collection-types.js";
+import { unprocessable } from "./errors.js";
+import { mergeReferences } from "./references.js";
+import { normalizeClassName } from "./schema.js";
+import { search } from "./search.js";
+import { compileWhere } from "./where-filter.js";
+
+/* Objects by id (`/v1/objects`), listing, and batch delete (`DELETE /v1/batch/objects`). */
+
+/** `GET /v1/objects/{class}/{id}` (or any class when `cls` is null), with its references. @returns null when absent. */
+export async function getObject(ctx: CollectionContext, cls: string | null, id: string, includeVector: boolean): Promise<ObjectView | null> {
+  const lower = id.toLowerCase();
+  const name = cls === null ? (await ctx.options.store.classesOfObject(lower))[0] : normalizeClassName(cls);
+  if (!name || !ctx.classes.has(name)) return null;
+  const o = await ctx.options.store.getObject(name, lower, includeVector);
+  if (!o) return null;
+  const refs = await ctx.options.store.referencesFrom(name, [lower]);
+  return view(o, refs, includeVector);
+}
+
+function view(o: StoredObject, refs: StoredReference[], includeVector: boolean): ObjectView {
+  const out: ObjectView = { class: o.class, id: o.id, properties: mergeReferences(o.properties, refs), creationTimeUnix: o.created_at, lastUpdateTimeUnix: o.updated_at };
+  if (includeVector) out.vector = o.vector ? Array.from(o.vector) : [];
+  return out;
+}
+
+/** `GET /v1/objects?class=…`: objects of a class in insertion order, after a cursor id. */
+export async function listObjects(ctx: CollectionContext, cls: string, limit: number, after: string | undefined, includeVector: boolean): Promise<{ objects: ObjectView[]; total: number }> {
+  const st = ctx.requireClass(cls);
+  const hits = await search(ctx, { class: st.def.class, limit, after, includeVector });
+  const refs = await ctx.options.store.referencesFrom(st.def.class, hits.map((h) => h.id));
+  const objects = hits.map((h) => {
+    const view: ObjectView = { class: h.class, id: h.id, properties: mergeReferences(h.properties, refs.filter((r) => r.from_id === h.id)), creationTimeUnix: h.creationTimeUnix, lastUpdateTimeUnix: h.lastUpdateTimeUnix };
+    if (includeVector) view.vector = h.vector ?? [];
+    return view;
+  });
+  return { objects, total: st.count };
+}
+
+/** `DELETE /v1/objects/{class}/{id}`. @returns whether it existed. */
+export async function deleteObject(ctx: CollectionContext, cls: string, id: string): Promise<boolean> {
+  const st = ctx.classes.get(normalizeClassName(cls));
+  if (!st) return false;
+  return ctx.writeLock.run(async () => (await removeObjects(ctx, st, [id.toLowerCase()])).length === 1);
+}
+
+/** Deletes objects of a class from the store and the index. Call inside the write lock. @returns the ids deleted. */
+async function removeObjects(ctx: CollectionContext, st: ClassState, ids: string[]): Promise<string[]> {
+  const { deleted, vectorSeqs } = await ctx.options.store.deleteObjects(st.def.class, ids);
+  for (const seq of vectorSeqs) st.index.remove(seq);
+  st.count -= deleted.length;
+  st.lastWrite = Date.now();
+  return deleted;
+}
+
+/**
+ * `DELETE /v1/batch/objects`: deletes up to DELETE_LIMIT objects of a class matching `where` (or only counts them
+ * with `dryRun`). `objects` lists each matched object when verbose, else only the failed ones.
+ */
+export async function deleteObjects(ctx: CollectionContext, q: DeleteQuery): Promise<DeleteResult> {
+  const st = ctx.requireClass(q.class);
+  if (q.where === undefined || q.where === null) throw unprocessable("validate: where filter cannot be empty: give match.where");
+  const predicate = compileWhere(q.where, st.def);
+  return ctx.writeLock.run(async () => {
+    const ids: string[] = [];
+    await ctx.scan(st, predicate, (o) => {
+      ids.push(o.id);
+      return ids.length < DELETE_LIMIT;
+    });
+    const objects: DeleteResult["objects"] = [];
+    if (q.dryRun) {
+      if (q.verbose) for (const id of ids) objects.push({ id, status: "DRYRUN" });
+      return { matches: ids.length, limit: DELETE_LIMIT, successful: 0, failed: 0, objects };
+    }
+    const deleted = new Set(await removeObjects(ctx, st, ids));
+    for (const id of ids) {
+      if (deleted.has(id)) {
+        if (q.verbose) objects.push({ id, status: "SUCCESS" });
+      } else objects.push({ id, status: "FAILED", errors: { error: [{ message: `object ${st.def.class}/${id} was not found` }] } });
+    }
+    return { matches: ids.length, limit: DELETE_LIMIT, successful: deleted.size, failed: ids.length - deleted.size, objects };
+  });
+}
+
