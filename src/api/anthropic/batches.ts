@@ -1,5 +1,6 @@
+import { publicOrigin } from "../public-url.js";
 import { Readable } from "node:stream";
-import type { FastifyPluginAsync, FastifyRequest } from "fastify";
+import type { FastifyPluginAsync } from "fastify";
 import { z } from "zod";
 import { invalidRequest, notFound } from "../../core/errors.js";
 import type { Engine } from "../../engine/engine.js";
@@ -27,7 +28,7 @@ const listQuery = z.strictObject({
   beta: z.string().optional(),
 });
 
-const origin = (req: FastifyRequest) => `${req.protocol}://${req.host}`;
+const origin = publicOrigin;
 
 /** Every path of the Anthropic dialect starts so (its errors are rendered in Anthropic's shape, see api/server.ts). */
 const isAnthropicPath = (url: string) => url.startsWith("/v1/messages");
