@@ -11,6 +11,7 @@ import { withRedaction } from "./log-redaction.js";
 import { geminiBatchesRoutes } from "./gemini/batches.js";
 import { renderGeminiError } from "./gemini/errors.js";
 import { geminiFilesRoutes } from "./gemini/files.js";
+import { GEMINI_PATH, geminiRewriteUrl } from "./gemini/routing.js";
 import { grokBatchesRoutes } from "./grok/batches.js";
 import { openAIBatchesRoutes } from "./openai/batches.js";
 import { renderOpenAIError } from "./openai/errors.js";
@@ -55,7 +56,7 @@ export interface ServerOptions {
 function renderErrorFor(url: string, err: unknown, req?: FastifyRequest): { status: number; body: unknown } {
   if (url.startsWith("/v1/messages")) return renderAnthropicError(err, req);
   if (WEAVIATE_PATH.test(url)) return renderWeaviateError(err);
-  if (url.startsWith("/v1beta/") || url.startsWith("/upload/v1beta/") || url.startsWith("/download/v1beta/")) return renderGeminiError(err);
+  if (GEMINI_PATH.test(url)) return renderGeminiError(err);
   return renderOpenAIError(err);
 }
 
@@ -76,6 +77,9 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     logger,
     bodyLimit: 32 * 1024 * 1024,
     forceCloseConnections: true,
+    // Gemini under /v1 too (@google/genai 3.x calls it): a Gemini caller's /v1/... is routed to the /v1beta routes,
+    // so it never lands on OpenAI's /v1/files or /v1/batches (see gemini/routing.ts). Every other URL is unchanged.
+    rewriteUrl: geminiRewriteUrl,
     // A URL Fastify cannot decode never reaches the error handler; answer it in the dialect's shape too.
     frameworkErrors: (err, req, reply) => {
       const { status, body } = renderErrorFor(req.url, translateFrameworkError(err), req);
@@ -105,7 +109,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     return reply.status(status).send(body);
   });
   app.setNotFoundHandler((req, reply) => {
-    const { status, body } = renderErrorFor(req.url, notFound(`Unknown route ${req.method} ${req.url.split("?")[0]}`), req);
+    const { status, body } = renderErrorFor(req.url, notFound(`Unknown route ${req.method} ${req.originalUrl.split("?")[0]}`), req);
     return reply.status(status).send(body);
   });
 

@@ -77,15 +77,16 @@ function requestBody(request: unknown, method: Method, model: string, where: str
   return body;
 }
 
-/** Parses `<model>:<method>` from the path after `/v1beta/models/`. */
-function parseModelPath(rest: string): { model: string; method: Method } {
+/** Parses `<model>:<method>` from the path after `models/`; `called` is the path as the caller sent it (for the error). */
+function parseModelPath(rest: string, called: string): { model: string; method: Method } {
   const m = /^(.+):(batchGenerateContent|asyncBatchEmbedContent)$/.exec(rest);
-  if (!m) throw notFound(`Unknown method: POST /v1beta/models/${rest}. Batches are created with models/{model}:batchGenerateContent or :asyncBatchEmbedContent.`);
+  if (!m) throw notFound(`Unknown method: POST ${called}. Batches are created with models/{model}:batchGenerateContent or :asyncBatchEmbedContent.`);
   return { model: m[1]!, method: m[2] as Method };
 }
 
 /**
- * The Gemini batch dialects under `/v1beta`:
+ * The Gemini batch dialects under `/v1beta`, and under `/v1` for Gemini callers (`@google/genai` 3.x; the server
+ * rewrites those URLs onto these routes, see routing.ts):
  * - the real Batch Mode as `@google/genai` calls it (dialect "gemini"): `models/{model}:batchGenerateContent` and
  *   `:asyncBatchEmbedContent` with inline requests or an uploaded JSONL file, batches as Operations, list with page
  *   tokens, `:cancel`, delete;
@@ -147,7 +148,7 @@ export const geminiBatchesRoutes: FastifyPluginAsync<{ engine: Engine }> = async
   // --- Batch Mode -------------------------------------------------------------------------------------------------
 
   app.post<{ Params: { "*": string } }>("/v1beta/models/*", async (req, reply) => {
-    const { model: urlModel, method } = parseModelPath(req.params["*"]);
+    const { model: urlModel, method } = parseModelPath(req.params["*"], req.originalUrl.split("?")[0]!);
     const model = bareModel(urlModel);
     const body = isObject(req.body) ? req.body : {};
     const batch = body.batch;
@@ -196,7 +197,7 @@ export const geminiBatchesRoutes: FastifyPluginAsync<{ engine: Engine }> = async
 
   app.post<{ Params: { id: string } }>("/v1beta/batches/:id", async (req) => {
     const m = /^(.+):cancel$/.exec(req.params.id);
-    if (!m) throw notFound(`Unknown method: POST /v1beta/batches/${req.params.id}.`);
+    if (!m) throw notFound(`Unknown method: POST ${req.originalUrl.split("?")[0]}.`);
     const batch = await own(req.caller, m[1]!);
     await engine.cancelBatch(req.caller, batch.id);
     return {};

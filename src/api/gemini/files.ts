@@ -1,3 +1,4 @@
+import { publicOrigin } from "../public-url.js";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { Readable, PassThrough } from "node:stream";
@@ -9,8 +10,19 @@ import type { Caller, StagedUpload } from "../../engine/files.js";
 import type { FileRecord } from "../../store/store.js";
 import { parseQuery } from "../query.js";
 import { batchName, batchOfResponsesFile, GEMINI, isDone, renderResponseLine } from "./render.js";
+import { apiVersionOf, type GeminiApiVersion } from "./routing.js";
 
-const origin = (req: FastifyRequest) => `${req.protocol}://${req.host}`;
+/**
+ * Where URLs we hand out point: this server, under the API version the caller used (`/v1` for `@google/genai` 3.x,
+ * `/v1beta` for 2.x), so a client follows them on the version it speaks.
+ */
+interface UrlBase {
+  origin: string;
+  version: GeminiApiVersion;
+}
+const urlBase = (req: FastifyRequest): UrlBase => ({ origin: publicOrigin(req), version: apiVersionOf(req) });
+const fileUri = (b: UrlBase, id: string) => `${b.origin}/${b.version}/files/${id}`;
+const downloadUri = (b: UrlBase, id: string) => `${b.origin}/download/${b.version}/files/${id}:download?alt=media`;
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** A MIME type for a stored file, from its name (the declared one is not stored). */
@@ -31,8 +43,8 @@ function mimeOf(filename: string): string {
   }
 }
 
-/** A Gemini File object for a stored file. */
-function renderFile(f: FileRecord, origin: string, mimeType?: string) {
+/** A Gemini File object for a stored file; `uri` and `downloadUri` under `base`. */
+function renderFile(f: FileRecord, base: UrlBase, mimeType?: string) {
   return {
     name: `files/${f.id}`,
     displayName: f.filename,
@@ -41,8 +53,8 @@ function renderFile(f: FileRecord, origin: string, mimeType?: string) {
     createTime: iso(f.created_at),
     updateTime: iso(f.created_at),
     ...(f.expires_at ? { expirationTime: iso(f.expires_at) } : {}),
-    uri: `${origin}/v1beta/files/${f.id}`,
-    downloadUri: `${origin}/download/v1beta/files/${f.id}:download?alt=media`,
+    uri: fileUri(base, f.id),
+    downloadUri: downloadUri(base, f.id),
     state: "ACTIVE",
     source: f.purpose === "batch_output" ? "GENERATED" : "UPLOADED",
   };
@@ -63,8 +75,10 @@ function parseFileSegment(segment: string): { id: string; download: boolean } {
 /**
  * Gemini Files as `@google/genai` uses them: resumable uploads at `/upload/v1beta/files` (streamed to disk), metadata
  * `GET /v1beta/files/{id}`, list, delete, and downloads at `/download/v1beta/files/{id}:download?alt=media` (or
- * `/v1beta/files/{id}:download`). A file-input batch's results are the generated file `files/responses-<batch id>`,
- * streamed from the store in input order as `{"key", "response"|"error"}` lines.
+ * `/v1beta/files/{id}:download`); the same under `/v1` for Gemini callers (the server rewrites those URLs onto these
+ * routes, see routing.ts). A batch's results are also the generated file `files/responses-<batch id>` (a file-input
+ * batch names it as its output, and so do listings for inline batches), streamed from the store in input order as
+ * `{"key", "response"|"error"}` lines.
  */
 export const geminiFilesRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, { engine }) => {
   await app.register(uploadRoutes, { engine });
@@ -102,13 +116,13 @@ export const geminiFilesRoutes: FastifyPluginAsync<{ engine: Engine }> = async (
         mimeType: "application/jsonl",
         createTime: iso(batch.created_at),
         updateTime: iso(batch.completed_at ?? batch.expired_at ?? batch.cancelled_at ?? batch.created_at),
-        uri: `${origin(req)}/v1beta/files/${id}`,
-        downloadUri: `${origin(req)}/download/v1beta/files/${id}:download?alt=media`,
+        uri: fileUri(urlBase(req), id),
+        downloadUri: downloadUri(urlBase(req), id),
         state: isDone(batch) ? "ACTIVE" : "PROCESSING",
         source: "GENERATED",
       };
     }
-    return renderFile(await engine.files.get(req.caller, id).catch(rethrowNotFound(id)), origin(req));
+    return renderFile(await engine.files.get(req.caller, id).catch(rethrowNotFound(id)), urlBase(req));
   };
 
   app.get<{ Params: { name: string } }>("/v1beta/files/:name", async (req, reply) => {
@@ -124,13 +138,14 @@ export const geminiFilesRoutes: FastifyPluginAsync<{ engine: Engine }> = async (
   app.get("/v1beta/files", async (req) => {
     const q = parseQuery(listQuery, req.query);
     const page = await engine.files.list(req.caller, { order: "desc", after: q.pageToken, limit: q.pageSize });
-    const files = page.data.map((f) => renderFile(f, origin(req)));
+    const base = urlBase(req);
+    const files = page.data.map((f) => renderFile(f, base));
     return page.has_more && files.length > 0 ? { files, nextPageToken: page.data.at(-1)!.id } : { files };
   });
 
   app.delete<{ Params: { name: string } }>("/v1beta/files/:name", async (req) => {
     const { id, download: isDownload } = parseFileSegment(req.params.name);
-    if (isDownload) throw notFound(`Unknown method: DELETE /v1beta/files/${req.params.name}.`);
+    if (isDownload) throw notFound(`Unknown method: DELETE ${req.originalUrl.split("?")[0]}.`);
     if (await responsesBatch(req.caller, id)) {
       throw new OpenBatchError("conflict", `files/${id} holds a batch's responses; delete the batch instead.`, { param: "name" });
     }
@@ -234,7 +249,7 @@ const uploadRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, { engin
     };
     sessions.set(id, session);
     return reply
-      .header("x-goog-upload-url", `${origin(req)}/upload/v1beta/files?upload_id=${id}&upload_protocol=resumable`)
+      .header("x-goog-upload-url", `${urlBase(req).origin}/upload/${urlBase(req).version}/files?upload_id=${id}&upload_protocol=resumable`)
       .header("x-goog-upload-status", "active")
       .header("x-goog-upload-chunk-granularity", "262144")
       .send();
@@ -276,7 +291,7 @@ const uploadRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, { engin
       clearTimeout(s.timer);
       sessions.delete(uploadId);
       const record = await engine.files.commitUpload(s.caller, staged, { filename: s.displayName, purpose: "batch" });
-      return reply.header("x-goog-upload-status", "final").send({ file: renderFile(record, origin(req), s.mimeType) });
+      return reply.header("x-goog-upload-status", "final").send({ file: renderFile(record, urlBase(req), s.mimeType) });
     } catch (err) {
       // A failed chunk ends the upload (a partial blob is never kept).
       drop(uploadId, s);

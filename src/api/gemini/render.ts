@@ -56,12 +56,18 @@ export type GeminiBatchState =
   | "BATCH_STATE_CANCELLED"
   | "BATCH_STATE_EXPIRED";
 
+/**
+ * A batch's Gemini state. PENDING while it is being prepared, and while it runs but none of its requests has finished
+ * yet (e.g. queued behind other batches): the engine counts finished requests, not started ones, so a batch whose
+ * first requests are in flight still reads PENDING until one of them ends. RUNNING from then until it has ended.
+ */
 export function geminiState(b: BatchView): GeminiBatchState {
   switch (b.status) {
     case "created":
     case "validating":
       return "BATCH_STATE_PENDING";
     case "in_progress":
+      return b.request_counts.pending === b.request_counts.total ? "BATCH_STATE_PENDING" : "BATCH_STATE_RUNNING";
     case "finalizing":
     case "cancelling":
       return "BATCH_STATE_RUNNING";
@@ -108,10 +114,15 @@ function int64s(counts: Record<string, number>): Record<string, string> {
 }
 
 /**
- * A batch as a long-running Operation `{name, metadata:{@type, model, displayName, createTime, updateTime, endTime,
- * state, batchStats, output}, done, response}`. `@google/genai` reads `name` and `metadata.{displayName, state,
- * createTime, updateTime, endTime, model, output}`. Once done, a file-input batch names its `responsesFile`; an inline
- * one carries its responses inline, which this leaves as the `ITEMS` placeholder unless `inline` is false (listings).
+ * A batch as a long-running Operation `{name, metadata:{@type, name, model, displayName, createTime, updateTime,
+ * endTime, state, batchStats, output}, done, response | error}`. `@google/genai` reads `name` and
+ * `metadata.{displayName, state, createTime, updateTime, endTime, model, output}` (its `dest` comes from
+ * `metadata.output`). Once ended (failed ones aside), a file-input batch names its `responsesFile`; an inline one
+ * carries its responses inline, left as the `ITEMS` placeholder — unless `inline` is false (listings), where it names
+ * its responses file `files/responses-<id>` instead, so a page of batches stays small and `dest` is still set.
+ * A succeeded batch has `response` (the output again); a failed one `error {code: 3}`, a cancelled one
+ * `error {code: 1 (CANCELLED)}`, an expired one `error {code: 4 (DEADLINE_EXCEEDED)}` — those two keep their partial
+ * results in `metadata.output` (Operation `response` and `error` exclude each other).
  * @returns the Operation, and whether it holds the ITEMS placeholder.
  */
 export function renderOperation(b: BatchView, opts: { inline: boolean }): { op: Record<string, unknown>; hasItems: boolean } {
@@ -122,14 +133,15 @@ export function renderOperation(b: BatchView, opts: { inline: boolean }): { op: 
   let output: Record<string, unknown> | undefined;
   let hasItems = false;
   if (done && b.status !== "failed") {
-    if (source) output = { responsesFile: `files/${responsesFileId(b.id)}` };
-    else if (opts.inline) {
+    if (source || !opts.inline) output = { responsesFile: `files/${responsesFileId(b.id)}` };
+    else {
       output = { inlinedResponses: { inlinedResponses: ITEMS } };
       hasItems = true;
     }
   }
   const metadata: Record<string, unknown> = {
     "@type": TYPE_PREFIX + kind,
+    name: batchName(b.id),
     model: modelName(b.model),
     displayName: b.name ?? undefined,
     ...(source ? { inputConfig: { fileName: source } } : {}),
@@ -150,7 +162,11 @@ export function renderOperation(b: BatchView, opts: { inline: boolean }): { op: 
     op.done = true;
     if (b.status === "failed") {
       const why = b.errors?.map((e) => (e.line ? `line ${e.line}: ${e.message}` : e.message)).join("; ");
-      op.error = { code: 3, message: why || "The batch failed." };
+      op.error = { code: RPC.INVALID_ARGUMENT, message: why || "The batch failed." };
+    } else if (b.status === "cancelled") {
+      op.error = { code: RPC.CANCELLED, message: `The batch was cancelled; ${c.completed} of ${c.total} requests had succeeded.` };
+    } else if (b.status === "expired") {
+      op.error = { code: RPC.DEADLINE_EXCEEDED, message: `The batch expired before all its requests ran; ${c.completed} of ${c.total} requests had succeeded.` };
     } else if (output) op.response = { "@type": `${TYPE_PREFIX}${kind}Output`, ...output };
   }
   return { op, hasItems };
@@ -209,7 +225,31 @@ export function renderSeedBatch(b: BatchView) {
 // ---------------------------------------------------------------------------------------------------------------
 // Errors of single requests
 
-const CANONICAL: Record<number, string> = {
+/** `google.rpc.Code`: the numbers a `google.rpc.Status` carries in `code`. */
+export const RPC = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
+} as const;
+type RpcName = keyof typeof RPC;
+const isRpcName = (s: unknown): s is RpcName => typeof s === "string" && Object.hasOwn(RPC, s);
+
+/** Upstream HTTP status → rpc code, the inverse of the HTTP mapping documented with `google.rpc.Code`. */
+const FROM_HTTP: Record<number, RpcName> = {
   400: "INVALID_ARGUMENT",
   401: "UNAUTHENTICATED",
   403: "PERMISSION_DENIED",
@@ -217,6 +257,7 @@ const CANONICAL: Record<number, string> = {
   409: "ABORTED",
   412: "FAILED_PRECONDITION",
   413: "INVALID_ARGUMENT",
+  422: "INVALID_ARGUMENT",
   429: "RESOURCE_EXHAUSTED",
   499: "CANCELLED",
   500: "INTERNAL",
@@ -225,23 +266,72 @@ const CANONICAL: Record<number, string> = {
   503: "UNAVAILABLE",
   504: "DEADLINE_EXCEEDED",
 };
+const fromHttp = (status: number): RpcName => FROM_HTTP[status] ?? (status >= 500 ? "INTERNAL" : status >= 400 ? "FAILED_PRECONDITION" : "UNKNOWN");
 
-const canonical = (code: number) => CANONICAL[code] ?? (code >= 500 ? "INTERNAL" : code >= 400 ? "FAILED_PRECONDITION" : "UNKNOWN");
+/** Our item error codes (set when no upstream answer came back) → rpc code. Others: INTERNAL. */
+const FROM_OURS: Record<string, RpcName> = {
+  batch_cancelled: "CANCELLED",
+  batch_expired: "DEADLINE_EXCEEDED",
+  upstream_timeout: "DEADLINE_EXCEEDED",
+  upstream_unreachable: "UNAVAILABLE",
+  model_not_found: "NOT_FOUND",
+  provider_not_found: "NOT_FOUND",
+  untranslatable_field: "INVALID_ARGUMENT",
+  invalid_upstream_response: "INTERNAL",
+};
+
+/** A per-request error: a `google.rpc.Status` as Batch Mode puts it in an inlined response or a responses-file line. */
+export interface RpcStatus {
+  /** A `google.rpc.Code` number (3 INVALID_ARGUMENT, 5 NOT_FOUND, 8 RESOURCE_EXHAUSTED, …), not an HTTP status. */
+  code: number;
+  message: string;
+  /** One `google.rpc.ErrorInfo`: `reason` names our error code (or UPSTREAM_ERROR), `metadata.httpStatus` the upstream's. */
+  details?: Record<string, unknown>[];
+}
 
 /**
- * Why a request has no response, as a Google error `{code, message, status}` (HTTP code and canonical status name):
- * the upstream's own error when it answered, else ours (cancelled, expired, untranslatable, unreachable…).
+ * Why a request has no response, as a `google.rpc.Status` `{code, message, details}`: `code` comes from the item's
+ * state (cancelled → 1, expired → 4), else the upstream's answer (its Google `error.status` when it is a Gemini
+ * upstream, else its HTTP status mapped as `google.rpc.Code` documents), else our error code (upstream_timeout → 4,
+ * upstream_unreachable → 14, model_not_found → 5, untranslatable_field → 3, others → 13). `details` keeps what the code
+ * alone loses: our error code, or the upstream's HTTP status.
  */
-export function itemError(item: FinishedItem): { code: number; message: string; status: string } {
-  if (item.state === "cancelled") return { code: 499, message: item.error_message ?? "The batch was cancelled before this request ran.", status: "CANCELLED" };
-  if (item.state === "expired") return { code: 504, message: item.error_message ?? "The batch expired before this request ran.", status: "DEADLINE_EXCEEDED" };
+export function itemError(item: FinishedItem): RpcStatus {
+  const info = (reason: string, metadata?: Record<string, string>) => [
+    { "@type": "type.googleapis.com/google.rpc.ErrorInfo", reason, domain: "openbatch", ...(metadata ? { metadata } : {}) },
+  ];
+  const ours = (fallback: RpcName, text: string) => {
+    const code = item.error_code;
+    return {
+      code: RPC[code ? (FROM_OURS[code] ?? fallback) : fallback],
+      message: item.error_message ?? text,
+      ...(code ? { details: info(code.toUpperCase()) } : {}),
+    };
+  };
+  if (item.state === "cancelled") return ours("CANCELLED", "The batch was cancelled before this request ran.");
+  if (item.state === "expired") return ours("DEADLINE_EXCEEDED", "The batch expired before this request ran.");
   if (item.status_code !== null) {
-    const code = item.status_code;
-    return { code, message: upstreamMessage(item.response_body) ?? `The upstream answered ${code}.`, status: canonical(code) };
+    const status = item.status_code;
+    const upstream = upstreamError(item.response_body);
+    const name = isRpcName(upstream.status) ? upstream.status : fromHttp(status);
+    return { code: RPC[name], message: upstream.message ?? `The upstream answered ${status}.`, details: info("UPSTREAM_ERROR", { httpStatus: String(status) }) };
   }
-  const code = item.error_code === "untranslatable_field" ? 400 : item.error_code === "model_not_found" ? 404 : item.error_code === "upstream_unreachable" ? 503 : 500;
   const message = [item.error_code, item.error_message].filter(Boolean).join(": ") || "The request failed.";
-  return { code, message, status: canonical(code) };
+  return { ...ours("INTERNAL", message), message };
+}
+
+/** The message (and Google `status` name, when present) of an upstream error body. */
+function upstreamError(body: string | null): { message: string | null; status?: unknown } {
+  if (!body) return { message: null };
+  try {
+    const parsed = JSON.parse(body) as { error?: { message?: unknown; status?: unknown } | string; message?: unknown };
+    if (typeof parsed.error === "object" && parsed.error !== null) {
+      return { message: typeof parsed.error.message === "string" ? parsed.error.message : upstreamMessage(body), status: parsed.error.status };
+    }
+  } catch {
+    // not JSON
+  }
+  return { message: upstreamMessage(body) };
 }
 
 function upstreamMessage(body: string | null): string | null {
