@@ -110,6 +110,11 @@ export interface Batch {
   /** A human name (seed 001 `name`, Gemini `displayName`), and a description. */
   name: string | null;
   description: string | null;
+  /**
+   * OpenAI `output_expires_after.seconds`: the output and error files expire this long after their own created_at.
+   * Null or absent: they are kept until deleted.
+   */
+  output_expires_after?: number | null;
 }
 
 /** A batch with its live counters, as rendered. */

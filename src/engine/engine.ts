@@ -14,12 +14,13 @@ import { SqliteStore } from "../store/sqlite/sqlite-store.js";
 import type { BatchListQuery, FinishedItem, Page, Store } from "../store/store.js";
 import { DirectCalls } from "./direct-calls.js";
 import { Dispatcher } from "./dispatcher.js";
-import { FileService, type Caller } from "./files.js";
+import { FileService, parseExpiresAfter, type Caller } from "./files.js";
 import { writeResultFiles } from "./finalizer.js";
 import { ingestRequestFile } from "./ingest.js";
 import { KeyVault } from "./key-vault.js";
 import { EngineMetrics } from "./metrics.js";
 import { silentLog, type Log } from "./log.js";
+import { RetentionSweeper, type RetentionOptions } from "./retention.js";
 
 /** A new batch record with every timestamp empty. */
 function draftBatch(f: {
@@ -73,6 +74,8 @@ export interface CreateBatchInput {
   metadata?: unknown;
   /** Our extension: scheduling priority among batches sharing a provider (integer, higher first; default 0). */
   priority?: unknown;
+  /** OpenAI `output_expires_after` `{anchor:"created_at", seconds}` for the output and error files (absent: kept). */
+  output_expires_after?: unknown;
   dialect: string;
   /** Gateway routing: a provider name/type/preset from `x-openbatch-provider`, and the upstream key to use for this batch. */
   gateway?: { provider: string; apiKey: string | null };
@@ -108,6 +111,8 @@ export interface EngineOptions {
   pollMs?: number;
   /** Where derived model files are cached (default `<dataDir>/cache`). */
   cacheDir?: string;
+  /** Expired-file sweep interval and clock (engine/retention.ts). */
+  retention?: RetentionOptions;
 }
 
 /**
@@ -120,6 +125,7 @@ export class Engine {
   readonly metrics: EngineMetrics;
   private readonly dispatcher: Dispatcher;
   private readonly direct: DirectCalls;
+  private readonly retention: RetentionSweeper;
 
   private constructor(
     readonly store: Store,
@@ -129,8 +135,10 @@ export class Engine {
     private readonly log: Log,
     pollMs: number,
     cacheDir: string,
+    retention: RetentionOptions = {},
   ) {
-    this.files = new FileService(store, blobs, config.limits.maxFileBytes);
+    this.files = new FileService(store, blobs, config.limits.maxFileBytes, retention.now);
+    this.retention = new RetentionSweeper(store, this.files, log, retention);
     this.providers = new ProviderRegistry(config, { cacheDir });
     this.metrics = new EngineMetrics({
       store,
@@ -156,7 +164,7 @@ export class Engine {
     await blobs.init();
     const store = new SqliteStore(join(options.dataDir, "openbatch.db"));
     const vault = await KeyVault.open(options.dataDir);
-    return new Engine(store, blobs, vault, options.config, options.log ?? silentLog, options.pollMs ?? 250, options.cacheDir ?? join(options.dataDir, "cache"));
+    return new Engine(store, blobs, vault, options.config, options.log ?? silentLog, options.pollMs ?? 250, options.cacheDir ?? join(options.dataDir, "cache"), options.retention);
   }
 
   /**
@@ -176,9 +184,11 @@ export class Engine {
       else await this.store.updateBatch(batch.id, ["cancelling"], { status: "cancelled", cancelled_at: Date.now() });
     }
     this.dispatcher.start();
+    this.retention.start();
   }
 
   async close(): Promise<void> {
+    await this.retention.stop();
     await this.dispatcher.stop();
     await this.providers.close();
     await this.store.close();
@@ -196,6 +206,7 @@ export class Engine {
     }
     const windowMs = parseCompletionWindow(input.completion_window);
     const metadata = validateMetadata(input.metadata);
+    const outputExpiresAfter = parseExpiresAfter(input.output_expires_after, "output_expires_after");
     const priority = input.priority ?? 0;
     if (!Number.isInteger(priority) || Math.abs(priority as number) > 1_000_000) {
       throw invalidRequest("priority must be an integer from -1000000 to 1000000 (higher runs first).", "priority");
@@ -220,6 +231,7 @@ export class Engine {
       priority: priority as number,
       status: "validating",
     });
+    batch.output_expires_after = outputExpiresAfter;
     await this.store.insertBatch(batch, sealedKey);
     await this.ingest(batch);
     return this.view(batch.id);
@@ -373,6 +385,7 @@ export class Engine {
     batch.model = source.model;
     batch.name = source.name;
     batch.description = source.description;
+    batch.output_expires_after = source.output_expires_after ?? null;
     await this.store.insertBatch(batch, sealedKey);
     let line = 0;
     for (;;) {

@@ -8,6 +8,54 @@ import type { FileRecord, Page, Store } from "../store/store.js";
 /** Purposes a user may upload with (OpenAI Files); `batch_output` is ours to write. */
 export const UPLOAD_PURPOSES = ["batch", "assistants", "fine-tune", "vision", "user_data", "evals"] as const;
 
+/** Bounds of an OpenAI `expires_after` / `output_expires_after` policy, seconds: 1 hour to 30 days. */
+export const MIN_EXPIRES_AFTER_S = 3600;
+export const MAX_EXPIRES_AFTER_S = 2_592_000;
+
+/**
+ * How long a file lives when its upload names no `expires_after`, by purpose, seconds; null = until deleted.
+ * OpenAI documents that `purpose=batch` files expire after 30 days by default and every other file is kept until it
+ * is deleted; batch output and error files follow the batch's `output_expires_after`, else they are kept.
+ */
+export function defaultExpiresAfterSeconds(purpose: string): number | null {
+  return purpose === "batch" ? 30 * 86_400 : null;
+}
+
+/**
+ * Parses an OpenAI expiration policy `{anchor: "created_at", seconds}` (Files `expires_after`, Batch
+ * `output_expires_after`). `seconds` is an integer from MIN_EXPIRES_AFTER_S to MAX_EXPIRES_AFTER_S; with `form`
+ * (multipart fields arrive as text) a string of digits counts as that integer.
+ * @param param the parameter's name, used in the error. @returns the seconds, or null when `value` is undefined/null.
+ * @throws OpenBatchError 400 naming `param`, `param.anchor` or `param.seconds` for any other shape or value.
+ */
+export function parseExpiresAfter(value: unknown, param: string, opts: { form?: boolean } = {}): number | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== "object" || Array.isArray(value)) {
+    throw invalidRequest(`Invalid '${param}': expected an object {"anchor": "created_at", "seconds": <integer>}.`, param, "invalid_type");
+  }
+  const v = value as Record<string, unknown>;
+  for (const key of Object.keys(v)) {
+    if (key !== "anchor" && key !== "seconds") throw invalidRequest(`Unknown parameter: '${param}.${key}'.`, `${param}.${key}`, "unknown_parameter");
+  }
+  if (v.anchor === undefined) throw invalidRequest(`Missing required parameter: '${param}.anchor'.`, `${param}.anchor`, "missing_required_parameter");
+  if (v.anchor !== "created_at") {
+    throw invalidRequest(`Invalid '${param}.anchor': ${JSON.stringify(v.anchor)}; the only supported anchor is "created_at".`, `${param}.anchor`, "invalid_value");
+  }
+  if (v.seconds === undefined) throw invalidRequest(`Missing required parameter: '${param}.seconds'.`, `${param}.seconds`, "missing_required_parameter");
+  const seconds = opts.form && typeof v.seconds === "string" && /^\d{1,10}$/.test(v.seconds) ? Number(v.seconds) : v.seconds;
+  if (typeof seconds !== "number" || !Number.isInteger(seconds)) {
+    throw invalidRequest(`Invalid '${param}.seconds': expected an integer, got ${JSON.stringify(v.seconds)}.`, `${param}.seconds`, "invalid_type");
+  }
+  if (seconds < MIN_EXPIRES_AFTER_S || seconds > MAX_EXPIRES_AFTER_S) {
+    throw invalidRequest(
+      `Invalid '${param}.seconds': ${seconds} is outside ${MIN_EXPIRES_AFTER_S} (1 hour) to ${MAX_EXPIRES_AFTER_S} (30 days).`,
+      `${param}.seconds`,
+      "invalid_value",
+    );
+  }
+  return seconds;
+}
+
 /** Upload bytes on disk, not yet a file. */
 export interface StagedUpload {
   id: string;
@@ -21,12 +69,18 @@ export type Caller = string | null;
 
 /**
  * Files: metadata in the Store, bytes in the BlobStore. Uploads stream to disk and are never held in memory.
+ * A file past its `expires_at` is gone for callers at once (404), and the retention sweeper (engine/retention.ts)
+ * removes its row and bytes.
  */
 export class FileService {
+  /**
+   * @param now the clock expiry is judged by, unix ms (tests move it forward).
+   */
   constructor(
     private readonly store: Store,
     private readonly blobs: BlobStore,
     private readonly maxFileBytes: number,
+    private readonly now: () => number = Date.now,
   ) {}
 
   /**
@@ -42,16 +96,23 @@ export class FileService {
   }
 
   /**
-   * Records a staged upload as a file.
-   * @throws OpenBatchError 400 for a purpose outside UPLOAD_PURPOSES (the staged bytes are dropped).
+   * Records a staged upload as a file. `expiresAfter` is the OpenAI `expires_after` policy as sent (multipart text
+   * allowed); without one the purpose's default applies (defaultExpiresAfterSeconds: 30 days for `batch`).
+   * @throws OpenBatchError 400 for a purpose outside UPLOAD_PURPOSES or a bad `expires_after` (the staged bytes are dropped).
    */
-  async commitUpload(caller: Caller, staged: StagedUpload, meta: { filename: string; purpose: unknown; expiresAfterSeconds?: number }): Promise<FileRecord> {
-    if (!(UPLOAD_PURPOSES as readonly unknown[]).includes(meta.purpose)) {
+  async commitUpload(caller: Caller, staged: StagedUpload, meta: { filename: string; purpose: unknown; expiresAfter?: unknown }): Promise<FileRecord> {
+    let expiresAfterSeconds: number | null;
+    try {
+      if (!(UPLOAD_PURPOSES as readonly unknown[]).includes(meta.purpose)) {
+        throw invalidRequest(`Invalid purpose ${JSON.stringify(meta.purpose ?? null)}: expected one of ${UPLOAD_PURPOSES.join(", ")}.`, "purpose");
+      }
+      expiresAfterSeconds = parseExpiresAfter(meta.expiresAfter, "expires_after", { form: true }) ?? defaultExpiresAfterSeconds(meta.purpose as string);
+    } catch (err) {
       await staged.abort();
-      throw invalidRequest(`Invalid purpose ${JSON.stringify(meta.purpose ?? null)}: expected one of ${UPLOAD_PURPOSES.join(", ")}.`, "purpose");
+      throw err;
     }
     await staged.commit();
-    return this.record(staged.id, caller ?? "", meta.filename, meta.purpose as string, staged.bytes, meta.expiresAfterSeconds);
+    return this.record(staged.id, caller ?? "", meta.filename, meta.purpose as string, staged.bytes, expiresAfterSeconds);
   }
 
   /** Drops a staged upload that will not be committed. */
@@ -59,13 +120,17 @@ export class FileService {
     await staged.abort();
   }
 
-  /** Writes a file the engine produced (output and error files, purpose `batch_output`). */
-  async writeOutput(owner: string, filename: string, content: Readable): Promise<FileRecord> {
+  /**
+   * Writes a file the engine produced (output and error files, purpose `batch_output`).
+   * @param expiresAfterSeconds it expires that long after its own created_at (the batch's `output_expires_after`);
+   * null = kept until deleted.
+   */
+  async writeOutput(owner: string, filename: string, content: Readable, expiresAfterSeconds: number | null = null): Promise<FileRecord> {
     const id = newId("file-");
     const writer = this.blobs.openWriter(id);
     const bytes = await this.copy(content, writer, Number.MAX_SAFE_INTEGER);
     await writer.commit();
-    return this.record(id, owner, filename, "batch_output", bytes);
+    return this.record(id, owner, filename, "batch_output", bytes, expiresAfterSeconds);
   }
 
   private async copy(content: Readable, writer: ReturnType<BlobStore["openWriter"]>, limit: number): Promise<number> {
@@ -86,22 +151,45 @@ export class FileService {
     return bytes;
   }
 
-  private async record(id: string, owner: string, filename: string, purpose: string, bytes: number, expiresAfterSeconds?: number): Promise<FileRecord> {
-    const now = Date.now();
-    const record: FileRecord = { id, owner, filename, purpose, bytes, created_at: now, expires_at: expiresAfterSeconds ? now + expiresAfterSeconds * 1000 : null };
+  private async record(id: string, owner: string, filename: string, purpose: string, bytes: number, expiresAfterSeconds: number | null): Promise<FileRecord> {
+    const now = this.now();
+    const record: FileRecord = { id, owner, filename, purpose, bytes, created_at: now, expires_at: expiresAfterSeconds === null ? null : now + expiresAfterSeconds * 1000 };
     await this.store.insertFile(record);
     return record;
   }
 
-  /** @throws OpenBatchError 404 when missing or owned by another key. */
+  /** @throws OpenBatchError 404 when missing, expired, or owned by another key. */
   async get(caller: Caller, id: string): Promise<FileRecord> {
     const file = await this.store.getFile(id);
-    if (!file || (caller !== null && file.owner !== caller)) throw notFound(`No such File object: ${id}`, "file_id");
+    if (!file || (caller !== null && file.owner !== caller) || this.isExpired(file)) throw notFound(`No such File object: ${id}`, "file_id");
     return file;
   }
 
+  /** Files of the caller that have not expired. */
   async list(caller: Caller, q: { purpose?: string; order: "asc" | "desc"; after?: string; limit: number }): Promise<Page<FileRecord>> {
-    return this.store.listFiles({ ...q, owner: caller });
+    return this.store.listFiles({ ...q, owner: caller, liveAt: this.now() });
+  }
+
+  /** True once a file's `expires_at` has passed. */
+  isExpired(file: FileRecord): boolean {
+    return file.expires_at !== null && file.expires_at <= this.now();
+  }
+
+  /**
+   * Deletes (bytes, then row) up to `limit` files whose `expires_at` has passed, except those in `keep`.
+   * @returns the ids deleted.
+   */
+  async deleteExpired(keep: ReadonlySet<string>, limit: number): Promise<string[]> {
+    const deleted: string[] = [];
+    for (const file of await this.store.expiredFiles(this.now(), limit + keep.size)) {
+      if (deleted.length === limit) break;
+      if (keep.has(file.id)) continue;
+      // Bytes first: the file is already invisible (expired), and a crash before the row goes leaves the row for the
+      // next sweep, which removes both; the other order could leave bytes no row points to.
+      await this.blobs.remove(file.id);
+      if (await this.store.deleteFile(file.id)) deleted.push(file.id);
+    }
+    return deleted;
   }
 
   /** Streams the bytes of a file. @throws OpenBatchError 404. */
@@ -118,7 +206,9 @@ export class FileService {
   /** @throws OpenBatchError 404. */
   async delete(caller: Caller, id: string): Promise<void> {
     await this.get(caller, id);
-    await this.store.deleteFile(id);
+    // Bytes first: on a full disk the row's delete needs journal space that only the freed bytes give. A failure
+    // between the two leaves a row whose content 404s, and deleting it again finishes the job.
     await this.blobs.remove(id);
+    await this.store.deleteFile(id);
   }
 }

@@ -37,22 +37,25 @@ function resultLines(store: Store, batchId: string, keep: (item: FinishedItem) =
 
 /**
  * Writes a batch's output file (successful items) and error file (everything else), streaming from the store.
- * A file is only made when it has at least one line. @returns their file ids (null when not made).
+ * A file is only made when it has at least one line. Each expires `output_expires_after` seconds after its own
+ * created_at (OpenAI Batch `output_expires_after`, anchor `created_at`), or never when that is null/absent.
+ * @returns their file ids (null when not made).
  */
 export async function writeResultFiles(
   store: Store,
   files: FileService,
-  batch: { id: string; owner: string },
+  batch: { id: string; owner: string; output_expires_after?: number | null },
   counts: { completed: number; total: number },
 ): Promise<{ output_file_id: string | null; error_file_id: string | null }> {
   let output_file_id: string | null = null;
   let error_file_id: string | null = null;
+  const ttl = batch.output_expires_after ?? null;
   if (counts.completed > 0) {
-    const f = await files.writeOutput(batch.owner, `${batch.id}_output.jsonl`, resultLines(store, batch.id, (i) => i.state === "succeeded"));
+    const f = await files.writeOutput(batch.owner, `${batch.id}_output.jsonl`, resultLines(store, batch.id, (i) => i.state === "succeeded"), ttl);
     output_file_id = f.id;
   }
   if (counts.total - counts.completed > 0) {
-    const f = await files.writeOutput(batch.owner, `${batch.id}_error.jsonl`, resultLines(store, batch.id, (i) => i.state !== "succeeded"));
+    const f = await files.writeOutput(batch.owner, `${batch.id}_error.jsonl`, resultLines(store, batch.id, (i) => i.state !== "succeeded"), ttl);
     error_file_id = f.id;
   }
   return { output_file_id, error_file_id };

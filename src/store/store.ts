@@ -54,9 +54,14 @@ export interface OutcomeRecord {
 export interface Store {
   insertFile(file: FileRecord): Promise<void>;
   getFile(id: string): Promise<FileRecord | null>;
-  /** Files of `owner` ("" = all when auth is off is the caller's choice), optionally of one purpose, after cursor `after`. */
-  listFiles(q: { owner: string | null; purpose?: string; order: "asc" | "desc"; after?: string; limit: number }): Promise<Page<FileRecord>>;
+  /**
+   * Files of `owner` ("" = all when auth is off is the caller's choice), optionally of one purpose, after cursor
+   * `after`; with `liveAt` (unix ms) only those whose `expires_at` is null or later.
+   */
+  listFiles(q: { owner: string | null; purpose?: string; order: "asc" | "desc"; after?: string; limit: number; liveAt?: number }): Promise<Page<FileRecord>>;
   deleteFile(id: string): Promise<boolean>;
+  /** Up to `limit` files whose `expires_at` is at or before `now` (unix ms), soonest expired first (the retention sweep). */
+  expiredFiles(now: number, limit: number): Promise<FileRecord[]>;
 
   /** Inserts a batch; `providerKey` is the sealed (encrypted) per-batch upstream key, if any. */
   insertBatch(batch: Batch, providerKey: string | null): Promise<void>;

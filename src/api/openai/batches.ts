@@ -41,6 +41,7 @@ export const openAIBatchesRoutes: FastifyPluginAsync<{ engine: Engine }> = async
       completion_window: b.completion_window ?? "24h",
       metadata: b.metadata,
       priority: b.priority,
+      output_expires_after: b.output_expires_after,
       dialect: "openai",
       gateway: gatewayOf(req.headers),
     });

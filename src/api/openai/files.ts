@@ -42,10 +42,11 @@ export const openAIFilesRoutes: FastifyPluginAsync<{ engine: Engine }> = async (
       throw translateMultipartError(err);
     }
     if (!staged) throw invalidRequest("Missing required parameter: 'file'.", "file");
-    let expiresAfterSeconds: number | undefined;
+    // The SDKs send `expires_after` as form fields `expires_after[anchor]` and `expires_after[seconds]`.
+    const anchor = fields["expires_after[anchor]"];
     const seconds = fields["expires_after[seconds]"];
-    if (seconds !== undefined) expiresAfterSeconds = Number(seconds);
-    const file = await engine.files.commitUpload(req.caller, staged, { filename, purpose: fields.purpose, expiresAfterSeconds });
+    const expiresAfter = anchor === undefined && seconds === undefined ? undefined : { anchor, seconds };
+    const file = await engine.files.commitUpload(req.caller, staged, { filename, purpose: fields.purpose, expiresAfter });
     return reply.send(renderFile(file));
   });
 

@@ -6,6 +6,8 @@ export const MIGRATIONS: string[] = [
   `ALTER TABLE batches ADD COLUMN priority INTEGER NOT NULL DEFAULT 0`,
   `ALTER TABLE batches ADD COLUMN name TEXT; ALTER TABLE batches ADD COLUMN description TEXT;`,
   `CREATE INDEX IF NOT EXISTS items_by_id ON request_items(batch_id, id)`,
+  // OpenAI `output_expires_after.seconds`: how long the batch's output and error files live (null: until deleted).
+  `ALTER TABLE batches ADD COLUMN output_expires_after INTEGER`,
 ];
 
 /** SQLite schema (WAL). `seq` columns give insertion order for cursor pagination; times are unix ms. */
@@ -20,6 +22,9 @@ CREATE TABLE IF NOT EXISTS files (
   created_at INTEGER NOT NULL,
   expires_at INTEGER
 );
+
+-- The retention sweep finds expired files by this.
+CREATE INDEX IF NOT EXISTS files_by_expiry ON files(expires_at) WHERE expires_at IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS batches (
   seq               INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -49,7 +54,8 @@ CREATE TABLE IF NOT EXISTS batches (
   cancelled_at      INTEGER,
   priority          INTEGER NOT NULL DEFAULT 0,
   name              TEXT,
-  description       TEXT
+  description       TEXT,
+  output_expires_after INTEGER
 );
 CREATE INDEX IF NOT EXISTS batches_by_status ON batches(status, seq);
 

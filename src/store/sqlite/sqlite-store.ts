@@ -66,11 +66,12 @@ export class SqliteStore implements Store {
     return row ? toFile(row) : null;
   }
 
-  async listFiles(q: { owner: string | null; purpose?: string; order: "asc" | "desc"; after?: string; limit: number }): Promise<Page<FileRecord>> {
+  async listFiles(q: { owner: string | null; purpose?: string; order: "asc" | "desc"; after?: string; limit: number; liveAt?: number }): Promise<Page<FileRecord>> {
     const where: string[] = [];
     const args: unknown[] = [];
     if (q.owner !== null) (where.push("owner = ?"), args.push(q.owner));
     if (q.purpose) (where.push("purpose = ?"), args.push(q.purpose));
+    if (q.liveAt !== undefined) (where.push("(expires_at IS NULL OR expires_at > ?)"), args.push(q.liveAt));
     if (q.after) {
       where.push(`seq ${q.order === "desc" ? "<" : ">"} coalesce((SELECT seq FROM files WHERE id = ?), ${q.order === "desc" ? "-1" : "1e18"})`);
       args.push(q.after);
@@ -83,6 +84,13 @@ export class SqliteStore implements Store {
 
   async deleteFile(id: string): Promise<boolean> {
     return this.sql(`DELETE FROM files WHERE id = ?`).run(id).changes > 0;
+  }
+
+  async expiredFiles(now: number, limit: number): Promise<FileRecord[]> {
+    const rows = this
+      .sql(`SELECT * FROM files WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?`)
+      .all(now, limit) as Row[];
+    return rows.map(toFile);
   }
 
   async insertBatch(b: Batch, providerKey: string | null): Promise<void> {
