@@ -13,8 +13,9 @@ import { batchName, batchOfResponsesFile, GEMINI, isDone, renderResponseLine } f
 import { apiVersionOf, type GeminiApiVersion } from "./routing.js";
 
 /**
- * Where URLs we hand out point: this server, under the API version the caller used (`/v1` for `@google/genai` 3.x,
- * `/v1beta` for 2.x), so a client follows them on the version it speaks.
+ * Where URLs we hand out point: this server (`publicOrigin`: the configured `publicURL`, else the address the
+ * connection reached, never the client's Host header), under the API version the caller used (`/v1` for
+ * `@google/genai` 3.x, `/v1beta` for 2.x), so a client follows them on the version it speaks.
  */
 interface UrlBase {
   origin: string;
