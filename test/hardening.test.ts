@@ -204,3 +204,110 @@ describe("downloads: a file name outside Latin-1 is encoded, not a malformed res
     expect((await client.files.retrieve(file.id)).id).toBe(file.id);
   });
 });
+
+describe("edge shapes: every error in the dialect's shape", () => {
+  let server: TestServer;
+  let origin: string;
+  beforeAll(async () => {
+    server = await startServer({});
+    origin = server.url.replace(/\/v1$/, "");
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+  /** Writes raw bytes on a fresh connection and reads until the server closes it. */
+  const raw = async (bytes: string) => {
+    const { connect } = await import("node:net");
+    const url = new URL(origin);
+    return new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(url.port), url.hostname, () => socket.write(bytes));
+      let text = "";
+      socket.on("data", (c) => (text += c));
+      socket.on("close", () => resolve(text));
+      socket.on("error", reject);
+      setTimeout(() => socket.destroy(), 10_000).unref();
+    });
+  };
+
+  it("an id of 300 characters is a 404 in the dialect's shape, not a 414 echoing the path", async () => {
+    const long = "batch_" + "x".repeat(300);
+    const openai = await fetch(`${origin}/v1/batches/${long}`);
+    expect(openai.status).toBe(404);
+    expect((await openai.json()).error).toMatchObject({ type: "invalid_request_error" });
+    const anthropic = await fetch(`${origin}/v1/messages/batches/msg${long}`, { headers: { "x-api-key": "k" } });
+    expect(anthropic.status).toBe(404);
+    expect(await anthropic.json()).toMatchObject({ type: "error", error: { type: "not_found_error" } });
+  });
+
+  it("a malformed chunked body is a 400 in the called dialect's shape, and the connection is closed", async () => {
+    const openai = await raw("POST /v1/batches HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\n{}\r\n0\r\n\r\n");
+    expect(openai).toMatch(/^HTTP\/1.1 400 /);
+    const body = JSON.parse(openai.slice(openai.indexOf("\r\n\r\n") + 4));
+    expect(body.error).toMatchObject({ type: "invalid_request_error", code: "malformed_http" });
+    const anthropic = await raw("POST /v1/messages/batches HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\n{}\r\n0\r\n\r\n");
+    expect(JSON.parse(anthropic.slice(anthropic.indexOf("\r\n\r\n") + 4))).toMatchObject({ type: "error", error: { type: "invalid_request_error" } });
+    expect(JSON.stringify(body)).not.toContain("Client Error");
+  });
+});
+
+describe("URLs we hand out never follow the request's Host header", () => {
+  let server: TestServer;
+  let origin: string;
+  beforeAll(async () => {
+    server = await startServer({ providers: { e: { type: "local-embeddings" } }, models: { "*": "e" } });
+    origin = server.url.replace(/\/v1$/, "");
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+  /** A request with a forged Host header (fetch forbids setting Host, node:http does not). */
+  const forged = (method: string, path: string, headers: Record<string, string>, body?: string) =>
+    new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }>((resolve, reject) => {
+      const req = request(origin + path, { method, headers: { host: "evil.example", ...headers } }, (res) => {
+        let text = "";
+        res.on("data", (c) => (text += c));
+        res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, text }));
+      });
+      req.on("error", reject);
+      req.end(body);
+    });
+
+  it("Gemini's x-goog-upload-url and Anthropic's results_url point at the address served", async () => {
+    const start = await forged("POST", "/upload/v1beta/files", {
+      "x-goog-api-key": "k",
+      "x-goog-upload-protocol": "resumable",
+      "x-goog-upload-command": "start",
+      "x-goog-upload-header-content-length": "10",
+      "content-type": "application/json",
+    }, JSON.stringify({ file: { displayName: "a.jsonl" } }));
+    expect(start.status).toBe(200);
+    expect(String(start.headers["x-goog-upload-url"])).toMatch(new RegExp(`^${origin}/upload/v1beta/files\\?`));
+
+    const created = await forged("POST", "/v1/messages/batches", { "x-api-key": "k", "anthropic-version": "2023-06-01", "content-type": "application/json" }, JSON.stringify({
+      requests: [{ custom_id: "a", params: { model: "local/glove-100d", max_tokens: 8, messages: [{ role: "user", content: "hi" }] } }],
+    }));
+    expect(created.status).toBe(200);
+    const id = JSON.parse(created.text).id;
+    await server.engine.cancelBatch(null, id.replace(/^msg/, "")).catch(() => undefined);
+    for (let i = 0; i < 200; i++) {
+      const got = JSON.parse((await forged("GET", `/v1/messages/batches/${id}`, { "x-api-key": "k", "anthropic-version": "2023-06-01" })).text);
+      if (got.results_url) {
+        expect(got.results_url).toBe(`${origin}/v1/messages/batches/${id}/results`);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error("the batch never ended");
+  });
+
+  it("a configured publicURL is used instead", async () => {
+    const { buildServer } = await import("../src/api/server.js");
+    const app = await buildServer({ engine: server.engine, apiKeys: [], maxFileBytes: 1 << 20, publicURL: "https://batch.example.com/openbatch/" });
+    try {
+      const res = await app.inject({ method: "POST", url: "/upload/v1beta/files", headers: { host: "evil.example", "x-goog-api-key": "k", "x-goog-upload-protocol": "resumable", "x-goog-upload-command": "start", "content-type": "application/json" }, payload: "{}" });
+      expect(res.headers["x-goog-upload-url"]).toMatch(/^https:\/\/batch\.example\.com\/openbatch\/upload\/v1beta\/files\?/);
+    } finally {
+      await app.close();
+    }
+  });
+});

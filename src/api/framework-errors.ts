@@ -49,6 +49,9 @@ const TRANSLATIONS: Record<string, (ctx: FrameworkErrorContext) => FrameworkRequ
   FST_REQ_FILE_TOO_LARGE: () => new FrameworkRequestError("payload_too_large", 413, "The file is larger than the upload limit.", "file_too_large", "file"),
 };
 
+/** Codes of a full disk or quota (Node's fs, SQLite): the server's condition, answered 507 rather than 500. */
+const STORAGE_FULL = new Set(["ENOSPC", "EDQUOT", "SQLITE_FULL"]);
+
 const invalidJson = () => new FrameworkRequestError("invalid_request", 400, "The request body is not valid JSON.", "invalid_json");
 const invalidMultipart = (message: string) => new FrameworkRequestError("invalid_request", 400, message, "invalid_multipart", "file");
 
@@ -65,6 +68,9 @@ export function translateFrameworkError(err: unknown, ctx: FrameworkErrorContext
   const e = err as { code?: unknown; statusCode?: unknown };
   const translate = typeof e.code === "string" ? TRANSLATIONS[e.code] : undefined;
   if (translate) return translate(ctx);
+  if (typeof e.code === "string" && STORAGE_FULL.has(e.code)) {
+    return new FrameworkRequestError("internal", 507, "The server is out of storage space: delete files or batches to free some, or try again later.", "insufficient_storage");
+  }
   if (typeof e.statusCode === "number" && e.statusCode >= 400 && e.statusCode < 500) {
     if (e.statusCode === 413) return new FrameworkRequestError("payload_too_large", 413, "The request body is too large.", "request_too_large");
     return new FrameworkRequestError("invalid_request", e.statusCode === 415 ? 415 : 400, "The request body could not be read.", "invalid_body");

@@ -1,13 +1,16 @@
 import multipart from "@fastify/multipart";
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 import type { Engine } from "../engine/engine.js";
-import { invalidRequest, notFound } from "../core/errors.js";
+import { STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
+import { invalidRequest, notFound, OpenBatchError } from "../core/errors.js";
 import { MAX_NESTING_DEPTH, nestsDeeperThan } from "../core/nesting.js";
 import { anthropicBatchesRoutes } from "./anthropic/batches.js";
 import { renderAnthropicError } from "./anthropic/errors.js";
 import { ApiKeyAuth } from "./auth.js";
 import { translateFrameworkError } from "./framework-errors.js";
 import { withRedaction } from "./log-redaction.js";
+import { parsePublicURL } from "./public-url.js";
 import { geminiBatchesRoutes } from "./gemini/batches.js";
 import { renderGeminiError } from "./gemini/errors.js";
 import { geminiFilesRoutes } from "./gemini/files.js";
@@ -50,6 +53,8 @@ export interface ServerOptions {
   dataDir?: string;
   /** Weaviate auto-schema: unknown classes and properties are created on import (default true). */
   autoSchema?: boolean;
+  /** The URL clients reach this server at (config `publicURL`), used in URLs we hand out; absent: the address served. */
+  publicURL?: string;
 }
 
 /** Errors are rendered in the shape of the dialect whose path was called (`req`: for Anthropic's `request_id`). */
@@ -61,6 +66,28 @@ function renderErrorFor(url: string, err: unknown, req?: FastifyRequest): { stat
 }
 
 const tooDeep = () => invalidRequest(`The request body nests objects or lists more than ${MAX_NESTING_DEPTH} levels deep.`, null, "nesting_too_deep");
+
+/** The URL of the request each connection is reading, so an HTTP-level error on it is answered in its dialect. */
+const urlOnSocket = new WeakMap<Socket, string>();
+
+/**
+ * Answers a client error Node raises below Fastify (HTTP parse errors, header overflow, timeouts) as the called
+ * dialect's JSON error with status 400, 408 or 431, then closes the connection: after a parse error its bytes are
+ * not in step with any response.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === "ECONNRESET" || socket.destroyed) return;
+  const [status, message] =
+    err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? [408, "The request was not received in time."]
+    : err.code === "HPE_HEADER_OVERFLOW" ? [431, "The request headers are larger than the server accepts."]
+    : [400, `The request is not well-formed HTTP (${err.code ?? "parse error"}).`];
+  const rendered = renderErrorFor(urlOnSocket.get(socket) ?? "/", new OpenBatchError("invalid_request", message, { code: "malformed_http" }));
+  const body = JSON.stringify(rendered.body);
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy();
+}
 
 /** Routes that answer without a key. */
 const PUBLIC_ROUTES = new Set(["/healthz", "/v1/.well-known/ready", "/v1/.well-known/live", "/v1/.well-known/openid-configuration"]);
@@ -80,6 +107,10 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     // Gemini under /v1 too (@google/genai 3.x calls it): a Gemini caller's /v1/... is routed to the /v1beta routes,
     // so it never lands on OpenAI's /v1/files or /v1/batches (see gemini/routing.ts). Every other URL is unchanged.
     rewriteUrl: geminiRewriteUrl,
+    // Ids are path parameters; find-my-way answers its own 414 past 100 characters. A long id is just an unknown one.
+    maxParamLength: 2048,
+    // Malformed HTTP (bad chunked encoding, header overflow, timeouts) answered in the dialect of the request it broke.
+    clientErrorHandler: (err, socket) => answerClientError(err, socket),
     // A URL Fastify cannot decode never reaches the error handler; answer it in the dialect's shape too.
     frameworkErrors: (err, req, reply) => {
       const { status, body } = renderErrorFor(req.url, translateFrameworkError(err), req);
@@ -89,6 +120,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   });
   const auth = new ApiKeyAuth(options.apiKeys);
   app.decorateRequest("caller", null);
+  app.decorate("publicOrigin", options.publicURL ? parsePublicURL(options.publicURL) : null);
   // Clients send `content-type: application/json` with no body on cancel; treat that as `{}` rather than a 400.
   const parseJson = app.getDefaultJsonParser("error", "ignore");
   // Deep nesting is refused before parsing: JSON.parse copes, but recursive code after it (validation, translation,
@@ -98,6 +130,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   );
 
   app.addHook("onRequest", async (req) => {
+    urlOnSocket.set(req.raw.socket, req.url);
     if (PUBLIC_ROUTES.has(req.url.split("?")[0]!)) return;
     req.caller = auth.authenticate(req.headers);
   });

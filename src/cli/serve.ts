@@ -28,6 +28,7 @@ export async function serve(options: ServeOptions): Promise<void> {
     maxFileBytes: config.limits.maxFileBytes,
     logger: { level: process.env.OPENBATCH_LOG_LEVEL ?? "warn" },
     dataDir: options.dataDir,
+    publicURL: config.publicURL,
     // Weaviate's switch: AUTOSCHEMA_ENABLED=false turns auto-schema off.
     autoSchema: (process.env.OPENBATCH_AUTOSCHEMA ?? process.env.AUTOSCHEMA_ENABLED ?? "true").toLowerCase() !== "false",
   });

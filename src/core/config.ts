@@ -93,6 +93,8 @@ export const configSchema = z
       .default({}),
     /** How long a claimed item stays leased before another worker may take it, ms. Longer than any timeout. */
     leaseMs: z.number().int().positive().optional(),
+    /** The URL clients reach this server at (behind a proxy), for URLs we hand out; default: the address served. */
+    publicURL: z.string().url().optional(),
   })
   .strict();
 export type Config = z.infer<typeof configSchema>;
