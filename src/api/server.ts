@@ -20,6 +20,7 @@ import { openAIBatchesRoutes } from "./openai/batches.js";
 import { renderOpenAIError } from "./openai/errors.js";
 import { openAIFilesRoutes } from "./openai/files.js";
 import { openAIInferenceRoutes } from "./openai/inference.js";
+import { webhookDeliveriesRoutes } from "./openai/webhook-deliveries.js";
 import type { CollectionService } from "../collections/collection-service.js";
 import { openCollections } from "../collections/open.js";
 import { weaviateBatchRoutes } from "./weaviate/batch.js";
@@ -154,6 +155,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   );
   await app.register(openAIFilesRoutes, { engine: options.engine });
   await app.register(openAIBatchesRoutes, { engine: options.engine });
+  await app.register(webhookDeliveriesRoutes, { engine: options.engine });
   await app.register(grokBatchesRoutes, { engine: options.engine });
   await app.register(anthropicBatchesRoutes, { engine: options.engine });
   await app.register(geminiBatchesRoutes, { engine: options.engine });

@@ -58,6 +58,22 @@ const localLlm = z.strictObject({
   timeoutMs: z.number().int().positive().default(600_000),
 });
 
+/** Events a webhook can subscribe to: a batch (of any dialect) reaching that terminal status. */
+export const WEBHOOK_EVENT_TYPES = ["batch.completed", "batch.failed", "batch.expired", "batch.cancelled"] as const;
+export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
+
+/** A URL that batch events are POSTed to, signed per Standard Webhooks as OpenAI signs its own. */
+const webhook = z.strictObject({
+  url: z.string().url().refine((u) => /^https?:\/\//i.test(u), "must be an http:// or https:// URL"),
+  /** `whsec_<base64 key>` (as OpenAI's dashboard shows it), or "env:NAME". */
+  secret,
+  /** Events to send; all four when absent. */
+  events: z
+    .array(z.enum(WEBHOOK_EVENT_TYPES, { error: (iss) => `unknown event ${JSON.stringify(iss.input)}: use ${WEBHOOK_EVENT_TYPES.join(", ")}` }))
+    .min(1)
+    .default([...WEBHOOK_EVENT_TYPES]),
+});
+
 export const providerConfigSchema = z.discriminatedUnion("type", [openAICompatible, anthropic, gemini, localEmbeddings, localLlm]);
 export type ProviderConfig = z.infer<typeof providerConfigSchema>;
 
@@ -93,11 +109,34 @@ export const configSchema = z
       .default({}),
     /** How long a claimed item stays leased before another worker may take it, ms. Longer than any timeout. */
     leaseMs: z.number().int().positive().optional(),
+    /** Where batch events (`batch.completed|failed|expired|cancelled`) are delivered; see engine/webhooks.ts. */
+    webhooks: z.array(webhook).default([]),
+    webhookDelivery: z
+      .strictObject({
+        /** How long a delivery is retried from the event, ms (72 h). */
+        maxAgeMs: z.number().int().positive().default(72 * 3_600_000),
+        /** First backoff step, ms; doubles each attempt, with jitter (a receiver's Retry-After is a floor). */
+        baseDelayMs: z.number().int().nonnegative().default(5_000),
+        /** Backoff ceiling, ms. */
+        maxDelayMs: z.number().int().positive().default(3_600_000),
+        /** Per-attempt limit (connect, headers and body), ms. */
+        timeoutMs: z.number().int().positive().default(15_000),
+        /** Deliveries in flight at once. */
+        concurrency: z.number().int().positive().default(8),
+      })
+      .prefault({}),
     /** The URL clients reach this server at (behind a proxy), for URLs we hand out; default: the address served. */
     publicURL: z.string().url().optional(),
   })
   .strict();
 export type Config = z.infer<typeof configSchema>;
+
+/** True for `whsec_<base64>` whose key is at least 16 bytes: what the openai SDK's `webhooks.unwrap` decodes. */
+function isWebhookSecret(value: string): boolean {
+  if (!value.startsWith("whsec_")) return false;
+  const b64 = value.slice("whsec_".length);
+  return /^[A-Za-z0-9+/]+={0,2}$/.test(b64) && b64.length % 4 === 0 && Buffer.from(b64, "base64").length >= 16;
+}
 
 /**
  * Validates a parsed config object and resolves `"env:NAME"` secrets from `env`.
@@ -132,6 +171,17 @@ export function parseConfig(raw: unknown, env: Record<string, string | undefined
     for (const h of Object.keys(p.headers)) p.headers[h] = resolve(p.headers[h]!, `providers.${name}.headers.${h}`);
   }
   config.apiKeys = config.apiKeys.map((k, i) => resolve(k, `apiKeys[${i}]`));
+  const urls = new Map<string, number>();
+  config.webhooks.forEach((w, i) => {
+    w.secret = resolve(w.secret, `webhooks[${i}].secret`);
+    if (!isWebhookSecret(w.secret)) {
+      throw new Error(`Invalid config at webhooks.${i}.secret: expected "whsec_" followed by a base64 key of at least 16 bytes (as OpenAI's dashboard shows it).`);
+    }
+    // Deliveries are kept per (event, URL): one entry per URL, naming all its events.
+    const seen = urls.get(w.url);
+    if (seen !== undefined) throw new Error(`Invalid config at webhooks.${i}.url: ${w.url} is already webhooks.${seen}; list all its events in one entry.`);
+    urls.set(w.url, i);
+  });
   for (const target of Object.values(config.models)) {
     if (!Object.hasOwn(config.providers, target)) throw new Error(`Config models maps to unknown provider "${target}".`);
   }

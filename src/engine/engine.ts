@@ -20,6 +20,8 @@ import { ingestRequestFile } from "./ingest.js";
 import { KeyVault } from "./key-vault.js";
 import { EngineMetrics } from "./metrics.js";
 import { silentLog, type Log } from "./log.js";
+import { WebhookSender } from "./webhooks.js";
+import type { WebhookDeliveryLog } from "../store/webhook-outbox.js";
 import { RetentionSweeper, type RetentionOptions } from "./retention.js";
 
 /** A new batch record with every timestamp empty. */
@@ -125,6 +127,7 @@ export class Engine {
   readonly metrics: EngineMetrics;
   private readonly dispatcher: Dispatcher;
   private readonly direct: DirectCalls;
+  private readonly webhooks: WebhookSender;
   private readonly retention: RetentionSweeper;
 
   private constructor(
@@ -155,6 +158,7 @@ export class Engine {
       this.metrics,
     );
     this.direct = new DirectCalls(this.providers, (provider) => this.dispatcher.limiterFor(provider), config.retry);
+    this.webhooks = new WebhookSender(store.webhookOutbox, config.webhooks, config.webhookDelivery, log, pollMs);
   }
 
   /** Opens (creating if needed) the embedded store in `dataDir`: `openbatch.db` (SQLite) and `files/`. */
@@ -184,12 +188,14 @@ export class Engine {
       else await this.store.updateBatch(batch.id, ["cancelling"], { status: "cancelled", cancelled_at: Date.now() });
     }
     this.dispatcher.start();
+    this.webhooks.start();
     this.retention.start();
   }
 
   async close(): Promise<void> {
     await this.retention.stop();
     await this.dispatcher.stop();
+    await this.webhooks.stop();
     await this.providers.close();
     await this.store.close();
   }
@@ -459,6 +465,15 @@ export class Engine {
     this.dispatcher.abortBatch(id);
     this.dispatcher.wake();
     return this.getBatch(caller, id);
+  }
+
+  /**
+   * The webhook deliveries of a batch's end event (one per webhook URL), each with its attempts, in creation order;
+   * `after` is a delivery id cursor. @throws OpenBatchError 404 (missing or someone else's batch), 400 for a bad cursor.
+   */
+  async webhookDeliveries(caller: Caller, id: string, q: { after?: string; limit: number }): Promise<Page<WebhookDeliveryLog>> {
+    await this.getBatch(caller, id);
+    return this.store.webhookOutbox.listDeliveries(id, q);
   }
 
   private async view(id: string): Promise<BatchView> {

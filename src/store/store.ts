@@ -1,5 +1,6 @@
 import type { Batch, BatchStatus, BatchUsage, ItemOutcome, ItemState, RequestCounts, RequestItem } from "../core/batch.js";
 import type { ParsedRequestLine } from "../core/request-line.js";
+import type { WebhookOutbox } from "./webhook-outbox.js";
 
 /** Metadata of a stored file (OpenAI FileObject before rendering). Times are unix ms. */
 export interface FileRecord {
@@ -74,7 +75,9 @@ export interface Store {
   /** Batches in any of `statuses`, oldest first. */
   batchesInStatus(statuses: readonly BatchStatus[]): Promise<Batch[]>;
   /**
-   * Compare-and-set update: applies `patch` only while the batch is in one of `from`.
+   * Compare-and-set update: applies `patch` only while the batch is in one of `from`. A patch that ends the batch
+   * (a terminal `status` reached from a non-terminal one) also queues its webhook event in `webhookOutbox`, in the
+   * same transaction.
    * @returns true when applied. @throws Error when `patch.status` is not a legal transition from every `from`
    * (core/batch.ts): a programming error, never the caller's.
    */
@@ -121,6 +124,9 @@ export interface Store {
   hasUnfinished(batchId: string): Promise<boolean>;
   /** Earliest `next_attempt_at` among queued items of a batch (null when none is queued). */
   nextAttemptAt(batchId: string): Promise<number | null>;
+
+  /** Events of batches that ended and their webhook deliveries (engine/webhooks.ts sends them). */
+  readonly webhookOutbox: WebhookOutbox;
 
   close(): Promise<void>;
 }

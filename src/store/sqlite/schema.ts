@@ -1,4 +1,45 @@
 /**
+ * The webhook outbox (store/sqlite/webhook-outbox.ts): `webhook_events` is the queue of events of batches that ended,
+ * written in the transaction that ends the batch; each is fanned out into `webhook_deliveries` (one per webhook URL),
+ * whose attempts are logged in `webhook_attempts`. Times are unix ms.
+ */
+const WEBHOOK_TABLES = `
+CREATE TABLE IF NOT EXISTS webhook_events (
+  seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+  id         TEXT NOT NULL UNIQUE,
+  batch_id   TEXT NOT NULL,
+  dialect    TEXT NOT NULL,
+  type       TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+  seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+  id              TEXT NOT NULL UNIQUE,
+  event_id        TEXT NOT NULL,
+  event_type      TEXT NOT NULL,
+  batch_id        TEXT NOT NULL,
+  url             TEXT NOT NULL,
+  body            TEXT NOT NULL,
+  status          TEXT NOT NULL DEFAULT 'pending',
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER,
+  created_at      INTEGER NOT NULL,
+  UNIQUE (event_id, url)
+);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries(status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_by_batch ON webhook_deliveries(batch_id, seq);
+CREATE TABLE IF NOT EXISTS webhook_attempts (
+  delivery_id     TEXT NOT NULL,
+  attempt         INTEGER NOT NULL,
+  attempted_at    INTEGER NOT NULL,
+  status_code     INTEGER,
+  error           TEXT,
+  next_attempt_at INTEGER,
+  PRIMARY KEY (delivery_id, attempt)
+) WITHOUT ROWID;
+`;
+
+/**
  * Changes to databases made by earlier versions, in order; `PRAGMA user_version` counts those applied.
  * A fresh database gets SCHEMA (already current) and skips them.
  */
@@ -8,6 +49,7 @@ export const MIGRATIONS: string[] = [
   `CREATE INDEX IF NOT EXISTS items_by_id ON request_items(batch_id, id)`,
   // OpenAI `output_expires_after.seconds`: how long the batch's output and error files live (null: until deleted).
   `ALTER TABLE batches ADD COLUMN output_expires_after INTEGER`,
+  WEBHOOK_TABLES,
 ];
 
 /** SQLite schema (WAL). `seq` columns give insertion order for cursor pagination; times are unix ms. */
@@ -99,4 +141,4 @@ CREATE TABLE IF NOT EXISTS batch_counts (
   output_tokens    INTEGER NOT NULL DEFAULT 0,
   reasoning_tokens INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
-`;
+${WEBHOOK_TABLES}`;

@@ -1,12 +1,13 @@
 import type Database from "better-sqlite3";
 import { SqliteConnection } from "./connection.js";
 import type { Batch, BatchStatus, BatchUsage, ItemOutcome, ItemState, RequestCounts, RequestItem } from "../../core/batch.js";
-import { canTransition } from "../../core/batch.js";
+import { canTransition, isTerminal } from "../../core/batch.js";
 import { invalidRequest } from "../../core/errors.js";
 import { newId } from "../../core/ids.js";
 import type { ParsedRequestLine } from "../../core/request-line.js";
 import type { BatchListQuery, FileRecord, FinishedItem, OutcomeRecord, Page, Store } from "../store.js";
 import { MIGRATIONS, SCHEMA } from "./schema.js";
+import { SqliteWebhookOutbox } from "./webhook-outbox.js";
 
 const BATCH_JSON_COLUMNS = new Set(["errors", "metadata"]);
 
@@ -34,12 +35,14 @@ function toFile(row: Row): FileRecord {
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly sql: (text: string) => Database.Statement;
+  readonly webhookOutbox: SqliteWebhookOutbox;
 
   /** @param path database file path (":memory:" for tests). */
   constructor(path: string) {
     const connection = new SqliteConnection(path);
     this.db = connection.db;
     this.sql = (text) => connection.sql(text);
+    this.webhookOutbox = new SqliteWebhookOutbox(connection);
     const fresh = this.sql(`SELECT count(*) AS n FROM sqlite_master WHERE name = 'batches'`).get() as { n: number };
     if (fresh.n === 0) {
       this.db.exec(SCHEMA);
@@ -143,7 +146,14 @@ export class SqliteStore implements Store {
       args.push(BATCH_JSON_COLUMNS.has(k) && v !== null ? JSON.stringify(v) : v);
     }
     const sql = `UPDATE batches SET ${sets.join(", ")} WHERE id = ? AND status IN (${from.map(() => "?").join(", ")})`;
-    return this.sql(sql).run(...args, id, ...from).changes > 0;
+    if (to === undefined || !isTerminal(to)) return this.sql(sql).run(...args, id, ...from).changes > 0;
+    // A batch that ends queues its webhook event in the same transaction: never lost, never sent for a batch that did not end.
+    return this.db.transaction(() => {
+      const before = this.sql(`SELECT status, dialect FROM batches WHERE id = ?`).get(id) as { status: BatchStatus; dialect: string } | undefined;
+      if (!before || this.sql(sql).run(...args, id, ...from).changes === 0) return false;
+      this.webhookOutbox.recordTransition(id, before.dialect, before.status, to, Date.now());
+      return true;
+    })();
   }
 
   async getProviderKey(batchId: string): Promise<string | null> {
