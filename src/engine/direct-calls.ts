@@ -6,6 +6,62 @@ import type { ProviderRateLimiter } from "./rate-limiter.js";
 import { backoffMs, isRetryableStatus, retryAfterMs, type RetrySettings } from "./retry-policy.js";
 import { requestTokenCost } from "./token-cost.js";
 
+/** What a synchronous call answers: a whole answer (any status, JSON text), or server-sent events (`stream: true`). */
+export type InferAnswer =
+  | { kind: "answer"; status: number; body: string }
+  | {
+      kind: "events";
+      status: number;
+      /**
+       * OpenAI server-sent events, each piece ending on an event boundary. Iterate to the end or call `return()` (that
+       * frees the provider's connection or sequence). Throws UpstreamUnreachableError, the signal's reason, or an
+       * Error when the upstream fails midway.
+       */
+      events: AsyncIterable<string | Uint8Array>;
+    };
+
+/**
+ * The rest of an iterator whose first result was already taken, as an iterable whose errors pass through `mapError`.
+ * Not a generator: `return()` must reach `rest` even when nobody called `next()` yet (a generator never started
+ * ignores it), or the provider would keep its connection or sequence.
+ */
+function resume<T>(first: IteratorResult<T>, rest: AsyncIterator<T>, mapError: (err: unknown) => unknown): AsyncIterableIterator<T> {
+  let pending: IteratorResult<T> | null = first;
+  const it: AsyncIterableIterator<T> = {
+    next: async () => {
+      if (pending) {
+        const r = pending;
+        pending = null;
+        return r;
+      }
+      try {
+        return await rest.next();
+      } catch (err) {
+        throw mapError(err);
+      }
+    },
+    return: async () => {
+      pending = null;
+      await rest.return?.();
+      return { done: true, value: undefined };
+    },
+    [Symbol.asyncIterator]: () => it,
+  };
+  return it;
+}
+
+/**
+ * What a stream's failure is for the caller: the signal's reason when it aborted (the client left), else a 502
+ * OpenBatchError naming the provider (code `upstream_timeout` / `upstream_unreachable`, or `upstream_stream_error`
+ * for a failure of the provider itself, such as the local model's).
+ */
+function streamFailure(provider: Provider, err: unknown, signal: AbortSignal): unknown {
+  if (signal.aborted) return signal.reason;
+  if (err instanceof OpenBatchError) return err;
+  if (err instanceof UpstreamUnreachableError) return new OpenBatchError("bad_gateway", `Upstream ${provider.name} stopped answering: ${err.message}`, { code: err.code });
+  return new OpenBatchError("bad_gateway", `Upstream ${provider.name} failed while streaming: ${(err as Error)?.message ?? String(err)}`, { code: "upstream_stream_error" });
+}
+
 /**
  * Upstream calls made outside a batch: synchronous inference (the server as a drop-in OpenAI endpoint) and the
  * collections' vectorizer. Embeddings share the batches' rate limiters, so a vectorizer never overruns a budget.
@@ -19,24 +75,56 @@ export class DirectCalls {
 
   /**
    * One synchronous call (gateway mode: the server as a drop-in OpenAI endpoint): routes `body.model` (or the
-   * gateway header) to its provider and returns the upstream answer as is.
-   * @returns status and JSON text of the answer. @throws OpenBatchError 400 for a bad body or an unroutable model.
+   * gateway header) to its provider, inside the provider's rate budgets like a batch item (no retries: the caller
+   * gets the upstream's answer as is). Concurrency is the provider's own (its connection pool, or the local model's
+   * sequences); a stream holds its share until it ends.
+   *
+   * `stream: true` (chat and completions, on providers of format "openai" that can stream) answers events: OpenAI's
+   * server-sent events as the provider sends them. The first piece is awaited here, so what fails before any event
+   * (the upstream's error status, a model that cannot load, a timeout while queued) is still a whole answer or an
+   * error with its status; failures after it are thrown by the events' iterator, for the caller to end the stream with.
+   * @returns the whole answer (status and JSON text), or the events.
+   * @throws OpenBatchError 400 for a bad body, a stream that cannot be served (naming `stream`) or an unroutable model,
+   * 502 when the upstream did not answer; the signal's reason when it aborted.
    */
-  async infer(endpoint: BatchEndpoint, body: unknown, gateway: { provider: string; apiKey: string | null } | undefined, signal: AbortSignal): Promise<{ status: number; body: string }> {
+  async infer(endpoint: BatchEndpoint, body: unknown, gateway: { provider: string; apiKey: string | null } | undefined, signal: AbortSignal): Promise<InferAnswer> {
     if (typeof body !== "object" || body === null || Array.isArray(body)) throw invalidRequest("The request body must be a JSON object.");
     const b = body as Record<string, unknown>;
-    if (b.stream === true) throw invalidRequest("Streaming is not supported here; send stream: false, or use a batch.", "stream");
+    if (b.stream !== undefined && b.stream !== null && typeof b.stream !== "boolean") throw invalidRequest("'stream' must be true or false.", "stream");
+    const streaming = b.stream === true;
+    if (streaming && endpoint === "/v1/embeddings") throw invalidRequest("'stream' is not supported on /v1/embeddings: embeddings are answered whole; send stream: false.", "stream");
     const model = typeof b.model === "string" ? b.model : null;
     const name = gateway ? this.providers.resolveHeader(gateway.provider) : this.providers.routeModel(model);
     const provider = name ? this.providers.get(name) : undefined;
     if (!provider) {
       throw new OpenBatchError("not_found", `No provider serves model "${model ?? "(none)"}". Map it in the config's "models", or use "local/glove-100d" for embeddings.`, { param: "model", code: "model_not_found" });
     }
+    if (streaming && (provider.format !== "openai" || !provider.stream)) {
+      throw invalidRequest(`'stream' is not supported for provider type ${provider.type} (provider "${provider.name}"); send stream: false.`, "stream");
+    }
+    const request = { endpoint, model, body: JSON.stringify(b), apiKey: gateway?.apiKey ?? undefined };
+    const limiter = this.limiterFor(provider);
+    await limiter.acquire(model, limiter.needsTokenCost(model) ? requestTokenCost(request.body) : 0, signal);
     try {
-      const res = await provider.send({ endpoint, model, body: JSON.stringify(b), apiKey: gateway?.apiKey ?? undefined }, signal);
-      return { status: res.status, body: res.body };
+      if (!streaming) {
+        const res = await provider.send(request, signal);
+        limiter.onAnswer(res.status, res.headers);
+        return { kind: "answer", status: res.status, body: res.body };
+      }
+      const res = await provider.stream!(request, signal);
+      limiter.onAnswer(res.status, res.headers);
+      if (res.kind === "answer") return { kind: "answer", status: res.status, body: res.body };
+      const events = res.events[Symbol.asyncIterator]();
+      let first: IteratorResult<string | Uint8Array>;
+      try {
+        first = await events.next();
+      } catch (err) {
+        throw streamFailure(provider, err, signal);
+      }
+      return { kind: "events", status: res.status, events: resume(first, events, (err) => streamFailure(provider, err, signal)) };
     } catch (err) {
       if (err instanceof UpstreamUnreachableError) {
+        limiter.onNoAnswer();
         throw new OpenBatchError("bad_gateway", `Upstream ${provider.name} did not answer: ${err.message}`, { code: err.code });
       }
       throw err;

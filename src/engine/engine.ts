@@ -12,7 +12,7 @@ import { ProviderRegistry } from "../providers/registry.js";
 import { BlobStore } from "../store/blob-store.js";
 import { SqliteStore } from "../store/sqlite/sqlite-store.js";
 import type { BatchListQuery, FinishedItem, Page, Store } from "../store/store.js";
-import { DirectCalls } from "./direct-calls.js";
+import { DirectCalls, type InferAnswer } from "./direct-calls.js";
 import { Dispatcher } from "./dispatcher.js";
 import { FileService, parseExpiresAfter, type Caller } from "./files.js";
 import { writeResultFiles } from "./finalizer.js";
@@ -502,7 +502,7 @@ export class Engine {
   }
 
   /** One synchronous call through the providers (gateway mode); see DirectCalls.infer. */
-  infer(endpoint: BatchEndpoint, body: unknown, gateway: CreateBatchInput["gateway"], signal: AbortSignal): Promise<{ status: number; body: string }> {
+  infer(endpoint: BatchEndpoint, body: unknown, gateway: CreateBatchInput["gateway"], signal: AbortSignal): Promise<InferAnswer> {
     return this.direct.infer(endpoint, body, gateway, signal);
   }
 

@@ -26,9 +26,7 @@ export class HttpUpstream {
     try {
       const res = await this.pool.request({ method: "POST", path, headers, body, signal });
       const text = await res.body.text();
-      const flat: Record<string, string> = {};
-      for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) flat[k] = Array.isArray(v) ? v.join(", ") : v;
-      return { status: res.statusCode, headers: flat, body: text };
+      return { status: res.statusCode, headers: flattenHeaders(res.headers), body: text };
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       const code = (err as { code?: string }).code;
@@ -66,4 +64,45 @@ export function withModel(body: string, model: string | null): string {
 /** A synthetic answer for a request the provider cannot even send (no model, wrong endpoint): the item fails with it. */
 export function badRequest(body: unknown): UpstreamResponse {
   return { status: 400, headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
+}
+
+/** undici's response headers as one string per (lower-case) name; repeated headers are joined with ", ". */
+export function flattenHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
+  const flat: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) if (v !== undefined) flat[k] = Array.isArray(v) ? v.join(", ") : v;
+  return flat;
+}
+
+/** True for a `text/event-stream` content type (any parameters). */
+export function isEventStream(headers: Record<string, string>): boolean {
+  return /^\s*text\/event-stream\b/i.test(headers["content-type"] ?? "");
+}
+
+/**
+ * Re-frames an upstream's server-sent events body so that every piece yielded ends on an event boundary (a blank line:
+ * LF LF, CRLF CRLF or CR CR), whatever the network's chunking. A consumer that must append an event of its own (an
+ * error after the upstream broke off) thus never glues it onto half an event. A last event without its blank line is
+ * completed with one. Text is decoded as UTF-8 across chunk boundaries.
+ * @param body the raw body; its errors propagate as they are (the caller maps them).
+ */
+export async function* sseFrames(body: AsyncIterable<Uint8Array | string>): AsyncGenerator<string, void, undefined> {
+  const decoder = new TextDecoder();
+  let pending = "";
+  for await (const chunk of body) {
+    pending += typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
+    const end = lastBoundary(pending);
+    if (end > 0) {
+      yield pending.slice(0, end);
+      pending = pending.slice(end);
+    }
+  }
+  pending += decoder.decode();
+  if (pending.trim() !== "") yield pending.endsWith("\n") || pending.endsWith("\r") ? pending + "\n" : pending + "\n\n";
+}
+
+/** Index just past the last blank line in `text`, or 0. */
+function lastBoundary(text: string): number {
+  let end = 0;
+  for (const m of text.matchAll(/\r\n\r\n|\n\n|\r\r/g)) end = m.index + m[0].length;
+  return end;
 }

@@ -17,6 +17,26 @@ export interface UpstreamResponse {
   body: string;
 }
 
+/**
+ * What a streamed call (`Provider.stream`) gave back: either an answer that is no stream (any status: an error the
+ * upstream or the provider answered before streaming, such as a 400 or 424), or a 2xx stream of server-sent events.
+ */
+export type UpstreamStreamResult = ({ kind: "answer" } & UpstreamResponse) | UpstreamEventStream;
+
+/** A 2xx event stream in the provider's format (OpenAI: `data: {chunk}\n\n` events ending with `data: [DONE]`). */
+export interface UpstreamEventStream {
+  kind: "stream";
+  status: number;
+  headers: Record<string, string>;
+  /**
+   * The events as text or bytes, each piece ending on an event boundary (a blank line). The consumer must iterate it
+   * to its end or call `return()`, so the provider can free what the call holds. It throws UpstreamUnreachableError
+   * when the upstream stops answering midway, the signal's reason when the signal aborts, or another Error for a
+   * failure while generating; what it yielded before stays valid.
+   */
+  events: AsyncIterable<string | Uint8Array>;
+}
+
 /** The upstream did not answer: connection refused or reset, DNS, or no answer within the timeout. */
 export class UpstreamUnreachableError extends Error {
   constructor(
@@ -52,5 +72,10 @@ export interface Provider {
   /** Rate budgets of a remote upstream; null for an in-process model, which is limited by its concurrency alone. */
   readonly budgets: ProviderBudgets | null;
   send(request: UpstreamRequest, signal: AbortSignal): Promise<UpstreamResponse>;
+  /**
+   * Present on providers that can stream (format "openai"): sends `request` (its body has `stream: true`) and resolves
+   * once the answer's status is known; rejects like `send`. Aborting `signal` ends the upstream call, stream included.
+   */
+  stream?(request: UpstreamRequest, signal: AbortSignal): Promise<UpstreamStreamResult>;
   close(): Promise<void>;
 }

@@ -9,7 +9,12 @@ export type Fault =
   | { kind: "delay"; ms: number; then?: Fault }
   | { kind: "non_json"; status?: number }
   /** Waits until `release()` is called, then answers ok. */
-  | { kind: "held" };
+  | { kind: "held" }
+  /**
+   * Streams the answer as server-sent events (what "ok" does for a `stream: true` request); `breakAfter` events, then
+   * half an event and a reset; `holdAfter` events, then nothing more until the client goes away.
+   */
+  | { kind: "stream"; breakAfter?: number; holdAfter?: number };
 
 /** One call the fake upstream received. */
 export interface UpstreamCall {
@@ -103,7 +108,10 @@ export class FakeUpstream {
           .writeHead(fault.status, { "content-type": "application/json", ...fault.headers })
           .end(fault.body ?? JSON.stringify({ error: { message: `injected ${fault.status}`, type: "server_error", code: null } }));
         return;
+      case "stream":
+        return streamAnswer(call, req, res, fault);
       case "ok":
+        if (call.body.stream === true) return streamAnswer(call, req, res, {});
         res.writeHead(200, { "content-type": "application/json", "x-request-id": "req_fake_" + this.calls.length }).end(JSON.stringify(answer(call)));
         return;
     }
@@ -117,6 +125,43 @@ function keyOf(body: Record<string, unknown>): string {
   if (typeof body.prompt === "string") return body.prompt;
   if (typeof body.input === "string") return body.input;
   return JSON.stringify(body);
+}
+
+/**
+ * The answer as OpenAI's server-sent events: chat chunks (role, one per word of "echo: <key>", finish) or completions
+ * chunks, the usage chunk with `stream_options.include_usage`, then `[DONE]`, each event written on its own.
+ */
+async function streamAnswer(call: UpstreamCall, req: IncomingMessage, res: ServerResponse, fault: { breakAfter?: number; holdAfter?: number }): Promise<void> {
+  const chat = call.path.endsWith("/chat/completions");
+  const head = { id: chat ? "chatcmpl-fake" : "cmpl-fake", object: chat ? "chat.completion.chunk" : "text_completion", created: Math.floor(Date.now() / 1000), model: String(call.body.model ?? "fake-model") };
+  const withUsage = (call.body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
+  const words = ("echo: " + call.key).split(/(?<= )/);
+  const choice = (delta: string | null, finish: string | null) =>
+    chat ? { index: 0, delta: delta === null ? {} : { content: delta }, logprobs: null, finish_reason: finish } : { text: delta ?? "", index: 0, logprobs: null, finish_reason: finish };
+  const events: unknown[] = [];
+  if (chat) events.push({ ...head, choices: [{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }] });
+  for (const w of words) events.push({ ...head, choices: [choice(w, null)] });
+  events.push({ ...head, choices: [choice(null, "stop")] });
+  if (withUsage) {
+    const promptTokens = call.key.split(/\s+/).length;
+    events.push({ ...head, choices: [], usage: { prompt_tokens: promptTokens, completion_tokens: words.length, total_tokens: promptTokens + words.length } });
+  }
+  res.writeHead(200, { "content-type": "text/event-stream", "x-request-id": "req_fake_stream" });
+  for (const [i, e] of [...events, "[DONE]"].entries()) {
+    if (fault.breakAfter === i) {
+      res.write('data: {"id":"chatcmpl-fa');
+      await new Promise((r) => setTimeout(r, 20));
+      req.socket.destroy();
+      return;
+    }
+    if (fault.holdAfter === i) {
+      await new Promise((r) => res.once("close", r));
+      return;
+    }
+    res.write(`data: ${typeof e === "string" ? e : JSON.stringify(e)}\n\n`);
+    await new Promise((r) => setImmediate(r));
+  }
+  res.end();
 }
 
 /** A deterministic OpenAI-shaped answer that echoes the key, with usage. */

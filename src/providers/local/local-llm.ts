@@ -1,82 +1,59 @@
 import { availableParallelism } from "node:os";
-import { basename, join, resolve as resolvePath } from "node:path";
-import { randomBytes } from "node:crypto";
-import type {
-  ChatHistoryItem,
-  ChatWrapper,
-  Llama,
-  LlamaContext,
-  LlamaContextSequence,
-  LlamaEmbeddingContext,
-  LlamaModel,
-  LlamaText,
-  SequenceEvaluateOptions,
-  Token,
-} from "node-llama-cpp";
+import { basename, resolve as resolvePath } from "node:path";
+import type { LlamaContextSequence, LlamaEmbeddingContext, Token } from "node-llama-cpp";
 import type { ProviderConfig } from "../../core/config.js";
-import { UpstreamUnreachableError, type Provider, type UpstreamRequest, type UpstreamResponse } from "../provider.js";
+import { UpstreamUnreachableError, type Provider, type UpstreamRequest, type UpstreamResponse, type UpstreamStreamResult } from "../provider.js";
+import { generateChoice, generateWhole, seedFor, type ActivityMeter, type ChoiceInput, type Generated } from "./generation.js";
+import { createEmbedder, describeError, loadModel, type LoadedModel } from "./llm-model.js";
+import { renderChatPrompt, renderCompletionPrompt } from "./llm-prompt.js";
+import {
+  BadRequest,
+  MAX_CHOICES,
+  readBoolean,
+  readChoices,
+  readEmbeddingInputs,
+  readGenerationOptions,
+  readMessages,
+  readPrompts,
+  readStreamOptions,
+  rejectUnsupported,
+  type StreamOptions,
+} from "./llm-request.js";
+import { answerHead, badRequestAnswer, chatCompletion, ChunkRenderer, errorAnswer, ok, SSE_DONE, textCompletion, usage, type AnswerHead } from "./llm-render.js";
+import { SequencePool } from "./sequence-pool.js";
+
+export { DEFAULT_CONTEXT_SIZE } from "./llm-model.js";
+export { DEFAULT_MAX_TOKENS } from "./llm-request.js";
 
 type LocalLlmConfig = Extract<ProviderConfig, { type: "local-llm" }>;
 
-/** Output tokens per choice when a request names no `max_tokens` / `max_completion_tokens`. */
-export const DEFAULT_MAX_TOKENS = 256;
-/** Tokens per sequence when the config names no `contextSize` (capped at the model's training context). */
-export const DEFAULT_CONTEXT_SIZE = 2048;
-/** Most choices (`n`, times the prompts of a completions request) one request may ask for. */
-const MAX_CHOICES = 16;
-/** Most inputs in one embeddings request (OpenAI's limit). */
-const MAX_INPUTS = 2048;
-
-/** What a loaded model holds: one generation context whose sequences are lent to requests one at a time. */
-interface Loaded {
-  llama: Llama;
-  model: LlamaModel;
-  context: LlamaContext;
-  /** Tokens each sequence holds (prompt + output). */
-  contextSize: number;
-  chatWrapper: ChatWrapper;
-  /** Token-id prompts must be below this; null when the file does not list its vocabulary. */
-  vocabSize: number | null;
+/** A validated chat or completions request: every choice to generate, in answer order. */
+interface Plan {
+  kind: "chat" | "completions";
+  loaded: LoadedModel;
+  head: AnswerHead;
+  /** Choice `index` is `choices[index]`; `echo` is text put before its output (completions `echo`). */
+  choices: (ChoiceInput & { echo: string })[];
+  promptTokens: number;
+  stream: StreamOptions;
 }
 
-/** One choice's generation settings, already validated. */
-interface GenerationOptions {
-  maxTokens: number;
-  temperature: number;
-  topP: number;
-  seed: number | undefined;
-  stop: string[];
-  frequencyPenalty: number;
-  presencePenalty: number;
-}
-
-interface Generated {
-  text: string;
-  completionTokens: number;
-  finishReason: "stop" | "length";
-}
-
-/** A request the provider cannot serve as written: answered 400 naming `param`. */
-class BadRequest extends Error {
-  constructor(
-    message: string,
-    readonly param: string | null,
-  ) {
-    super(message);
-  }
-}
+/** The model could not be loaded: answered 424 (final, not retried). */
+class ModelUnavailable extends Error {}
 
 /**
  * Provider type `local-llm`: an embedded GGUF model run in-process by node-llama-cpp (CPU build, never downloaded or
  * compiled at run time), no key and no network. Serves `/v1/chat/completions` (the model's chat template, or a plain
  * `### User` / `### Assistant` template when the file has none), `/v1/completions` (raw prompt continuation) and
- * `/v1/embeddings`, answering in OpenAI's response shapes with `usage` and `finish_reason`.
+ * `/v1/embeddings`, answering in OpenAI's response shapes with `usage` and `finish_reason`; `stream` answers chat and
+ * completions as OpenAI's server-sent events, token by token as they are generated (see ChunkRenderer).
  *
  * The model loads on the first request (concurrent requests share that one load). Requests decode in parallel in one
  * context with `parallelSequences` sequences (continuous batching): each request takes a free sequence, waits for one
- * when all are busy, and gives it back when done. A model that cannot be loaded (missing or corrupt file, no binary)
- * never takes the process down: it is logged once, and every request gets a final (non-retryable) 424 naming the model
- * and the reason. Bad request bodies get a 400 naming the field, in OpenAI's error shape.
+ * when all are busy, and gives it back when done (a stream holds its sequence until it ends or its client leaves).
+ * A model that cannot be loaded (missing or corrupt file, no binary) never takes the process down: it is logged once,
+ * and every request gets a final (non-retryable) 424 naming the model and the reason. Bad request bodies get a 400
+ * naming the field, in OpenAI's error shape.
  */
 export class LocalLlmProvider implements Provider {
   readonly type = "local-llm";
@@ -86,10 +63,9 @@ export class LocalLlmProvider implements Provider {
   readonly budgets = null;
   readonly threads: number;
   readonly parallelSequences: number;
-  private loading: Promise<Loaded> | null = null;
+  private loading: Promise<LoadedModel> | null = null;
   private embedding: Promise<LlamaEmbeddingContext> | null = null;
-  private readonly free: LlamaContextSequence[] = [];
-  private readonly waiters: { grant: (seq: LlamaContextSequence) => void; signal: AbortSignal; fail: (err: unknown) => void }[] = [];
+  private readonly pool = new SequencePool();
   private closed = false;
   /** `model` is an `hf:` or URL reference (downloaded into the cache dir) rather than a file path. */
   private readonly remote: boolean;
@@ -97,6 +73,15 @@ export class LocalLlmProvider implements Provider {
   private readonly modelLabel: string;
   private active = 0;
   private peak = 0;
+  private readonly meter: ActivityMeter = {
+    start: () => {
+      this.active++;
+      this.peak = Math.max(this.peak, this.active);
+    },
+    end: () => {
+      this.active--;
+    },
+  };
 
   constructor(
     readonly name: string,
@@ -127,50 +112,85 @@ export class LocalLlmProvider implements Provider {
   }
 
   /** The one load every request shares; a failure is logged once and kept. */
-  private shared(): Promise<Loaded> {
-    this.loading ??= this.loadModel().catch((err: unknown) => {
-      const message = `The local model ${this.modelLabel} (provider "${this.name}") could not be loaded: ${reason(err)}`;
-      console.error(`[openbatch] ${message}. Every request to this provider fails with status 424 until the server restarts.`);
-      throw new Error(message);
-    });
+  private shared(): Promise<LoadedModel> {
+    this.loading ??= loadModel({
+      model: this.modelLabel,
+      remote: this.remote,
+      cacheDir: this.cacheDir,
+      threads: this.threads,
+      sequences: this.parallelSequences,
+      contextSize: this.config.contextSize,
+    }).then(
+      (loaded) => {
+        for (let i = 0; i < this.parallelSequences; i++) this.pool.add(loaded.context.getSequence());
+        return loaded;
+      },
+      (err: unknown) => {
+        const message = `The local model ${this.modelLabel} (provider "${this.name}") could not be loaded: ${describeError(err)}`;
+        console.error(`[openbatch] ${message}. Every request to this provider fails with status 424 until the server restarts.`);
+        throw new Error(message);
+      },
+    );
     return this.loading;
   }
 
+  /** A whole answer. A body with `stream: true` is answered 400 (batch items are answered whole; see `stream`). */
   async send(request: UpstreamRequest, signal: AbortSignal): Promise<UpstreamResponse> {
     if (this.closed) throw new UpstreamUnreachableError(`${this.name}: the provider is closed`, "upstream_unreachable");
-    let body: Record<string, unknown>;
-    try {
-      const parsed: unknown = JSON.parse(request.body);
-      if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new BadRequest("The request body must be a JSON object.", null);
-      body = parsed as Record<string, unknown>;
-    } catch (err) {
-      return err instanceof BadRequest ? badRequest(err) : error(400, `The request body is not valid JSON: ${(err as Error).message}`, null);
-    }
+    const body = parseBody(request.body);
+    if (!("kind" in body)) return body;
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const both = AbortSignal.any([signal, timeout]);
     try {
       switch (request.endpoint) {
         case "/v1/chat/completions":
-          return await this.chat(body, both);
-        case "/v1/completions":
-          return await this.completions(body, both);
+        case "/v1/completions": {
+          const plan = await this.plan(request.endpoint, body.value, false);
+          return ok(await this.answer(plan, both));
+        }
         case "/v1/embeddings":
-          return await this.embeddings(body, both);
+          return await this.embeddings(body.value, both);
         default:
-          return error(400, `The local model provider "${this.name}" serves /v1/chat/completions, /v1/completions and /v1/embeddings, not ${request.endpoint}.`, null);
+          return errorAnswer(400, `The local model provider "${this.name}" serves /v1/chat/completions, /v1/completions and /v1/embeddings, not ${request.endpoint}.`, null);
       }
     } catch (err) {
       if (signal.aborted) throw signal.reason;
-      if (timeout.aborted) throw new UpstreamUnreachableError(`${this.name}: no answer within ${this.timeoutMs} ms`, "upstream_timeout");
-      if (err instanceof BadRequest) return badRequest(err);
-      if (err instanceof ModelUnavailable) return error(424, err.message, null, "model_unavailable");
-      return error(500, `The local model failed while generating: ${reason(err)}`, null, "local_model_error");
+      if (timeout.aborted) throw this.timedOut();
+      if (err instanceof BadRequest) return badRequestAnswer(err);
+      if (err instanceof ModelUnavailable) return errorAnswer(424, err.message, null, "model_unavailable");
+      return errorAnswer(500, `The local model failed while generating: ${describeError(err)}`, null, "local_model_error");
     }
+  }
+
+  /**
+   * A streamed chat or completions answer (body `stream: true`). What can be answered before generating (a 400 for
+   * the body, 424 when the model cannot be loaded) is an answer; otherwise the events, which take a sequence (waiting
+   * for one when all are busy) and hold it until they end. The call's `timeoutMs` bounds the whole stream.
+   */
+  async stream(request: UpstreamRequest, signal: AbortSignal): Promise<UpstreamStreamResult> {
+    if (this.closed) throw new UpstreamUnreachableError(`${this.name}: the provider is closed`, "upstream_unreachable");
+    const answer = (res: UpstreamResponse): UpstreamStreamResult => ({ kind: "answer", ...res });
+    if (request.endpoint !== "/v1/chat/completions" && request.endpoint !== "/v1/completions") {
+      return answer(errorAnswer(400, `The local model provider "${this.name}" streams /v1/chat/completions and /v1/completions only, not ${request.endpoint}.`, "stream"));
+    }
+    const body = parseBody(request.body);
+    if (!("kind" in body)) return answer(body);
+    let plan: Plan;
+    try {
+      plan = await this.plan(request.endpoint, body.value, true);
+    } catch (err) {
+      if (err instanceof BadRequest) return answer(badRequestAnswer(err));
+      if (err instanceof ModelUnavailable) return answer(errorAnswer(424, err.message, null, "model_unavailable"));
+      throw err;
+    }
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    const events = this.events(plan, signal, timeout);
+    return { kind: "stream", status: 200, headers: { "content-type": "text/event-stream; charset=utf-8" }, events };
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const w of this.waiters.splice(0)) w.fail(new UpstreamUnreachableError(`${this.name}: the provider is closed`, "upstream_unreachable"));
+    this.pool.close(new UpstreamUnreachableError(`${this.name}: the provider is closed`, "upstream_unreachable"));
     const loaded = await this.loading?.catch(() => null);
     if (!loaded) return;
     const embedding = await this.embedding?.catch(() => null);
@@ -178,91 +198,101 @@ export class LocalLlmProvider implements Provider {
     await loaded.llama.dispose().catch(() => undefined);
   }
 
-  // ---- endpoints ----
+  // ---- chat and completions ----
 
-  private async chat(body: Record<string, unknown>, signal: AbortSignal): Promise<UpstreamResponse> {
-    rejectUnsupported(body, "chat");
-    const history = readMessages(body.messages);
+  /**
+   * Validates a chat or completions body (before loading the model, so a bad body is a 400 even when the model cannot
+   * load), loads the model, and renders the prompts. @throws BadRequest, ModelUnavailable
+   */
+  private async plan(endpoint: "/v1/chat/completions" | "/v1/completions", body: Record<string, unknown>, streaming: boolean): Promise<Plan> {
+    const kind = endpoint === "/v1/chat/completions" ? "chat" : "completions";
+    rejectUnsupported(body, kind);
+    const stream = readStreamOptions(body, streaming);
     const n = readChoices(body.n);
-    const options = readGenerationOptions(body, "chat");
-    const loaded = await this.loaded();
-    history.push({ type: "model", response: [] });
-    const state = loaded.chatWrapper.generateContextState({ chatHistory: history });
-    const prompt = state.contextText.tokenize(loaded.model.tokenizer);
-    checkPromptFits(prompt.length, loaded.contextSize, "messages");
-    const triggers = splitTriggers(state.stopGenerationTriggers, loaded);
-    const stop = [...options.stop, ...triggers.strings];
-    const choices: unknown[] = [];
-    let completionTokens = 0;
-    await this.withSequence(signal, async (seq) => {
-      for (let i = 0; i < n; i++) {
-        const out = await this.generate(loaded, seq, prompt, { ...options, stop, seed: seedFor(options.seed, i) }, triggers.tokens, signal);
-        completionTokens += out.completionTokens;
-        choices.push({ index: i, message: { role: "assistant", content: out.text, refusal: null }, logprobs: null, finish_reason: out.finishReason });
-      }
-    });
-    const answer = {
-      id: "chatcmpl-" + randomBytes(12).toString("hex"),
-      object: "chat.completion",
-      created: Math.floor(Date.now() / 1000),
-      model: this.modelName(body),
-      choices,
-      usage: usage(prompt.length, completionTokens),
-      system_fingerprint: null,
-    };
-    return ok(answer);
-  }
-
-  private async completions(body: Record<string, unknown>, signal: AbortSignal): Promise<UpstreamResponse> {
-    rejectUnsupported(body, "completions");
+    const options = readGenerationOptions(body, kind);
+    const head = answerHead(kind, this.modelName(body));
+    if (kind === "chat") {
+      const history = readMessages(body.messages);
+      const loaded = await this.loaded();
+      const prompt = renderChatPrompt(loaded, history);
+      const stop = [...options.stop, ...prompt.stopStrings];
+      const choices = Array.from({ length: n }, (_, i) => ({ prompt: prompt.tokens, options: { ...options, stop, seed: seedFor(options.seed, i) }, stopTokens: prompt.stopTokens, echo: "" }));
+      return { kind, loaded, head, choices, promptTokens: prompt.tokens.length, stream };
+    }
     const prompts = readPrompts(body.prompt);
-    const n = readChoices(body.n);
     if (prompts.length * n > MAX_CHOICES) throw new BadRequest(`'n' times the number of prompts must be at most ${MAX_CHOICES}.`, "n");
     const echo = readBoolean(body.echo, "echo") ?? false;
-    const options = readGenerationOptions(body, "completions");
     const loaded = await this.loaded();
-    const tokenized = prompts.map((p) => {
-      if (typeof p !== "string") {
-        if (loaded.vocabSize === null) throw new BadRequest("This model does not list its vocabulary, so 'prompt' must be text, not token ids.", "prompt");
-        const bad = p.find((t) => t >= loaded.vocabSize!);
-        if (bad !== undefined) throw new BadRequest(`'prompt' holds token id ${bad}, but the model's vocabulary has ${loaded.vocabSize} tokens.`, "prompt");
-      }
-      const tokens = typeof p === "string" ? loaded.model.tokenize(p, false) : (p as Token[]);
-      const bos = loaded.model.tokens.bos;
-      const withBos = loaded.model.tokens.shouldPrependBosToken && bos !== null && tokens[0] !== bos ? [bos, ...tokens] : tokens;
-      if (withBos.length === 0) throw new BadRequest("'prompt' is empty and the model has no BOS token to start from.", "prompt");
-      checkPromptFits(withBos.length, loaded.contextSize, "prompt");
-      return { text: typeof p === "string" ? p : loaded.model.detokenize(p as Token[]), tokens: withBos };
+    const rendered = prompts.map((p) => renderCompletionPrompt(loaded, p));
+    const choices = rendered.flatMap((p) =>
+      Array.from({ length: n }, (_, j) => ({ prompt: p.tokens, options: { ...options, seed: seedFor(options.seed, j) }, stopTokens: [], echo: echo ? p.text : "" })),
+    );
+    return { kind, loaded, head, choices, promptTokens: rendered.reduce((sum, p) => sum + p.tokens.length, 0), stream };
+  }
+
+  /** Generates every choice of `plan` on one sequence and renders the whole answer. */
+  private async answer(plan: Plan, signal: AbortSignal): Promise<unknown> {
+    const done: Generated[] = [];
+    await this.pool.with(signal, async (seq) => {
+      for (const choice of plan.choices) done.push(await generateWhole(plan.loaded, seq, choice, signal, this.meter));
     });
-    const choices: unknown[] = [];
-    let promptTokens = 0;
-    let completionTokens = 0;
-    await this.withSequence(signal, async (seq) => {
-      for (const [i, p] of tokenized.entries()) {
-        for (let j = 0; j < n; j++) {
-          const out = await this.generate(loaded, seq, p.tokens, { ...options, seed: seedFor(options.seed, j) }, [], signal);
-          if (j === 0) promptTokens += p.tokens.length;
-          completionTokens += out.completionTokens;
-          choices.push({ text: echo ? p.text + out.text : out.text, index: i * n + j, logprobs: null, finish_reason: out.finishReason });
+    const choices = done.map((g, i) => ({ text: plan.choices[i]!.echo + g.text, finishReason: g.finishReason }));
+    const u = usage(plan.promptTokens, done.reduce((sum, g) => sum + g.completionTokens, 0));
+    return plan.kind === "chat" ? chatCompletion(plan.head, choices, u) : textCompletion(plan.head, choices, u);
+  }
+
+  /**
+   * The server-sent events of a streamed plan: per choice (one after another, on one sequence) the role chunk (chat)
+   * or echoed prompt (completions), a chunk per settled piece of text, and one with its finish reason; then the usage
+   * chunk when asked for, and `[DONE]`. Throws the caller's abort reason, UpstreamUnreachableError on the timeout, or
+   * an Error naming what failed while generating.
+   */
+  private async *events(plan: Plan, callerSignal: AbortSignal, timeout: AbortSignal): AsyncGenerator<string, void, undefined> {
+    const signal = AbortSignal.any([callerSignal, timeout]);
+    const render = new ChunkRenderer(plan.kind, plan.head, plan.stream);
+    let seq: LlamaContextSequence | null = null;
+    try {
+      seq = await this.pool.acquire(signal);
+      let completionTokens = 0;
+      for (const [index, choice] of plan.choices.entries()) {
+        if (plan.kind === "chat") yield render.role(index);
+        else if (choice.echo) yield render.text(index, choice.echo);
+        const pieces = generateChoice(plan.loaded, seq, choice, signal, this.meter);
+        try {
+          for (;;) {
+            const next = await pieces.next();
+            if (next.done) {
+              completionTokens += next.value.completionTokens;
+              yield render.finish(index, next.value.finishReason);
+              break;
+            }
+            yield render.text(index, next.value);
+          }
+        } finally {
+          // A consumer that stops early ends the generation too (and its token loop's bookkeeping).
+          await pieces.return(undefined as never);
         }
       }
-    });
-    const answer = {
-      id: "cmpl-" + randomBytes(12).toString("hex"),
-      object: "text_completion",
-      created: Math.floor(Date.now() / 1000),
-      model: this.modelName(body),
-      choices,
-      usage: usage(promptTokens, completionTokens),
-      system_fingerprint: null,
-    };
-    return ok(answer);
+      const last = render.usage(usage(plan.promptTokens, completionTokens));
+      if (last) yield last;
+      yield SSE_DONE;
+    } catch (err) {
+      if (callerSignal.aborted) throw callerSignal.reason;
+      if (timeout.aborted) throw this.timedOut();
+      if (err instanceof UpstreamUnreachableError) throw err;
+      throw new Error(`The local model failed while generating: ${describeError(err)}`);
+    } finally {
+      if (seq) this.pool.release(seq);
+    }
   }
+
+  // ---- embeddings ----
 
   private async embeddings(body: Record<string, unknown>, signal: AbortSignal): Promise<UpstreamResponse> {
     const inputs = readEmbeddingInputs(body.input);
     const format = body.encoding_format ?? "float";
     if (format !== "float" && format !== "base64") throw new BadRequest(`'encoding_format' must be "float" or "base64".`, "encoding_format");
+    if (body.stream !== undefined && body.stream !== null && body.stream !== false) throw new BadRequest("'stream' is not supported on /v1/embeddings.", "stream");
     const loaded = await this.loaded();
     const embedder = await this.embedder(loaded);
     if (body.dimensions !== undefined && body.dimensions !== null && body.dimensions !== loaded.model.embeddingVectorSize) {
@@ -287,116 +317,20 @@ export class LocalLlmProvider implements Provider {
     return ok({ object: "list", data, model: this.modelName(body), usage: { prompt_tokens: tokens, total_tokens: tokens } });
   }
 
-  // ---- generation ----
-
-  /**
-   * Generates one choice on `seq` from `prompt`: stops at an end-of-generation token, a stop string (cut from the
-   * text), a stop token sequence, `maxTokens`, or the end of the sequence's context ("length").
-   */
-  private async generate(loaded: Loaded, seq: LlamaContextSequence, prompt: Token[], o: GenerationOptions, stopTokens: Token[][], signal: AbortSignal): Promise<Generated> {
-    if (signal.aborted) throw signal.reason;
-    await seq.clearHistory();
-    const room = loaded.contextSize - prompt.length;
-    const limit = Math.min(o.maxTokens, room);
-    const out: Token[] = [];
-    // Text is decoded incrementally: `stable` is the text of out[0, cut) and only the tail after it is decoded again
-    // each token (a tail may end inside a multi-byte character, so it is committed only once it decodes cleanly).
-    let stable = "";
-    let cut = 0;
-    const tail = () => loaded.model.detokenize(out.slice(cut), false, (cut === 0 ? prompt : out.slice(0, cut)).slice(-8));
-    const longestStop = Math.max(0, ...o.stop.map((s) => s.length));
-    let text = "";
-    let finishReason: "stop" | "length" = "stop";
-    const evaluateOptions: SequenceEvaluateOptions = { temperature: o.temperature, topP: o.topP < 1 ? o.topP : undefined, seed: o.seed };
-    if (o.frequencyPenalty > 0 || o.presencePenalty > 0) {
-      evaluateOptions.repeatPenalty = { punishTokens: () => out.slice(-64), penalty: 1, frequencyPenalty: o.frequencyPenalty, presencePenalty: o.presencePenalty };
-    }
-    this.active++;
-    this.peak = Math.max(this.peak, this.active);
+  /** The embedding context, made on first use; a model that cannot embed answers 400. */
+  private async embedder(loaded: LoadedModel): Promise<LlamaEmbeddingContext> {
+    this.embedding ??= createEmbedder(loaded, this.threads);
     try {
-      for await (const token of seq.evaluate(prompt, evaluateOptions)) {
-        if (signal.aborted) break;
-        out.push(token);
-        const tokenStop = stopTokens.find((s) => s.length <= out.length && s.every((t, k) => out[out.length - s.length + k] === t));
-        if (tokenStop) {
-          out.length -= tokenStop.length;
-          if (cut > out.length) {
-            stable = "";
-            cut = 0;
-          }
-          text = stable + tail();
-          out.push(...tokenStop); // generated all the same: counted in usage
-          break;
-        }
-        const recent = tail();
-        text = stable + recent;
-        const at = firstStop(text, o.stop, Math.max(0, stable.length - longestStop));
-        if (at >= 0) {
-          text = text.slice(0, at);
-          break;
-        }
-        if (out.length - cut >= 32 && !recent.includes("\uFFFD")) {
-          stable = text;
-          cut = out.length;
-        }
-        if (out.length >= limit) {
-          finishReason = "length";
-          break;
-        }
-      }
-    } finally {
-      this.active--;
-    }
-    if (signal.aborted) throw signal.reason;
-    return { text, completionTokens: out.length, finishReason };
-  }
-
-  /** Lends a free sequence to `work` (waiting for one when all are busy) and takes it back after. */
-  private async withSequence<T>(signal: AbortSignal, work: (seq: LlamaContextSequence) => Promise<T>): Promise<T> {
-    const seq = await this.acquire(signal);
-    try {
-      return await work(seq);
-    } finally {
-      this.release(seq);
+      return await this.embedding;
+    } catch (err) {
+      throw new BadRequest(`The local model ${this.modelLabel} does not support embeddings: ${describeError(err)}`, "model");
     }
   }
 
-  private acquire(signal: AbortSignal): Promise<LlamaContextSequence> {
-    if (signal.aborted) return Promise.reject(signal.reason);
-    const seq = this.free.pop();
-    if (seq) return Promise.resolve(seq);
-    return new Promise((resolve, reject) => {
-      const waiter = {
-        signal,
-        grant: (s: LlamaContextSequence) => {
-          signal.removeEventListener("abort", onAbort);
-          resolve(s);
-        },
-        fail: (err: unknown) => {
-          signal.removeEventListener("abort", onAbort);
-          reject(err);
-        },
-      };
-      const onAbort = () => {
-        const i = this.waiters.indexOf(waiter);
-        if (i >= 0) this.waiters.splice(i, 1);
-        reject(signal.reason);
-      };
-      signal.addEventListener("abort", onAbort, { once: true });
-      this.waiters.push(waiter);
-    });
-  }
-
-  private release(seq: LlamaContextSequence): void {
-    const next = this.waiters.shift();
-    if (next) next.grant(seq);
-    else this.free.push(seq);
-  }
-
-  // ---- loading ----
+  // ---- helpers ----
 
   /** The loaded model, or ModelUnavailable (→ 424) when it cannot be loaded. */
-  private async loaded(): Promise<Loaded> {
+  private async loaded(): Promise<LoadedModel> {
     try {
       return await this.shared();
     } catch (err) {
@@ -404,51 +338,8 @@ export class LocalLlmProvider implements Provider {
     }
   }
 
-  private async loadModel(): Promise<Loaded> {
-    // Imported here so a server without a local-llm provider never loads the native addon.
-    const nlc = await import("node-llama-cpp");
-    // llama.cpp's own errors while loading (e.g. why a file is corrupt) go into the one line a failed load logs;
-    // after the load they are printed as they come.
-    const nativeErrors: string[] = [];
-    let loading = true;
-    const logger = (level: string, message: string) => {
-      const line = message.trim();
-      if (!line) return;
-      if (loading && (level === nlc.LlamaLogLevel.error || level === nlc.LlamaLogLevel.fatal)) nativeErrors.push(line);
-      else console.error(`[node-llama-cpp] ${line}`);
-    };
-    const llama = await nlc.getLlama({ gpu: false, build: "never", maxThreads: this.threads, logLevel: nlc.LlamaLogLevel.error, logger, progressLogs: false });
-    try {
-      const modelPath = this.remote ? await nlc.resolveModelFile(this.config.model, { directory: join(this.cacheDir, "models"), cli: false }) : this.modelLabel;
-      const model = await llama.loadModel({ modelPath });
-      const contextSize = this.config.contextSize ?? Math.min(DEFAULT_CONTEXT_SIZE, model.trainContextSize);
-      const context = await model.createContext({ contextSize, sequences: this.parallelSequences, threads: this.threads });
-      for (let i = 0; i < this.parallelSequences; i++) this.free.push(context.getSequence());
-      const template = (model.fileInfo.metadata as { tokenizer?: { chat_template?: unknown } }).tokenizer?.chat_template;
-      const chatWrapper =
-        typeof template === "string" && template.length > 0
-          ? nlc.resolveChatWrapper(model)
-          : new nlc.GeneralChatWrapper({ userMessageTitle: "User", modelResponseTitle: "Assistant", middleSystemMessageTitle: "System" });
-      const vocab = (model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: unknown } } }).tokenizer?.ggml?.tokens;
-      loading = false;
-      return { llama, model, context, contextSize: context.contextSize, chatWrapper, vocabSize: Array.isArray(vocab) ? vocab.length : null };
-    } catch (err) {
-      this.free.length = 0;
-      await new Promise((r) => setTimeout(r, 50)); // llama.cpp's log lines arrive on the event loop after the throw
-      await llama.dispose().catch(() => undefined);
-      const native = nativeErrors.find((l) => /error loading model/i.test(l)) ?? nativeErrors[0];
-      throw native ? new Error(`${reason(err)} (llama.cpp: ${native.replace(/^.*?error loading model:\s*/i, "")})`) : err;
-    }
-  }
-
-  /** The embedding context, made on first use; a model that cannot embed answers 400. */
-  private async embedder(loaded: Loaded): Promise<LlamaEmbeddingContext> {
-    this.embedding ??= loaded.model.createEmbeddingContext({ contextSize: loaded.contextSize, threads: this.threads });
-    try {
-      return await this.embedding;
-    } catch (err) {
-      throw new BadRequest(`The local model ${this.modelLabel} does not support embeddings: ${reason(err)}`, "model");
-    }
+  private timedOut(): UpstreamUnreachableError {
+    return new UpstreamUnreachableError(`${this.name}: no answer within ${this.timeoutMs} ms`, "upstream_timeout");
   }
 
   private modelName(body: Record<string, unknown>): string {
@@ -456,177 +347,15 @@ export class LocalLlmProvider implements Provider {
   }
 }
 
-/** The model could not be loaded: answered 424 (final, not retried). */
-class ModelUnavailable extends Error {}
-
-// ---- request reading ----
-
-const CHAT_ONLY_UNSUPPORTED: Record<string, (v: unknown) => boolean> = {
-  tools: (v) => Array.isArray(v) && v.length > 0,
-  functions: (v) => Array.isArray(v) && v.length > 0,
-  logprobs: (v) => v === true,
-  top_logprobs: (v) => v !== undefined && v !== null && v !== 0,
-  response_format: (v) => typeof v === "object" && v !== null && (v as { type?: unknown }).type !== "text",
-  audio: (v) => v !== undefined && v !== null,
-  modalities: (v) => Array.isArray(v) && v.some((m) => m !== "text"),
-  prediction: (v) => v !== undefined && v !== null,
-};
-const COMPLETIONS_ONLY_UNSUPPORTED: Record<string, (v: unknown) => boolean> = {
-  suffix: (v) => v !== undefined && v !== null && v !== "",
-  logprobs: (v) => v !== undefined && v !== null && v !== 0,
-  best_of: (v) => v !== undefined && v !== null && v !== 1,
-};
-const COMMON_UNSUPPORTED: Record<string, (v: unknown) => boolean> = {
-  stream: (v) => v === true,
-  logit_bias: (v) => typeof v === "object" && v !== null && Object.keys(v).length > 0,
-};
-
-function rejectUnsupported(body: Record<string, unknown>, kind: "chat" | "completions"): void {
-  const checks = { ...COMMON_UNSUPPORTED, ...(kind === "chat" ? CHAT_ONLY_UNSUPPORTED : COMPLETIONS_ONLY_UNSUPPORTED) };
-  for (const [field, unsupported] of Object.entries(checks)) {
-    if (unsupported(body[field])) throw new BadRequest(`'${field}' is not supported by the local model provider.`, field);
+/** The body as a JSON object, or the 400 answer saying why it is not one. */
+function parseBody(text: string): { kind: "object"; value: Record<string, unknown> } | UpstreamResponse {
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return errorAnswer(400, "The request body must be a JSON object.", null);
+    return { kind: "object", value: parsed as Record<string, unknown> };
+  } catch (err) {
+    return errorAnswer(400, `The request body is not valid JSON: ${(err as Error).message}`, null);
   }
-}
-
-function readMessages(value: unknown): ChatHistoryItem[] {
-  if (!Array.isArray(value) || value.length === 0) throw new BadRequest("'messages' must be a non-empty array of messages.", "messages");
-  const history: ChatHistoryItem[] = [];
-  value.forEach((m, i) => {
-    const where = `messages[${i}]`;
-    if (typeof m !== "object" || m === null) throw new BadRequest(`'${where}' must be an object with 'role' and 'content'.`, where);
-    const { role, content } = m as { role?: unknown; content?: unknown };
-    const text = readContent(content, `${where}.content`, role === "assistant");
-    switch (role) {
-      case "system":
-      case "developer":
-        history.push({ type: "system", text });
-        break;
-      case "user":
-        history.push({ type: "user", text });
-        break;
-      case "assistant":
-        history.push({ type: "model", response: [text] });
-        break;
-      default:
-        throw new BadRequest(`'${where}.role' must be "system", "developer", "user" or "assistant" (got ${JSON.stringify(role)}); the local model provider has no tools.`, `${where}.role`);
-    }
-  });
-  return history;
-}
-
-function readContent(content: unknown, where: string, nullable: boolean): string {
-  if (typeof content === "string") return content;
-  if ((content === null || content === undefined) && nullable) return "";
-  if (Array.isArray(content)) {
-    return content
-      .map((part, k) => {
-        const p = part as { type?: unknown; text?: unknown } | null;
-        if (p && p.type === "text" && typeof p.text === "string") return p.text;
-        throw new BadRequest(`'${where}[${k}]' must be a text part ({"type":"text","text":…}); the local model reads text only.`, `${where}[${k}]`);
-      })
-      .join("\n");
-  }
-  throw new BadRequest(`'${where}' must be a string or an array of text parts.`, where);
-}
-
-function readPrompts(value: unknown): (string | number[])[] {
-  const isTokens = (v: unknown): v is number[] => Array.isArray(v) && v.length > 0 && v.every((t) => Number.isInteger(t) && t >= 0);
-  if (typeof value === "string") return [value];
-  if (isTokens(value)) return [value];
-  if (Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === "string" || isTokens(v))) return value as (string | number[])[];
-  throw new BadRequest("'prompt' must be a string, an array of strings, an array of token ids, or an array of token-id arrays.", "prompt");
-}
-
-function readEmbeddingInputs(value: unknown): (string | number[])[] {
-  const isTokens = (v: unknown): v is number[] => Array.isArray(v) && v.length > 0 && v.every((t) => Number.isInteger(t) && t >= 0);
-  let inputs: (string | number[])[] | null = null;
-  if (typeof value === "string") inputs = [value];
-  else if (isTokens(value)) inputs = [value];
-  else if (Array.isArray(value) && value.every((v) => typeof v === "string" || isTokens(v))) inputs = value as (string | number[])[];
-  if (!inputs) throw new BadRequest("'input' must be a string, an array of strings, an array of token ids, or an array of token-id arrays.", "input");
-  if (inputs.length === 0 || inputs.length > MAX_INPUTS) throw new BadRequest(`'input' must hold 1 to ${MAX_INPUTS} items.`, "input");
-  if (inputs.some((x) => x === "")) throw new BadRequest("'input' must not contain empty strings.", "input");
-  return inputs;
-}
-
-function readGenerationOptions(body: Record<string, unknown>, kind: "chat" | "completions"): GenerationOptions {
-  const maxField = kind === "chat" && body.max_completion_tokens !== undefined && body.max_completion_tokens !== null ? "max_completion_tokens" : "max_tokens";
-  const maxTokens = readNumber(body[maxField], maxField, { integer: true, min: 1 }) ?? DEFAULT_MAX_TOKENS;
-  const temperature = readNumber(body.temperature, "temperature", { min: 0, max: 2 }) ?? 1;
-  const topP = readNumber(body.top_p, "top_p", { min: 0, max: 1 }) ?? 1;
-  const seed = readNumber(body.seed, "seed", { integer: true });
-  const frequencyPenalty = readNumber(body.frequency_penalty, "frequency_penalty", { min: 0, max: 2 }) ?? 0;
-  const presencePenalty = readNumber(body.presence_penalty, "presence_penalty", { min: 0, max: 2 }) ?? 0;
-  return { maxTokens, temperature, topP, seed, stop: readStop(body.stop), frequencyPenalty, presencePenalty };
-}
-
-function readStop(value: unknown): string[] {
-  if (value === undefined || value === null) return [];
-  if (typeof value === "string") return value ? [value] : [];
-  if (Array.isArray(value) && value.length <= 4 && value.every((s) => typeof s === "string")) return (value as string[]).filter(Boolean);
-  throw new BadRequest("'stop' must be a string or an array of at most 4 strings.", "stop");
-}
-
-function readChoices(value: unknown): number {
-  return readNumber(value, "n", { integer: true, min: 1, max: MAX_CHOICES }) ?? 1;
-}
-
-function readBoolean(value: unknown, field: string): boolean | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== "boolean") throw new BadRequest(`'${field}' must be true or false.`, field);
-  return value;
-}
-
-function readNumber(value: unknown, field: string, limits: { integer?: boolean; min?: number; max?: number }): number | undefined {
-  if (value === undefined || value === null) return undefined;
-  const okType = typeof value === "number" && Number.isFinite(value) && (!limits.integer || Number.isSafeInteger(value));
-  const okRange = okType && (limits.min === undefined || value >= limits.min) && (limits.max === undefined || value <= limits.max);
-  if (!okRange) {
-    const range = limits.min !== undefined && limits.max !== undefined ? ` from ${limits.min} to ${limits.max}` : limits.min !== undefined ? ` of at least ${limits.min}` : "";
-    throw new BadRequest(`'${field}' must be ${limits.integer ? "an integer" : "a number"}${range} (got ${JSON.stringify(value)}).`, field);
-  }
-  return value as number;
-}
-
-function checkPromptFits(tokens: number, contextSize: number, field: string): void {
-  if (tokens >= contextSize) {
-    throw new BadRequest(`The prompt is ${tokens} tokens, but this model's context holds ${contextSize} tokens per request (prompt and output together).`, field);
-  }
-}
-
-// ---- helpers ----
-
-/** A chat template's stop triggers: plain text ones as stop strings, those with special tokens as token sequences. */
-function splitTriggers(triggers: readonly LlamaText[], loaded: Loaded): { strings: string[]; tokens: Token[][] } {
-  const strings: string[] = [];
-  const tokens: Token[][] = [];
-  for (const t of triggers) {
-    if (t.values.every((v) => typeof v === "string")) {
-      const s = t.values.join("");
-      if (s) strings.push(s);
-    } else {
-      const ids = t.tokenize(loaded.model.tokenizer);
-      if (ids.length > 0) tokens.push(ids);
-    }
-  }
-  return { strings, tokens };
-}
-
-/** Index of the earliest stop string in `text` at or after `from`, or -1. */
-function firstStop(text: string, stops: readonly string[], from: number): number {
-  let best = -1;
-  for (const s of stops) {
-    const i = text.indexOf(s, from);
-    if (i >= 0 && (best < 0 || i < best)) best = i;
-  }
-  return best;
-}
-
-/** The sampler seed for choice `i` (a uint32), or undefined for a time-based one. */
-function seedFor(seed: number | undefined, i: number): number | undefined {
-  if (seed === undefined) return undefined;
-  const m = 2 ** 32;
-  return (((seed + i) % m) + m) % m;
 }
 
 function normalize(vector: readonly number[]): number[] {
@@ -634,32 +363,4 @@ function normalize(vector: readonly number[]): number[] {
   for (const x of vector) sum += x * x;
   const norm = Math.sqrt(sum) || 1;
   return vector.map((x) => Math.round((x / norm) * 1e7) / 1e7);
-}
-
-function usage(prompt: number, completion: number) {
-  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
-}
-
-function reason(err: unknown): string {
-  const e = err as { code?: string; message?: string };
-  if (e?.code === "ENOENT") return "no such file";
-  // One line, printable, no trailing period (messages append to it); a corrupt file's bytes can end up in the text.
-  return (e?.message ?? String(err))
-    .replace(/[^\x20-\x7e\u00a0-\ufffc]+/g, "?")
-    .replace(/\s+/g, " ")
-    .trim()
-    .replace(/\.+$/, "");
-}
-
-function ok(answer: unknown): UpstreamResponse {
-  return { status: 200, headers: {}, body: JSON.stringify(answer) };
-}
-
-function badRequest(err: BadRequest): UpstreamResponse {
-  return error(400, err.message, err.param);
-}
-
-function error(status: number, message: string, param: string | null, code: string | null = null): UpstreamResponse {
-  const type = status === 400 ? "invalid_request_error" : "server_error";
-  return { status, headers: {}, body: JSON.stringify({ error: { message, type, param, code } }) };
 }
