@@ -151,7 +151,9 @@ export class SqliteStore implements Store {
     return this.db.transaction(() => {
       const before = this.sql(`SELECT status, dialect FROM batches WHERE id = ?`).get(id) as { status: BatchStatus; dialect: string } | undefined;
       if (!before || this.sql(sql).run(...args, id, ...from).changes === 0) return false;
-      this.webhookOutbox.recordTransition(id, before.dialect, before.status, to, Date.now());
+      // The event's time is the batch's own end time (completed_at, failed_at, …), so the two always agree.
+      const endedAt = patch[`${to}_at` as keyof Batch];
+      this.webhookOutbox.recordTransition(id, before.dialect, before.status, to, typeof endedAt === "number" ? endedAt : Date.now());
       return true;
     })();
   }
