@@ -311,3 +311,43 @@ describe("URLs we hand out never follow the request's Host header", () => {
     }
   });
 });
+
+describe("a condition failing every dispatcher pass is logged once, backed off, and its end reported", () => {
+  it("300 ms of failing passes at pollMs 5 log one error, not one per poll, then 'succeed again'", async () => {
+    const { Engine } = await import("../src/engine/engine.js");
+    const { mkdtemp, rm } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const lines: { level: string; message: string }[] = [];
+    const log = {
+      info: (_f: object, message: string) => lines.push({ level: "info", message }),
+      warn: (_f: object, message: string) => lines.push({ level: "warn", message }),
+      error: (_f: object, message: string) => lines.push({ level: "error", message }),
+    };
+    const dataDir = await mkdtemp(join(tmpdir(), "openbatch-passes-"));
+    const engine = await Engine.open({ dataDir, config: parseConfig({}), log, pollMs: 5 });
+    await engine.start();
+    const store = (engine as unknown as { store: { batchesInStatus: (...a: unknown[]) => Promise<unknown> } }).store;
+    const real = store.batchesInStatus.bind(store);
+    let failing = true;
+    let calls = 0;
+    store.batchesInStatus = async (...a: unknown[]) => {
+      calls++;
+      if (failing) throw Object.assign(new Error("database or disk is full"), { code: "SQLITE_FULL" });
+      return real(...a);
+    };
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const failedPasses = calls;
+      expect(failedPasses).toBeGreaterThan(1);
+      expect(failedPasses).toBeLessThan(30); // backing off: 300 ms at pollMs 5 would be ~60 passes
+      expect(lines.filter((l) => l.level === "error" && /dispatcher/.test(l.message)), JSON.stringify(lines)).toHaveLength(1);
+      failing = false;
+      for (let i = 0; i < 100 && !lines.some((l) => /succeed again/.test(l.message)); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(lines.some((l) => l.level === "info" && /succeed again/.test(l.message))).toBe(true);
+    } finally {
+      await engine.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -13,6 +13,9 @@ import type { Log } from "./log.js";
 import { backoffMs, isRetryableStatus, retryAfterMs, type RetrySettings } from "./retry-policy.js";
 import { readUsage } from "./usage.js";
 
+/** Longest wait between dispatcher passes while every pass fails (a full disk, a locked database), ms. */
+const PASS_BACKOFF_MAX_MS = 30_000;
+
 /** Dispatcher settings. Times in ms. */
 export interface DispatcherOptions {
   retry: RetrySettings;
@@ -46,6 +49,8 @@ export class Dispatcher {
   private readonly limiters = new Map<string, ProviderRateLimiter>();
   private readonly apiKeys = new Map<string, string | undefined>();
   private readonly finalizing = new Set<string>();
+  /** The condition failing every dispatcher pass, while one does (logged once), and how many passes it failed. */
+  private passFailure: { condition: string; count: number } | null = null;
   private pending: OutcomeRecord[] = [];
   private flushing: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -124,12 +129,29 @@ export class Dispatcher {
     let sleep = this.options.pollMs;
     try {
       sleep = await this.schedule();
+      if (this.passFailure) {
+        this.log.info({ failedPasses: this.passFailure.count }, "dispatcher passes succeed again");
+        this.passFailure = null;
+      }
     } catch (err) {
-      this.log.error({ err }, "dispatcher pass failed");
+      // A lasting condition (a full disk, a locked database) fails every pass: log it once, back off, and say when
+      // it clears, rather than a line per poll.
+      const condition = String((err as { code?: unknown }).code ?? (err as Error).message);
+      if (this.passFailure?.condition !== condition) {
+        this.log.error({ err }, "dispatcher pass failed; retrying with backoff until it succeeds");
+        this.passFailure = { condition, count: 0 };
+      }
+      this.passFailure.count++;
+      sleep = Math.min(PASS_BACKOFF_MAX_MS, this.options.pollMs * 2 ** Math.min(this.passFailure.count, 10));
     } finally {
       this.running = false;
     }
     if (this.stopped) return;
+    if (this.passFailure) {
+      this.again = false;
+      this.timer = setTimeout(() => void this.tick(), sleep);
+      return;
+    }
     if (this.again) {
       this.again = false;
       sleep = 0;
