@@ -109,7 +109,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     // so it never lands on OpenAI's /v1/files or /v1/batches (see gemini/routing.ts). Every other URL is unchanged.
     rewriteUrl: geminiRewriteUrl,
     // Ids are path parameters; find-my-way answers its own 414 past 100 characters. A long id is just an unknown one.
-    maxParamLength: 2048,
+    routerOptions: { maxParamLength: 2048 },
     // Malformed HTTP (bad chunked encoding, header overflow, timeouts) answered in the dialect of the request it broke.
     clientErrorHandler: (err, socket) => answerClientError(err, socket),
     // A URL Fastify cannot decode never reaches the error handler; answer it in the dialect's shape too.
