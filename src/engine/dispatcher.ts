@@ -25,6 +25,11 @@ export interface DispatcherOptions {
   pollMs: number;
   /** How often leases of dead workers are swept back into the queue. */
   leaseSweepMs: number;
+  /**
+   * Longest wait, ms, before a group commit writes the outcomes buffered so far (default 5). A commit happens sooner
+   * when every call in flight is waiting for it, or 256 outcomes are buffered.
+   */
+  groupCommitMs?: number;
 }
 
 /** Hears about upstream calls as they end (e.g. for Prometheus metrics). */
@@ -40,7 +45,9 @@ class DispatchStopped extends Error {}
  * Sends request items upstream. One scheduling pass (`tick`) expires overdue batches, settles cancelling ones, leases
  * queued items of in-progress batches up to each provider's free concurrency (round-robin over batches), and hands
  * batches with nothing left to `finalize`. Outcomes are recorded in group commits; a call's outcome is only written
- * while this worker still holds its lease, so an item repeated after a crash is recorded exactly once.
+ * while this worker still holds its lease, so an item repeated after a crash is recorded exactly once. A call keeps
+ * its concurrency slot until its outcome is committed, so calls answered but not yet written plus calls in flight
+ * never exceed the provider's maxConcurrency: that bounds what a kill -9 makes us send again.
  */
 export class Dispatcher {
   readonly workerId = "worker_" + randomBytes(6).toString("hex");
@@ -51,7 +58,8 @@ export class Dispatcher {
   private readonly finalizing = new Set<string>();
   /** The condition failing every dispatcher pass, while one does (logged once), and how many passes it failed. */
   private passFailure: { condition: string; count: number } | null = null;
-  private pending: OutcomeRecord[] = [];
+  /** Outcomes waiting for the next group commit, each with the resolver of the call that waits for it. */
+  private pending: { record: OutcomeRecord; committed: () => void }[] = [];
   private flushing: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private running = false;
@@ -310,7 +318,7 @@ export class Dispatcher {
         if (err instanceof TranslationError) {
           const message = `Field '${err.param}' cannot be translated for provider ${provider.name}: ${err.message}`;
           result = { outcome: noAnswer("failed", "untranslatable_field", message) };
-          this.record({ batch_id: item.batch_id, line: item.line, lease_owner: this.workerId, outcome: result.outcome });
+          await this.record({ batch_id: item.batch_id, line: item.line, lease_owner: this.workerId, outcome: result.outcome });
           return;
         }
         const code = err instanceof UpstreamUnreachableError ? err.code : "upstream_unreachable";
@@ -318,10 +326,11 @@ export class Dispatcher {
         this.observer?.upstreamAnswer(provider.name, code, started ? performance.now() - started : 0);
         result = { retryAfter: null, last: noAnswer("failed", code, (err as Error).message) };
       }
+      // Awaiting the commit keeps this call's slot until its outcome is durable (see the class docstring).
       if ("outcome" in result) {
-        this.record({ batch_id: item.batch_id, line: item.line, lease_owner: this.workerId, outcome: result.outcome });
+        await this.record({ batch_id: item.batch_id, line: item.line, lease_owner: this.workerId, outcome: result.outcome });
       } else if (item.attempts >= this.options.retry.maxAttempts) {
-        this.record({ batch_id: item.batch_id, line: item.line, lease_owner: this.workerId, outcome: result.last });
+        await this.record({ batch_id: item.batch_id, line: item.line, lease_owner: this.workerId, outcome: result.last });
       } else {
         const delay = backoffMs(item.attempts, this.options.retry, result.retryAfter);
         await this.store.requeueItem(item.batch_id, item.line, this.workerId, Date.now() + delay);
@@ -366,25 +375,35 @@ export class Dispatcher {
     return { outcome };
   }
 
-  private record(r: OutcomeRecord): void {
-    this.pending.push(r);
-    if (this.pending.length >= 256) void this.flush();
-    else if (this.pending.length === 1) setTimeout(() => void this.flush(), 5);
+  /** Buffers an outcome for the next group commit. @returns once the commit that holds it has ended (written or failed). */
+  private record(r: OutcomeRecord): Promise<void> {
+    return new Promise((committed) => {
+      this.pending.push({ record: r, committed });
+      // Every call in flight waiting for the commit: waiting longer groups nothing more.
+      let calls = 0;
+      for (const n of this.inFlight.values()) calls += n;
+      if (this.pending.length >= 256 || this.pending.length >= calls) void this.flush();
+      else if (this.pending.length === 1) setTimeout(() => void this.flush(), this.options.groupCommitMs ?? 5);
+    });
   }
 
   /** Writes buffered outcomes in one transaction (group commit). */
   async flush(): Promise<void> {
     while (this.flushing) await this.flushing;
     if (this.pending.length === 0) return;
-    const batch = this.pending;
+    const group = this.pending;
     this.pending = [];
     this.flushing = this.store
-      .recordOutcomes(batch, Date.now())
+      .recordOutcomes(
+        group.map((g) => g.record),
+        Date.now(),
+      )
       // A batch whose last outcomes just landed can be finalized now rather than at the next poll.
       .then(() => this.wake())
       .catch((err) => this.log.error({ err }, "recording outcomes failed; their leases will return them to the queue"))
       .finally(() => {
         this.flushing = null;
+        for (const g of group) g.committed();
       });
     await this.flushing;
   }
