@@ -1,3 +1,5 @@
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import OpenAI, { APIError } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -42,8 +44,9 @@ describe("streaming from the local GGUF model through the openai SDK", () => {
         llm: { type: "local-llm", model: MODEL, parallelSequences: 2 },
         // One sequence: a stream that kept it after its client left would block every later call.
         solo: { type: "local-llm", model: MODEL, parallelSequences: 1, timeoutMs: 60_000 },
+        missing: { type: "local-llm", model: join(tmpdir(), "openbatch-no-such-model.gguf") },
       },
-      models: { "stories*": "llm", "solo*": "solo" },
+      models: { "stories*": "llm", "solo*": "solo", "missing*": "missing" },
     });
     client = server.client();
   }, 120_000);
@@ -150,6 +153,9 @@ describe("streaming from the local GGUF model through the openai SDK", () => {
     const options = await apiError(client.chat.completions.create({ model: "stories260K", messages, stream_options: { include_usage: true } }));
     expect(options.status).toBe(400);
     expect((options.error as { param?: string }).param).toBe("stream_options");
+    const unavailable = await apiError(client.chat.completions.create({ model: "missing", messages, stream: true }));
+    expect(unavailable.status).toBe(424);
+    expect(unavailable.code).toBe("model_unavailable");
     const notBool = await apiError(client.chat.completions.create({ model: "stories260K", messages, stream: "yes" as never }));
     expect(notBool.status).toBe(400);
     expect((notBool.error as { param?: string }).param).toBe("stream");
@@ -259,6 +265,15 @@ describe("streaming through an OpenAI-compatible upstream", () => {
     expect(failure).toBeInstanceOf(APIError);
     expect((failure as APIError).message).toMatch(/stopped answering/);
     expect((failure as APIError).code).toBe("upstream_unreachable");
+  });
+
+  it("streamed calls count in the provider's rate limiter (a limit the upstream announces is learnt from them)", async () => {
+    upstream.plan = (call) => (call.key === "limits" ? { kind: "stream", headers: { "x-ratelimit-limit-requests": "600" } } : { kind: "ok" });
+    const before = await (await fetch(server.url.replace(/\/v1$/, "/metrics"))).text();
+    expect(before).not.toMatch(/openbatch_provider_rpm_budget\{provider="up"\}/);
+    await collect(await client.chat.completions.create({ model: "gpt-test", messages: [{ role: "user", content: "limits" }], stream: true }));
+    const after = await (await fetch(server.url.replace(/\/v1$/, "/metrics"))).text();
+    expect(after).toMatch(/openbatch_provider_rpm_budget\{provider="up"\} 588\b/);
   });
 
   it("answers 400 naming stream for a provider type that cannot stream (anthropic), never a silent whole answer", async () => {

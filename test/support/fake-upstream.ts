@@ -12,9 +12,9 @@ export type Fault =
   | { kind: "held" }
   /**
    * Streams the answer as server-sent events (what "ok" does for a `stream: true` request); `breakAfter` events, then
-   * half an event and a reset; `holdAfter` events, then nothing more until the client goes away.
+   * half an event and a reset; `holdAfter` events, then nothing more until the client goes away; `headers` added.
    */
-  | { kind: "stream"; breakAfter?: number; holdAfter?: number };
+  | { kind: "stream"; breakAfter?: number; holdAfter?: number; headers?: Record<string, string> };
 
 /** One call the fake upstream received. */
 export interface UpstreamCall {
@@ -131,7 +131,7 @@ function keyOf(body: Record<string, unknown>): string {
  * The answer as OpenAI's server-sent events: chat chunks (role, one per word of "echo: <key>", finish) or completions
  * chunks, the usage chunk with `stream_options.include_usage`, then `[DONE]`, each event written on its own.
  */
-async function streamAnswer(call: UpstreamCall, req: IncomingMessage, res: ServerResponse, fault: { breakAfter?: number; holdAfter?: number }): Promise<void> {
+async function streamAnswer(call: UpstreamCall, req: IncomingMessage, res: ServerResponse, fault: { breakAfter?: number; holdAfter?: number; headers?: Record<string, string> }): Promise<void> {
   const chat = call.path.endsWith("/chat/completions");
   const head = { id: chat ? "chatcmpl-fake" : "cmpl-fake", object: chat ? "chat.completion.chunk" : "text_completion", created: Math.floor(Date.now() / 1000), model: String(call.body.model ?? "fake-model") };
   const withUsage = (call.body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
@@ -146,7 +146,7 @@ async function streamAnswer(call: UpstreamCall, req: IncomingMessage, res: Serve
     const promptTokens = call.key.split(/\s+/).length;
     events.push({ ...head, choices: [], usage: { prompt_tokens: promptTokens, completion_tokens: words.length, total_tokens: promptTokens + words.length } });
   }
-  res.writeHead(200, { "content-type": "text/event-stream", "x-request-id": "req_fake_stream" });
+  res.writeHead(200, { "content-type": "text/event-stream", "x-request-id": "req_fake_stream", ...fault.headers });
   for (const [i, e] of [...events, "[DONE]"].entries()) {
     if (fault.breakAfter === i) {
       res.write('data: {"id":"chatcmpl-fa');
