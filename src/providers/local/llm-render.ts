@@ -9,6 +9,7 @@ export interface Usage {
   total_tokens: number;
 }
 
+/** `usage` from prompt and completion token counts (total is their sum). */
 export function usage(prompt: number, completion: number): Usage {
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 }
@@ -24,6 +25,7 @@ export function errorAnswer(status: number, message: string, param: string | nul
   return { status, headers: {}, body: JSON.stringify({ error: { message, type, param, code } }) };
 }
 
+/** A 400 answer naming the field `err` names. */
 export function badRequestAnswer(err: BadRequest): UpstreamResponse {
   return errorAnswer(400, err.message, err.param);
 }
