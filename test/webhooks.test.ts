@@ -1,11 +1,14 @@
 import Anthropic from "@anthropic-ai/sdk";
 import { randomBytes } from "node:crypto";
-import { rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import OpenAI from "openai";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../src/core/config.js";
+import { exited, freePort, spawnCli, waitHealthy } from "./support/child.js";
 import { FakeUpstream } from "./support/fake-upstream.js";
 import { apiError, chatLines, startServer, uploadJsonl, upstreamConfig, waitFor, type TestServer } from "./support/harness.js";
 
@@ -320,6 +323,43 @@ describe("webhook delivery policy", () => {
       await second.close();
       await receiver.stop();
       await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it("kill -9 while a delivery is in flight: the restarted server sends it again at once, same webhook-id", async () => {
+    const receiver = await new Receiver().start();
+    receiver.answer = (n) => (n === 1 ? "hang" : 200);
+    const dir = await mkdtemp(join(tmpdir(), "openbatch-webhook-crash-"));
+    // Long per-attempt timeout: only the released claim can explain a prompt second attempt.
+    const config = { ...upstreamConfig(upstream.url), webhooks: [{ url: receiver.url, secret: SECRET }], webhookDelivery: { ...FAST, timeoutMs: 600_000 } };
+    await writeFile(join(dir, "config.json"), JSON.stringify(config));
+    const port = await freePort();
+    const child = spawnCli(["serve", "--port", String(port), "--data-dir", join(dir, "data"), "--config", join(dir, "config.json")]);
+    let batchId: string;
+    try {
+      await waitHealthy(`http://127.0.0.1:${port}/healthz`);
+      const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: "x", maxRetries: 0 });
+      batchId = (await completeOne(client, "k1")).id;
+      await receiver.waitForCount(1); // the first attempt is in flight: the receiver holds it
+    } finally {
+      child.kill("SIGKILL");
+      await exited(child);
+    }
+    const server = await startServer(config, { dataDir: join(dir, "data") });
+    try {
+      const [first, second] = await receiver.waitForCount(2);
+      expect(second!.headers["webhook-id"]).toBe(first!.headers["webhook-id"]);
+      expect(await unwrap(second!)).toMatchObject({ type: "batch.completed", data: { id: batchId } });
+      const client = server.client();
+      await until(async () => (await deliveries(client, batchId)).data[0]?.status === "delivered", 10_000, "delivered after the crash");
+      // The attempt cut short by the kill left no log entry; the one after the restart did.
+      expect((await deliveries(client, batchId)).data[0]!.attempts).toEqual([
+        { attempt: 1, attempted_at: expect.any(Number), status_code: 200, error: null, next_attempt_at: null },
+      ]);
+    } finally {
+      await server.close();
+      await receiver.stop();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 

@@ -45,7 +45,10 @@ export function renderWebhookEvent(event: WebhookEvent): string {
 
 /** Events fanned out and deliveries claimed per pass, at most. */
 const PAGE = 100;
-/** Extra time a claim lasts beyond the call's timeout before another pass (after a crash) may try it again. */
+/**
+ * Extra time a claim lasts beyond the call's timeout. A claim left by a crash is released when the process starts
+ * again (releaseClaims), so this only bounds a claim whose attempt was never recorded while the process lives on.
+ */
 const CLAIM_MARGIN_MS = 60_000;
 /** Characters of a receiver's error body kept in the delivery log. */
 const ERROR_BODY_CHARS = 200;
@@ -60,7 +63,8 @@ class SenderStopped extends Error {}
  * or a timeout is retried with exponential backoff and jitter (a receiver's Retry-After is a floor) until
  * `maxAgeMs` after the event, then given up. Every attempt of a delivery carries the same `webhook-id` and body, with
  * a fresh `webhook-timestamp` and signature (receivers refuse timestamps older than 5 minutes). Everything lives in
- * the store, so deliveries pending when the process stops resume when it starts again: at-least-once.
+ * the store, so deliveries pending when the process stops resume when it starts again, and one in flight at a crash
+ * is sent again first thing: at-least-once.
  */
 export class WebhookSender {
   private readonly byUrl: Map<string, WebhookTarget>;
@@ -69,6 +73,7 @@ export class WebhookSender {
   private pass: Promise<void> | null = null;
   private again = false;
   private stopped = true;
+  private claimsReleased = false;
 
   /** @param pollMs longest wait between passes, ms (the engine's poll interval). */
   constructor(
@@ -126,6 +131,12 @@ export class WebhookSender {
   }
 
   private async onePass(): Promise<void> {
+    if (!this.claimsReleased) {
+      // One process owns the store: a claim still held was this process's before a crash; send it now.
+      const released = await this.outbox.releaseClaims(Date.now());
+      if (released > 0) this.log.info({ released }, "webhook deliveries in flight when the previous process stopped are due again");
+      this.claimsReleased = true;
+    }
     for (const event of await this.outbox.pendingEvents(PAGE)) {
       const targets = [...this.byUrl.values()]
         .filter((t) => t.events.includes(event.type))

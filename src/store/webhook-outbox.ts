@@ -72,9 +72,14 @@ export interface WebhookOutbox {
   fanOut(event: WebhookEvent, targets: { id: string; url: string; body: string }[], now: number): Promise<void>;
   /**
    * Claims up to `limit` pending deliveries due at `now` (soonest first) by moving their next attempt to `claimUntil`:
-   * if this process dies mid-call, the delivery becomes due again then (at-least-once).
+   * a claim is a pending delivery that no other pass takes until then, or until `releaseClaims` (at-least-once).
    */
   claimDue(now: number, limit: number, claimUntil: number): Promise<WebhookDelivery[]>;
+  /**
+   * Makes every claimed delivery due at `now`. For a store one process owns (SQLite), called when that process starts:
+   * a claim left by a crash is not waited out. @returns how many were released.
+   */
+  releaseClaims(now: number): Promise<number>;
   /**
    * Logs an attempt of a claimed delivery and sets its status: `pending` (due again at `attempt.next_attempt_at`),
    * `delivered` or `failed`. The attempt number is assigned here (attempts so far + 1).

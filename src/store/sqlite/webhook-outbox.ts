@@ -65,15 +65,22 @@ export class SqliteWebhookOutbox implements WebhookOutbox {
     })();
   }
 
+  // A claimed delivery is stored as status 'sending' (shown as pending): a lapsed claim is due again like a pending
+  // delivery, and releaseClaims can tell claims from scheduled retries.
   async claimDue(now: number, limit: number, claimUntil: number): Promise<WebhookDelivery[]> {
-    return this
+    const rows = this
       .sql(
-        `UPDATE webhook_deliveries SET next_attempt_at = ?
+        `UPDATE webhook_deliveries SET status = 'sending', next_attempt_at = ?
           WHERE seq IN (SELECT seq FROM webhook_deliveries
-                         WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT ?)
+                         WHERE status IN ('pending', 'sending') AND next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT ?)
         RETURNING id, event_id, event_type, batch_id, url, body, status, attempts, next_attempt_at, created_at`,
       )
       .all(claimUntil, now, limit) as WebhookDelivery[];
+    return rows.map((d) => ({ ...d, status: "pending" }));
+  }
+
+  async releaseClaims(now: number): Promise<number> {
+    return this.sql(`UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = ? WHERE status = 'sending'`).run(now).changes;
   }
 
   async recordAttempt(deliveryId: string, a: Omit<WebhookAttempt, "attempt">, status: WebhookDeliveryStatus): Promise<void> {
@@ -95,7 +102,8 @@ export class SqliteWebhookOutbox implements WebhookOutbox {
     }
     const rows = this
       .sql(
-        `SELECT id, event_id, event_type, batch_id, url, body, status, attempts, next_attempt_at, created_at
+        `SELECT id, event_id, event_type, batch_id, url, body, CASE status WHEN 'sending' THEN 'pending' ELSE status END AS status,
+                attempts, next_attempt_at, created_at
            FROM webhook_deliveries
           WHERE batch_id = ? AND seq > coalesce((SELECT seq FROM webhook_deliveries WHERE id = ? AND batch_id = ?), 0)
           ORDER BY seq LIMIT ?`,
