@@ -56,6 +56,36 @@ export interface ServerOptions {
   autoSchema?: boolean;
   /** The URL clients reach this server at (config `publicURL`), used in URLs we hand out; absent: the address served. */
   publicURL?: string;
+  /** How slowly a client may send a request before its connection is freed (slowloris); absent fields: the defaults. */
+  clientTimeouts?: Partial<ClientTimeouts>;
+}
+
+/** How long a client may take to send us a request, ms. None of them limits the time we take to answer. */
+export interface ClientTimeouts {
+  /** Every request header received within this from the request's first byte (Node `headersTimeout`), else 408. */
+  headersMs: number;
+  /** The whole request, headers and body, received within this (Node `requestTimeout`), else 408. */
+  requestMs: number;
+  /** No byte for this long while a request is still being received closes the connection. */
+  idleMs: number;
+  /** An idle keep-alive connection is closed after this long without a new request. */
+  keepAliveMs: number;
+}
+
+/**
+ * Defaults: headers 30 s; a whole request 1 h (a 200 MB upload, the default file limit, needs ≥ 0.45 Mbit/s);
+ * 60 s without a byte mid-request; keep-alive 72 s (Fastify's default, above the 60 s of common load balancers).
+ */
+export const CLIENT_TIMEOUT_DEFAULTS: Readonly<ClientTimeouts> = { headersMs: 30_000, requestMs: 3_600_000, idleMs: 60_000, keepAliveMs: 72_000 };
+
+/** Fills in and checks client timeouts. @throws RangeError for a non-positive value or headersMs > requestMs. */
+function clientTimeoutsOf(given: Partial<ClientTimeouts> = {}): ClientTimeouts {
+  const t = { ...CLIENT_TIMEOUT_DEFAULTS, ...given };
+  for (const [name, v] of Object.entries(t)) {
+    if (!Number.isInteger(v) || v <= 0) throw new RangeError(`clientTimeouts.${name} must be a positive whole number of ms, got ${v}`);
+  }
+  if (t.headersMs > t.requestMs) throw new RangeError(`clientTimeouts.headersMs (${t.headersMs}) must not exceed requestMs (${t.requestMs})`);
+  return t;
 }
 
 /** Errors are rendered in the shape of the dialect whose path was called (`req`: for Anthropic's `request_id`). */
@@ -101,10 +131,18 @@ const PUBLIC_ROUTES = new Set(["/healthz", "/v1/.well-known/ready", "/v1/.well-k
 export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
   // forceCloseConnections: a client may still hold a keep-alive socket when we stop; do not wait 72 s for it.
   const logger = options.logger === true ? withRedaction({}) : options.logger ? withRedaction(options.logger) : false;
+  const timeouts = clientTimeoutsOf(options.clientTimeouts);
   const app = Fastify({
     logger,
     bodyLimit: 32 * 1024 * 1024,
     forceCloseConnections: true,
+    // Slow clients (slowloris): headers and the whole request must arrive in time. Node checks these every
+    // connectionsCheckingInterval (default 30 s), so check often enough for the bound to mean what it says.
+    keepAliveTimeout: timeouts.keepAliveMs,
+    requestTimeout: timeouts.requestMs,
+    http: { headersTimeout: timeouts.headersMs, requestTimeout: timeouts.requestMs, connectionsCheckingInterval: Math.min(1000, Math.max(50, timeouts.headersMs >> 2)) },
+    // No Fastify connectionTimeout: it would also cut a synchronous call waiting minutes on the upstream. The idle
+    // bound applies only while a request is being received (onRequest hook below).
     // Gemini under /v1 too (@google/genai 3.x calls it): a Gemini caller's /v1/... is routed to the /v1beta routes,
     // so it never lands on OpenAI's /v1/files or /v1/batches (see gemini/routing.ts). Every other URL is unchanged.
     rewriteUrl: geminiRewriteUrl,
@@ -130,8 +168,18 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     body === "" ? done(null, {}) : nestsDeeperThan(body as string) ? done(tooDeep(), undefined) : parseJson(req, body as string, done),
   );
 
-  app.addHook("onRequest", async (req) => {
+  app.addHook("onRequest", async (req, reply) => {
     urlOnSocket.set(req.raw.socket, req.url);
+    // A body to receive: a socket silent for idleMs meanwhile is destroyed by Node's own timeout handler. Once the
+    // body is in, no idle bound while we answer; after an answer Node sets the keep-alive timeout, left alone here.
+    const hasBody = req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
+    if (hasBody && !req.raw.complete) {
+      const socket = req.raw.socket;
+      socket.setTimeout(timeouts.idleMs);
+      req.raw.once("end", () => {
+        if (!reply.raw.writableEnded) socket.setTimeout(0);
+      });
+    }
     if (PUBLIC_ROUTES.has(req.url.split("?")[0]!)) return;
     req.caller = auth.authenticate(req.headers);
   });
