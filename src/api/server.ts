@@ -13,7 +13,7 @@ import { withRedaction } from "./log-redaction.js";
 import { parsePublicURL } from "./public-url.js";
 import { geminiBatchesRoutes } from "./gemini/batches.js";
 import { renderGeminiError } from "./gemini/errors.js";
-import { geminiFilesRoutes } from "./gemini/files.js";
+import { geminiFilesRoutes, type UploadSessionOptions } from "./gemini/files.js";
 import { GEMINI_PATH, geminiRewriteUrl } from "./gemini/routing.js";
 import { grokBatchesRoutes } from "./grok/batches.js";
 import { openAIBatchesRoutes } from "./openai/batches.js";
@@ -56,6 +56,8 @@ export interface ServerOptions {
   autoSchema?: boolean;
   /** The URL clients reach this server at (config `publicURL`), used in URLs we hand out; absent: the address served. */
   publicURL?: string;
+  /** Gemini resumable upload sessions: caps per caller key and in total, idle expiry (gemini/files.ts; absent: defaults). */
+  geminiUploads?: UploadSessionOptions;
   /** How slowly a client may send a request before its connection is freed (slowloris); absent fields: the defaults. */
   clientTimeouts?: Partial<ClientTimeouts>;
 }
@@ -207,7 +209,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(grokBatchesRoutes, { engine: options.engine });
   await app.register(anthropicBatchesRoutes, { engine: options.engine });
   await app.register(geminiBatchesRoutes, { engine: options.engine });
-  await app.register(geminiFilesRoutes, { engine: options.engine });
+  await app.register(geminiFilesRoutes, { engine: options.engine, uploads: options.geminiUploads });
   await app.register(openAIInferenceRoutes, { engine: options.engine });
   // Weaviate-style collections: schema, batch import, objects, GraphQL search, meta and nodes.
   const collections = await openCollections({ embedder: options.engine, dataDir: options.dataDir, autoSchema: options.autoSchema, log: app.log });

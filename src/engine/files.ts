@@ -1,4 +1,5 @@
-import { Transform, type Readable } from "node:stream";
+import { createWriteStream } from "node:fs";
+import { Readable, Transform, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { invalidRequest, notFound, OpenBatchError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
@@ -64,8 +65,37 @@ export interface StagedUpload {
   abort: () => Promise<void>;
 }
 
+/**
+ * An upload received in pieces over several requests (FileService.beginPiecewiseUpload). No file descriptor is held
+ * between pieces.
+ */
+export interface PiecewiseUpload {
+  /** The file id it will have once committed. */
+  readonly id: string;
+  /** Bytes received so far. */
+  readonly bytes: number;
+  /**
+   * Appends one piece (pieces are written in call order, one at a time).
+   * @returns the bytes appended.
+   * @throws OpenBatchError 413 past the size limit; any read or write error. Either way the upload is aborted and its
+   * partial file deleted.
+   */
+  append(content: Readable): Promise<number>;
+  /** Ends the upload: the staged bytes to pass to `commitUpload`. */
+  finish(): Promise<StagedUpload>;
+  /** Stops a piece in progress and deletes the partial file; safe to call more than once. */
+  abort(): Promise<void>;
+}
+
 /** Who is asking: the owner fingerprint of their OpenBatch key, or null when auth is off (sees everything). */
 export type Caller = string | null;
+
+/** Waits for a promise without caring whether it failed. */
+const settle = (p: Promise<unknown>): Promise<void> =>
+  p.then(
+    () => undefined,
+    () => undefined,
+  );
 
 /**
  * Files: metadata in the Store, bytes in the BlobStore. Uploads stream to disk and are never held in memory.
@@ -118,6 +148,90 @@ export class FileService {
   /** Drops a staged upload that will not be committed. */
   async discardUpload(staged: StagedUpload): Promise<void> {
     await staged.abort();
+  }
+
+  /**
+   * Starts an upload whose bytes arrive in pieces over several requests (Google's resumable protocol). Nothing is on
+   * disk until the first piece; each piece opens the partial file, appends and closes it before `append` resolves, so
+   * an upload waiting for its next piece holds no file descriptor. End it with `finish` (then `commitUpload`) or
+   * `abort` (deletes the partial file).
+   */
+  beginPiecewiseUpload(): PiecewiseUpload {
+    const id = newId("file-");
+    const limit = this.maxFileBytes;
+    let writer: ReturnType<BlobStore["openWriter"]> | null = null;
+    let partialPath: string | null = null;
+    let bytes = 0;
+    let aborted = false;
+    /** The stream of the piece being written, so `abort` can stop it. */
+    let current: Writable | null = null;
+    let pending: Promise<unknown> = Promise.resolve();
+    const removePartial = () => writer?.abort() ?? Promise.resolve();
+
+    const appendPiece = async (content: Readable): Promise<number> => {
+      if (aborted) throw new OpenBatchError("conflict", "The upload was cancelled.", { code: "upload_cancelled" });
+      let added = 0;
+      const counter = new Transform({
+        transform(chunk: Buffer, _enc, done) {
+          added += chunk.length;
+          if (bytes + added > limit) done(new OpenBatchError("payload_too_large", `File is larger than the limit of ${limit} bytes.`, { param: "file", code: "file_too_large" }));
+          else done(null, chunk);
+        },
+      });
+      // The first piece creates the partial file (BlobStore names it); later ones append to the same path.
+      if (!writer) {
+        writer = this.blobs.openWriter(id);
+        partialPath = String(writer.stream.path);
+        current = writer.stream;
+      } else {
+        current = createWriteStream(partialPath!, { flags: "a" });
+      }
+      try {
+        // pipeline settles only once the write stream has closed its descriptor.
+        await pipeline(content, counter, current);
+      } catch (err) {
+        // A piece that failed (client gone, size limit, disk) ends the upload: the bytes so far are not kept.
+        aborted = true;
+        await removePartial();
+        throw err;
+      } finally {
+        current = null;
+      }
+      if (aborted) {
+        // Cancelled while the last bytes were written: the file may have been re-created after abort removed it.
+        await removePartial();
+        throw new OpenBatchError("conflict", "The upload was cancelled.", { code: "upload_cancelled" });
+      }
+      bytes += added;
+      return added;
+    };
+
+    const abort = async (): Promise<void> => {
+      if (!aborted) {
+        aborted = true;
+        current?.destroy();
+      }
+      await settle(pending);
+      await removePartial();
+    };
+
+    return {
+      id,
+      get bytes() {
+        return bytes;
+      },
+      append: (content) => {
+        const run = pending.then(() => appendPiece(content));
+        pending = settle(run);
+        return run;
+      },
+      finish: async () => {
+        await settle(pending);
+        if (!writer) await appendPiece(Readable.from([]));
+        return { id, bytes, commit: writer!.commit, abort };
+      },
+      abort,
+    };
   }
 
   /**
