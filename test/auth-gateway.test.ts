@@ -305,8 +305,12 @@ describe("auth on (apiKeys: key-a, key-b)", () => {
     expect((await a.batches.retrieve(batch.id)).id).toBe(batch.id);
     expect((await rejection(server.client(KEY_B).batches.retrieve(batch.id))).status).toBe(404);
 
-    const viaGoog = await fetch(`${server.url}/batches/${batch.id}`, { headers: { "x-goog-api-key": KEY_A } });
+    // x-goog-api-key is how the Gemini client sends its key: it marks a Gemini caller, served the Gemini API (the
+    // same owner's files, as Gemini File objects).
+    const viaGoog = await fetch(`${server.url}/files/${file.id}`, { headers: { "x-goog-api-key": KEY_A } });
     expect(viaGoog.status).toBe(200);
+    expect(((await viaGoog.json()) as { name: string }).name).toBe(`files/${file.id}`);
+    expect((await fetch(`${server.url}/files/${file.id}`, { headers: { "x-goog-api-key": KEY_B } })).status).toBe(404);
     await waitFor(a, batch.id);
   });
 });
