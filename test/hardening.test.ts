@@ -351,3 +351,27 @@ describe("a condition failing every dispatcher pass is logged once, backed off, 
     }
   });
 });
+
+describe("stream: true in a batch is refused, never sent upstream as a stream the batch cannot record", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer({});
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  it("a file line with body.stream fails validation on that line; a seed-001 add is a 400", async () => {
+    const client = server.client();
+    const line = JSON.stringify({ custom_id: "a", method: "POST", url: "/v1/chat/completions", body: { model: "m", stream: true, messages: [{ role: "user", content: "hi" }] } });
+    const batch = await client.batches.create({ input_file_id: (await uploadJsonl(client, line + "\n")).id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+    expect(batch.status).toBe("failed");
+    expect(batch.errors?.data?.[0]).toMatchObject({ code: "invalid_value", param: "body.stream", line: 1 });
+
+    const post = (path: string, body: unknown) => fetch(server.url + path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    const created = (await (await post("/batches", { name: "s", model: "m" })).json()) as { id: string };
+    const added = await post(`/batches/${created.id}/requests`, { requests: [{ custom_id: "a", body: { model: "m", stream: true, messages: [] } }] });
+    expect(added.status).toBe(400);
+    expect(((await added.json()) as any).error.param).toBe("requests[0].stream");
+  });
+});

@@ -84,6 +84,9 @@ export class RequestLineValidator {
     if (model !== undefined && typeof model !== "string") {
       return fail("invalid_value", "body.model must be a string.", "body.model", line);
     }
+    if ((body as Record<string, unknown>).stream === true) {
+      return fail("invalid_value", "body.stream: streaming is not supported in a batch; each result is written whole to the output file.", "body.stream", line);
+    }
     if (typeof model === "string") {
       if (this.model === null) {
         this.model = model;
