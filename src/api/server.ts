@@ -175,7 +175,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     // A body to receive: a socket silent for idleMs meanwhile is destroyed by Node's own timeout handler. Once the
     // body is in, no idle bound while we answer; after an answer Node sets the keep-alive timeout, left alone here.
     const hasBody = req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
-    if (hasBody && !req.raw.complete) {
+    // (`app.inject` requests have a stand-in socket without timers: nothing to bound there.)
+    if (hasBody && !req.raw.complete && typeof req.raw.socket?.setTimeout === "function") {
       const socket = req.raw.socket;
       socket.setTimeout(timeouts.idleMs);
       req.raw.once("end", () => {
