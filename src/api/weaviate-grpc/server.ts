@@ -8,6 +8,7 @@ import { CollectionError } from "../../collections/errors.js";
 import { isReferenceType, normalizePropertyName, type ClassDef } from "../../collections/schema.js";
 import { OpenBatchError } from "../../core/errors.js";
 import type { ApiKeyAuth } from "../auth.js";
+import { MalformedRequest, malformedStatus, withMalformedRequests } from "./malformed.js";
 
 /** Settings of the Weaviate gRPC endpoint. */
 export interface WeaviateGrpcOptions {
@@ -476,6 +477,11 @@ export async function startWeaviateGrpc(options: WeaviateGrpcOptions): Promise<W
         callback(toStatus(err));
         return;
       }
+      // Bytes that did not decode: the caller's fault, INVALID_ARGUMENT (answered after auth, so only to a key holder).
+      if (call.request instanceof MalformedRequest) {
+        callback(malformedStatus(call.request));
+        return;
+      }
       fn(call.request).then(
         (reply) => callback(null, reply),
         (err: unknown) => callback(toStatus(err)),
@@ -485,7 +491,7 @@ export async function startWeaviateGrpc(options: WeaviateGrpcOptions): Promise<W
   server.addService(svc.health, {
     Check: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => callback(null, { status: 1 }),
   });
-  server.addService(svc.weaviate, {
+  server.addService(withMalformedRequests(svc.weaviate), {
     BatchObjects: unary((req: { objects?: BatchObjectMsg[] }) => batchObjects(collections, req)),
     Search: unary((req: SearchRequestMsg) => search(collections, req)),
     BatchDelete: unary((req: BatchDeleteRequestMsg) => batchDelete(collections, req)),
