@@ -23,9 +23,9 @@ interface UploadServer {
   close(): Promise<void>;
 }
 
-async function startUploadServer(geminiUploads: UploadSessionOptions, apiKeys = [KEY_A, KEY_B]): Promise<UploadServer> {
+async function startUploadServer(geminiUploads: UploadSessionOptions, apiKeys = [KEY_A, KEY_B], maxFileBytes?: number): Promise<UploadServer> {
   const dataDir = await mkdtemp(join(tmpdir(), "openbatch-uploads-"));
-  const config = parseConfig({ apiKeys });
+  const config = parseConfig({ apiKeys, ...(maxFileBytes ? { limits: { maxFileBytes } } : {}) });
   const engine = await Engine.open({ dataDir, config, pollMs: 50 });
   await engine.start();
   const app = await buildServer({ engine, apiKeys: config.apiKeys, maxFileBytes: config.limits.maxFileBytes, dataDir, geminiUploads });
@@ -184,6 +184,27 @@ describe("Gemini resumable upload sessions: capped per key and in total, no desc
     const gone = await send(url.href, KEY_A, "query", 0);
     expect(gone.status).toBe(404);
     await gone.arrayBuffer();
+  });
+});
+
+describe("Gemini upload past the file size limit", () => {
+  it("the chunk that crosses it is a 413 in Google's shape, the session ends and its partial file is deleted", async () => {
+    const server = await startUploadServer({}, [KEY_A], 1000);
+    try {
+      const res = await start(server.base, KEY_A, 1500);
+      const url = res.headers.get("x-goog-upload-url")!;
+      await (await send(url, KEY_A, "upload", 0, "a".repeat(600))).arrayBuffer();
+      expect(await partials(server.dataDir)).toHaveLength(1);
+      const over = await send(url, KEY_A, "upload", 600, "b".repeat(600));
+      expect(over.status).toBe(413);
+      expect((await over.json()).error).toMatchObject({ code: 413, status: "INVALID_ARGUMENT", message: expect.stringMatching(/larger than the limit of 1000 bytes/) });
+      await vi.waitFor(async () => expect(await partials(server.dataDir)).toEqual([]));
+      const gone = await send(url, KEY_A, "query", 0);
+      expect(gone.status).toBe(404);
+      await gone.arrayBuffer();
+    } finally {
+      await server.close();
+    }
   });
 });
 
