@@ -106,13 +106,16 @@ function holdCalls(upstream: FakeUpstream, prefix: string): { release: () => voi
   return { release };
 }
 
-/** The provider_key column of a batch, read through a separate read-only connection. */
+/**
+ * The provider_key column of a batch, read through a separate read-only connection; null when empty or erased (an
+ * erased key leaves the tombstone "-erased-", no key material, so a retry knows the batch ran on the caller's key).
+ */
 function providerKeyColumn(dataDir: string, batchId: string): string | null {
   const db = new Database(join(dataDir, "openbatch.db"), { readonly: true, fileMustExist: true });
   try {
     const row = db.prepare("SELECT provider_key FROM batches WHERE id = ?").get(batchId) as { provider_key: string | null } | undefined;
     expect(row, `batch ${batchId} has a row`).toBeDefined();
-    return row!.provider_key;
+    return row!.provider_key === "-erased-" ? null : row!.provider_key;
   } finally {
     db.close();
   }

@@ -31,8 +31,19 @@ export function ownerOf(apiKey: string): string {
  */
 export class ApiKeyAuth {
   private readonly keys: Buffer[];
-  constructor(keys: readonly string[]) {
-    this.keys = keys.map((k) => Buffer.from(k));
+  private readonly admins: ReadonlySet<string>;
+  /**
+   * @param keys the accepted keys.
+   * @param adminKeys admin keys (config `adminKeys`): accepted too, and the ones `isAdmin` is true for.
+   */
+  constructor(keys: readonly string[], adminKeys: readonly string[] = []) {
+    this.keys = [...new Set([...keys, ...adminKeys])].map((k) => Buffer.from(k));
+    this.admins = new Set(adminKeys.map(ownerOf));
+  }
+
+  /** Whether `caller` (an owner fingerprint from `authenticate`) holds an admin key; always true with auth off. */
+  isAdmin(caller: string | null): boolean {
+    return !this.enabled || (caller !== null && this.admins.has(caller));
   }
 
   get enabled(): boolean {

@@ -1,6 +1,7 @@
 import multipart from "@fastify/multipart";
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 import type { Engine } from "../engine/engine.js";
+import type { Config } from "../core/config.js";
 import { STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
 import { invalidRequest, notFound, OpenBatchError } from "../core/errors.js";
@@ -23,6 +24,7 @@ import { openAIInferenceRoutes } from "./openai/inference.js";
 import { webhookDeliveriesRoutes } from "./openai/webhook-deliveries.js";
 import type { CollectionService } from "../collections/collection-service.js";
 import { openCollections } from "../collections/open.js";
+import { collectionAccessOf } from "./weaviate/access.js";
 import { weaviateBatchRoutes } from "./weaviate/batch.js";
 import { renderWeaviateError, WEAVIATE_PATH } from "./weaviate/errors.js";
 import { weaviateGraphqlRoutes } from "./weaviate/graphql.js";
@@ -58,6 +60,10 @@ export interface ServerOptions {
   publicURL?: string;
   /** Gemini resumable upload sessions: caps per caller key and in total, idle expiry (gemini/files.ts; absent: defaults). */
   geminiUploads?: UploadSessionOptions;
+  /** Admin keys (config `adminKeys`): with auth on, only they read `/metrics`; they reach every collection. */
+  adminKeys?: readonly string[];
+  /** Config `collections.grants`: actions on collections given to keys other than their creators'. */
+  collectionGrants?: Config["collections"]["grants"];
   /** How slowly a client may send a request before its connection is freed (slowloris); absent fields: the defaults. */
   clientTimeouts?: Partial<ClientTimeouts>;
 }
@@ -159,7 +165,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       return reply.status(status as never).send(body as never);
     },
   });
-  const auth = new ApiKeyAuth(options.apiKeys);
+  const auth = new ApiKeyAuth(options.apiKeys, options.adminKeys);
   app.decorateRequest("caller", null);
   app.decorate("publicOrigin", options.publicURL ? parsePublicURL(options.publicURL) : null);
   // Clients send `content-type: application/json` with no body on cancel; treat that as `{}` rather than a 400.
@@ -201,9 +207,11 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   // Uploads are streamed to disk by the Files route, which enforces the size limit itself.
   await app.register(multipart, { limits: { fileSize: options.maxFileBytes + 1, files: 1, fields: 10 } });
   app.get("/healthz", async () => ({ status: "ok" }));
-  app.get("/metrics", async (_req, reply) =>
-    reply.header("content-type", "text/plain; version=0.0.4; charset=utf-8").send(await options.engine.metrics.render()),
-  );
+  // Metrics show every tenant's counts: with auth on they are an admin key's (config adminKeys) only.
+  app.get("/metrics", async (req, reply) => {
+    if (!auth.isAdmin(req.caller)) throw new OpenBatchError("permission", "GET /metrics needs an admin key (config adminKeys): it shows every tenant's batches.", { code: "admin_key_required" });
+    return reply.header("content-type", "text/plain; version=0.0.4; charset=utf-8").send(await options.engine.metrics.render());
+  });
   await app.register(openAIFilesRoutes, { engine: options.engine });
   await app.register(openAIBatchesRoutes, { engine: options.engine });
   await app.register(webhookDeliveriesRoutes, { engine: options.engine });
@@ -213,7 +221,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(geminiFilesRoutes, { engine: options.engine, uploads: options.geminiUploads });
   await app.register(openAIInferenceRoutes, { engine: options.engine });
   // Weaviate-style collections: schema, batch import, objects, GraphQL search, meta and nodes.
-  const collections = await openCollections({ embedder: options.engine, dataDir: options.dataDir, autoSchema: options.autoSchema, log: app.log });
+  const access = collectionAccessOf(options.apiKeys, options.adminKeys ?? [], options.collectionGrants ?? []);
+  const collections = await openCollections({ embedder: options.engine, dataDir: options.dataDir, autoSchema: options.autoSchema, access, log: app.log });
   app.decorate("collections", collections);
   app.addHook("onClose", () => collections.close());
   await app.register(weaviateSchemaRoutes, { collections });

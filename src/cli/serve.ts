@@ -25,6 +25,8 @@ export async function serve(options: ServeOptions): Promise<void> {
   const app = await buildServer({
     engine,
     apiKeys: config.apiKeys,
+    adminKeys: config.adminKeys,
+    collectionGrants: config.collections.grants,
     maxFileBytes: config.limits.maxFileBytes,
     logger: { level: process.env.OPENBATCH_LOG_LEVEL ?? "warn" },
     dataDir: options.dataDir,

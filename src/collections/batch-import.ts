@@ -1,4 +1,5 @@
 import type { ObjectWriteResult } from "../store/collection-store.js";
+import { forbiddenMessage, type Caller } from "./access.js";
 import { type CollectionContext, isObject, notPresent, type ClassState } from "./collection-context.js";
 import type { ObjectResult } from "./collection-types.js";
 import { unprocessable } from "./errors.js";
@@ -14,6 +15,12 @@ import { autoClass, inferDataType, normalizePropertyName, parseProperty, VECTORI
 const EMBED_CHUNK = 64;
 /** Embedding calls in flight per batch request (the engine's limiter paces them further). */
 const EMBED_CONCURRENCY = 4;
+
+/** Whether class `name` exists and `caller` may read it (a reference target must be). */
+function readableClass(ctx: CollectionContext, caller: Caller, name: string): boolean {
+  const st = ctx.classes.get(name);
+  return st !== undefined && ctx.allows(caller, st, "read");
+}
 
 /** One object of a batch on its way through validation, vectorization and the write. */
 interface Item {
@@ -37,7 +44,7 @@ interface Item {
  * @returns one result per object, in input order.
  * @throws CollectionError 422 for an empty list.
  */
-export async function batchObjects(ctx: CollectionContext, input: unknown[]): Promise<ObjectResult[]> {
+export async function batchObjects(ctx: CollectionContext, caller: Caller, input: unknown[]): Promise<ObjectResult[]> {
   if (input.length === 0) throw unprocessable("invalid param 'objects': cannot be empty, need at least one object for batching");
   ctx.stats.accept(input.length);
   try {
@@ -47,7 +54,7 @@ export async function batchObjects(ctx: CollectionContext, input: unknown[]): Pr
       const ok = "error" in env ? null : env;
       return { raw, env: ok, state: null, properties: {}, references: [], vector: ok?.vector ?? null, vectorGiven: !!ok?.vector, error };
     });
-    await ctx.schemaLock.run(() => resolveSchema(ctx, items));
+    await ctx.schemaLock.run(() => resolveSchema(ctx, caller, items));
     await vectorize(ctx, items);
     await ctx.writeLock.run(() => write(ctx, items));
     return items.map((item) => ({ object: echo(item), error: item.error }));
@@ -56,8 +63,11 @@ export async function batchObjects(ctx: CollectionContext, input: unknown[]): Pr
   }
 }
 
-/** Resolves each object's class (creating it and its missing properties with auto-schema) and validates its properties. */
-async function resolveSchema(ctx: CollectionContext, items: Item[]): Promise<void> {
+/**
+ * Resolves each object's class (creating it, owned by `caller`, and its missing properties with auto-schema) and
+ * validates its properties. An object of a class the caller may not write fails alone, with Weaviate's 403 message.
+ */
+async function resolveSchema(ctx: CollectionContext, caller: Caller, items: Item[]): Promise<void> {
   const changed = new Set<ClassState>();
   for (const item of items) {
     if (item.error || !item.env) continue;
@@ -75,12 +85,16 @@ async function resolveSchema(ctx: CollectionContext, items: Item[]): Promise<voi
         item.error = (err as Error).message;
         continue;
       }
-      st = { def, index: await ctx.openIndex(def, 0), count: 0, lastWrite: 0, lastSave: Date.now() };
+      st = { def, owner: caller, index: await ctx.openIndex(def, 0), count: 0, lastWrite: 0, lastSave: Date.now() };
       ctx.classes.set(def.class, st);
       changed.add(st);
     }
+    if (!ctx.allows(caller, st, "write")) {
+      item.error = forbiddenMessage("write", st.def.class);
+      continue;
+    }
     if (ctx.autoSchema) {
-      const error = addMissingProperties(ctx, st, env.properties);
+      const error = addMissingProperties(ctx, caller, st, env.properties);
       if (error) {
         item.error = error;
         continue;
@@ -91,18 +105,24 @@ async function resolveSchema(ctx: CollectionContext, items: Item[]): Promise<voi
     const valid = validateProperties(st.def, env.properties);
     if ("error" in valid) item.error = valid.error;
     else {
+      // A reference is a read of its target class: refused unless the caller may read it.
+      const hidden = valid.references.find((r) => {
+        const target = ctx.classes.get(r.to_class);
+        return target !== undefined && !ctx.allows(caller, target, "read");
+      });
+      if (hidden) item.error = forbiddenMessage("read", hidden.to_class);
       item.properties = valid.properties;
       item.references = valid.references;
     }
   }
   for (const st of changed) {
-    await ctx.options.store.putClass(st.def.class, st.def);
+    await ctx.options.store.putClass(st.def.class, st.def, st.owner);
     ctx.persistedProps.set(st, st.def.properties.length);
   }
 }
 
 /** Auto-schema: adds the properties an object has and its class lacks, types inferred. @returns an error message, or null. */
-function addMissingProperties(ctx: CollectionContext, st: ClassState, properties: Record<string, unknown>): string | null {
+function addMissingProperties(ctx: CollectionContext, caller: Caller, st: ClassState, properties: Record<string, unknown>): string | null {
   if (!ctx.persistedProps.has(st)) ctx.persistedProps.set(st, st.def.properties.length);
   for (const [key, value] of Object.entries(properties)) {
     const name = normalizePropertyName(key);
@@ -111,7 +131,7 @@ function addMissingProperties(ctx: CollectionContext, st: ClassState, properties
     if (inferred === null) continue;
     if ("error" in inferred) return `property '${name}' of class '${st.def.class}': ${inferred.error}`;
     try {
-      const prop = parseProperty({ name: key, dataType: inferred.dataType }, st.def.class, (n) => n === st.def.class || ctx.classes.has(n));
+      const prop = parseProperty({ name: key, dataType: inferred.dataType }, st.def.class, (n) => n === st.def.class || readableClass(ctx, caller, n));
       st.def = { ...st.def, properties: [...st.def.properties, prop] };
     } catch (err) {
       return (err as Error).message;

@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import type { StoredObject } from "../store/collection-store.js";
+import { CollectionAccess, type Caller, type CollectionAction } from "./access.js";
 import type { CollectionServiceOptions } from "./collection-types.js";
 import { unprocessable } from "./errors.js";
 import { normalizeClassName, type ClassDef } from "./schema.js";
@@ -54,9 +55,11 @@ export class BatchStats {
   }
 }
 
-/** A class in memory: its definition, vector index and object count. */
+/** A class in memory: its definition, owner, vector index and object count. */
 export interface ClassState {
   def: ClassDef;
+  /** Owner fingerprint of the key that created it; null when created with auth off. */
+  owner: string | null;
   index: VectorIndex;
   count: number;
   lastWrite: number;
@@ -78,11 +81,14 @@ export class CollectionContext {
   readonly writeLock = new Mutex();
   readonly stats = new BatchStats();
   readonly autoSchema: boolean;
+  /** Admins and grants; owners are per class. */
+  readonly access: CollectionAccess;
   /** Property counts as last persisted, to tell when auto-schema changed a class. */
   readonly persistedProps = new WeakMap<ClassState, number>();
 
   constructor(readonly options: CollectionServiceOptions) {
     this.autoSchema = options.autoSchema ?? true;
+    this.access = options.access ?? CollectionAccess.ownersOnly;
   }
 
   /** Opens a class's vector index: the saved one when it matches the store `version`, else rebuilt from the stored vectors. */
@@ -113,11 +119,25 @@ export class CollectionContext {
     st.lastSave = Date.now();
   }
 
-  /** The state of a class. @throws CollectionError 422 when the class does not exist. */
-  requireClass(cls: string): ClassState {
+  /**
+   * The state of a class `caller` may do `action` on.
+   * @throws CollectionError 422 when the class does not exist, 403 when the caller may not do `action` on it.
+   */
+  requireClass(cls: string, caller: Caller, action: CollectionAction): ClassState {
     const st = this.classes.get(normalizeClassName(cls));
     if (!st) throw unprocessable(notPresent(normalizeClassName(cls)));
+    this.authorize(caller, st, action);
     return st;
+  }
+
+  /** @throws CollectionError 403 unless `caller` may do `action` on the class. */
+  authorize(caller: Caller, st: ClassState, action: CollectionAction): void {
+    this.access.require(caller, action, st.def.class, st.owner);
+  }
+
+  /** Whether `caller` may do `action` on the class. */
+  allows(caller: Caller, st: ClassState, action: CollectionAction): boolean {
+    return this.access.allows(caller, action, st.def.class, st.owner);
   }
 
   /** Objects of a class in seq order that match `predicate`, until `visit` returns false. */

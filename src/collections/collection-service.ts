@@ -1,14 +1,16 @@
 import { mkdir } from "node:fs/promises";
+import type { Caller } from "./access.js";
 import { batchObjects } from "./batch-import.js";
 import { CollectionContext } from "./collection-context.js";
 import type { CollectionServiceOptions, DeleteQuery, DeleteResult, ObjectResult, ObjectView, ReferenceResult, SearchQuery, SearchResult } from "./collection-types.js";
 import { deleteObject, deleteObjects, getObject, listObjects } from "./object-ops.js";
 import { batchReferences } from "./reference-ops.js";
-import { addProperty, createClass, deleteClass } from "./schema-ops.js";
-import { normalizeClassName, type ClassDef, type PropertyDef } from "./schema.js";
+import { addProperty, createClass, deleteClass, getClass, listClasses } from "./schema-ops.js";
+import type { ClassDef, PropertyDef } from "./schema.js";
 import { count, search } from "./search.js";
 
 export * from "./collection-types.js";
+export type { Caller } from "./access.js";
 
 /**
  * Weaviate-style collections over a CollectionStore: schema, batch import with per-object results (validation,
@@ -17,6 +19,10 @@ export * from "./collection-types.js";
  *
  * This class is the public facade: the work lives in schema-ops.ts, batch-import.ts, reference-ops.ts, object-ops.ts
  * and search.ts, over the shared state of collection-context.ts (classes, schema lock, write lock).
+ *
+ * Every operation takes the `caller` (owner fingerprint of its API key, null when auth is off) and is checked against
+ * access.ts: the creator of a class owns it, admins and grants reach others, and the rest get Weaviate's 403 (or do not
+ * see the class in listings).
  */
 export class CollectionService {
   private readonly ctx: CollectionContext;
@@ -36,7 +42,7 @@ export class CollectionService {
     for (const stored of await options.store.listClasses()) {
       const def = stored.definition as ClassDef;
       const index = await ctx.openIndex(def, stored.version);
-      ctx.classes.set(def.class, { def, index, count: counts.get(def.class) ?? 0, lastWrite: 0, lastSave: Date.now() });
+      ctx.classes.set(def.class, { def, owner: stored.owner, index, count: counts.get(def.class) ?? 0, lastWrite: 0, lastSave: Date.now() });
     }
     service.saveTimer = setInterval(() => void service.saveIdle(), 2_000);
     service.saveTimer.unref();
@@ -66,75 +72,81 @@ export class CollectionService {
 
   // ---------------------------------------------------------------- schema
 
-  /** Every class definition, in creation order. */
-  listClasses(): ClassDef[] {
-    return [...this.ctx.classes.values()].map((s) => s.def);
+  /** The class definitions `caller` may see, in creation order. */
+  listClasses(caller: Caller): ClassDef[] {
+    return listClasses(this.ctx, caller);
   }
 
-  /** A class definition by name (first letter case-insensitive, as Weaviate). @returns null when absent. */
-  getClass(name: string): ClassDef | null {
-    return this.ctx.classes.get(normalizeClassName(name))?.def ?? null;
+  /**
+   * A class definition by name (first letter case-insensitive, as Weaviate). @returns null when absent.
+   * @throws CollectionError 403 when `caller` may not read it.
+   */
+  getClass(caller: Caller, name: string): ClassDef | null {
+    return getClass(this.ctx, caller, name);
   }
 
-  /** `POST /v1/schema`. @throws CollectionError 422 when invalid or when the class exists. */
-  createClass(body: unknown): Promise<ClassDef> {
-    return createClass(this.ctx, body);
+  /** `POST /v1/schema`: a class owned by `caller`. @throws CollectionError 422 when invalid or when the class exists. */
+  createClass(caller: Caller, body: unknown): Promise<ClassDef> {
+    return createClass(this.ctx, caller, body);
   }
 
-  /** `POST /v1/schema/{class}/properties`. @throws CollectionError 404/422. */
-  addProperty(className: string, body: unknown): Promise<PropertyDef> {
-    return addProperty(this.ctx, className, body);
+  /** `POST /v1/schema/{class}/properties`. @throws CollectionError 404/422, 403 without `manage`. */
+  addProperty(caller: Caller, className: string, body: unknown): Promise<PropertyDef> {
+    return addProperty(this.ctx, caller, className, body);
   }
 
-  /** `DELETE /v1/schema/{class}`: the class, its objects and its index. @returns whether it existed. */
-  deleteClass(name: string): Promise<boolean> {
-    return deleteClass(this.ctx, name);
+  /** `DELETE /v1/schema/{class}`: the class, its objects and its index. @returns whether it existed. @throws CollectionError 403 without `manage`. */
+  deleteClass(caller: Caller, name: string): Promise<boolean> {
+    return deleteClass(this.ctx, caller, name);
   }
 
   // ---------------------------------------------------------------- writes
 
-  /** `POST /v1/batch/objects` (see batch-import.ts). @returns one result per object, in input order. @throws CollectionError 422 for an empty list. */
-  batchObjects(input: unknown[]): Promise<ObjectResult[]> {
-    return batchObjects(this.ctx, input);
+  /**
+   * `POST /v1/batch/objects` (see batch-import.ts); auto-created classes are owned by `caller`, objects of classes it
+   * may not write fail one by one. @returns one result per object, in input order. @throws CollectionError 422 for an empty list.
+   */
+  batchObjects(caller: Caller, input: unknown[]): Promise<ObjectResult[]> {
+    return batchObjects(this.ctx, caller, input);
   }
 
   /** `POST /v1/batch/references` (see reference-ops.ts). @returns one result per reference. @throws CollectionError 422 for an empty list. */
-  batchReferences(input: unknown[]): Promise<ReferenceResult[]> {
-    return batchReferences(this.ctx, input);
+  batchReferences(caller: Caller, input: unknown[]): Promise<ReferenceResult[]> {
+    return batchReferences(this.ctx, caller, input);
   }
 
   // ---------------------------------------------------------------- objects
 
   /** `GET /v1/objects/{class}/{id}` (or any class when `cls` is null), with its references. @returns null when absent. */
-  getObject(cls: string | null, id: string, includeVector: boolean): Promise<ObjectView | null> {
-    return getObject(this.ctx, cls, id, includeVector);
+  getObject(caller: Caller, cls: string | null, id: string, includeVector: boolean): Promise<ObjectView | null> {
+    return getObject(this.ctx, caller, cls, id, includeVector);
   }
 
   /** `GET /v1/objects?class=…`: objects of a class in insertion order, after a cursor id. */
-  listObjects(cls: string, limit: number, after: string | undefined, includeVector: boolean): Promise<{ objects: ObjectView[]; total: number }> {
-    return listObjects(this.ctx, cls, limit, after, includeVector);
+  listObjects(caller: Caller, cls: string, limit: number, after: string | undefined, includeVector: boolean): Promise<{ objects: ObjectView[]; total: number }> {
+    return listObjects(this.ctx, caller, cls, limit, after, includeVector);
   }
 
   /** `DELETE /v1/objects/{class}/{id}`. @returns whether it existed. */
-  deleteObject(cls: string, id: string): Promise<boolean> {
-    return deleteObject(this.ctx, cls, id);
+  deleteObject(caller: Caller, cls: string, id: string): Promise<boolean> {
+    return deleteObject(this.ctx, caller, cls, id);
   }
 
   /** `DELETE /v1/batch/objects` (see object-ops.ts). */
-  deleteObjects(q: DeleteQuery): Promise<DeleteResult> {
-    return deleteObjects(this.ctx, q);
+  deleteObjects(caller: Caller, q: DeleteQuery): Promise<DeleteResult> {
+    return deleteObjects(this.ctx, caller, q);
   }
 
   // ---------------------------------------------------------------- search
 
   /** Vector / filtered search or a listing (see search.ts). @throws CollectionError 422 (unknown class, bad filter, bad vector). */
-  search(q: SearchQuery): Promise<SearchResult[]> {
-    return search(this.ctx, q);
+  search(caller: Caller, q: SearchQuery): Promise<SearchResult[]> {
+    return search(this.ctx, caller, q);
   }
 
   /** Number of objects of a class matching `where` (all without one). */
-  count(cls: string, where?: unknown): Promise<number> {
-    return count(this.ctx, cls, where);
+  count(caller: Caller, cls: string, where?: unknown): Promise<number> {
+    return count(this.ctx, caller, cls, where);
   }
 
   // ---------------------------------------------------------------- statistics
@@ -144,8 +156,8 @@ export class CollectionService {
     return this.ctx.stats.get();
   }
 
-  /** Object counts per class (the "shards" of `/v1/nodes`). */
-  shardStats(): { class: string; objectCount: number; vectorCount: number }[] {
-    return [...this.ctx.classes.values()].map((s) => ({ class: s.def.class, objectCount: s.count, vectorCount: s.index.size }));
+  /** Object counts per class `caller` may see (the "shards" of `/v1/nodes`). */
+  shardStats(caller: Caller): { class: string; objectCount: number; vectorCount: number }[] {
+    return [...this.ctx.classes.values()].filter((s) => this.ctx.access.sees(caller, s.def.class, s.owner)).map((s) => ({ class: s.def.class, objectCount: s.count, vectorCount: s.index.size }));
   }
 }

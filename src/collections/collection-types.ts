@@ -1,5 +1,6 @@
 /** The public types of the collections service (what src/api/weaviate* renders and passes in). */
 import type { CollectionStore } from "../store/collection-store.js";
+import type { CollectionAccess } from "./access.js";
 
 /** What the vectorizer needs from the engine: embeddings through the provider serving a model, inside its rate limits. */
 export interface Embedder {
@@ -19,6 +20,8 @@ export interface CollectionServiceOptions {
   indexDir: string | null;
   /** Create unknown classes and properties on import, types inferred (Weaviate's default: on). */
   autoSchema?: boolean;
+  /** Admin keys and grants when API keys are on (absent: each key reaches only the classes it created). */
+  access?: CollectionAccess;
   log?: CollectionLog;
 }
 

@@ -1,4 +1,5 @@
 import type { StoredObject, StoredReference } from "../store/collection-store.js";
+import type { Caller } from "./access.js";
 import { type CollectionContext, type ClassState } from "./collection-context.js";
 import { DELETE_LIMIT, type DeleteQuery, type DeleteResult, type ObjectView } from "./collection-types.js";
 import { unprocessable } from "./errors.js";
@@ -7,13 +8,26 @@ import { normalizeClassName } from "./schema.js";
 import { search } from "./search.js";
 import { compileWhere } from "./where-filter.js";
 
-/* Objects by id (`/v1/objects`), listing, and batch delete (`DELETE /v1/batch/objects`). */
+/*
+ * Objects by id (`/v1/objects`), listing, and batch delete (`DELETE /v1/batch/objects`). Reading needs `read` on the
+ * class, deleting `write` (see access.ts).
+ */
 
-/** `GET /v1/objects/{class}/{id}` (or any class when `cls` is null), with its references. @returns null when absent. */
-export async function getObject(ctx: CollectionContext, cls: string | null, id: string, includeVector: boolean): Promise<ObjectView | null> {
+/**
+ * `GET /v1/objects/{class}/{id}` (or, when `cls` is null, in the first class holding it that `caller` may read), with
+ * its references. @returns null when absent.
+ * @throws CollectionError 403 when `cls` is named and the caller may not read it.
+ */
+export async function getObject(ctx: CollectionContext, caller: Caller, cls: string | null, id: string, includeVector: boolean): Promise<ObjectView | null> {
   const lower = id.toLowerCase();
-  const name = cls === null ? (await ctx.options.store.classesOfObject(lower))[0] : normalizeClassName(cls);
-  if (!name || !ctx.classes.has(name)) return null;
+  const readable = (n: string) => {
+    const st = ctx.classes.get(n);
+    return st !== undefined && ctx.allows(caller, st, "read");
+  };
+  const name = cls === null ? (await ctx.options.store.classesOfObject(lower)).find(readable) : normalizeClassName(cls);
+  const st = name === undefined ? undefined : ctx.classes.get(name);
+  if (!name || !st) return null;
+  ctx.authorize(caller, st, "read");
   const o = await ctx.options.store.getObject(name, lower, includeVector);
   if (!o) return null;
   const refs = await ctx.options.store.referencesFrom(name, [lower]);
@@ -27,9 +41,9 @@ function view(o: StoredObject, refs: StoredReference[], includeVector: boolean):
 }
 
 /** `GET /v1/objects?class=…`: objects of a class in insertion order, after a cursor id. */
-export async function listObjects(ctx: CollectionContext, cls: string, limit: number, after: string | undefined, includeVector: boolean): Promise<{ objects: ObjectView[]; total: number }> {
-  const st = ctx.requireClass(cls);
-  const hits = await search(ctx, { class: st.def.class, limit, after, includeVector });
+export async function listObjects(ctx: CollectionContext, caller: Caller, cls: string, limit: number, after: string | undefined, includeVector: boolean): Promise<{ objects: ObjectView[]; total: number }> {
+  const st = ctx.requireClass(cls, caller, "read");
+  const hits = await search(ctx, caller, { class: st.def.class, limit, after, includeVector });
   const refs = await ctx.options.store.referencesFrom(st.def.class, hits.map((h) => h.id));
   const objects = hits.map((h) => {
     const view: ObjectView = { class: h.class, id: h.id, properties: mergeReferences(h.properties, refs.filter((r) => r.from_id === h.id)), creationTimeUnix: h.creationTimeUnix, lastUpdateTimeUnix: h.lastUpdateTimeUnix };
@@ -39,10 +53,11 @@ export async function listObjects(ctx: CollectionContext, cls: string, limit: nu
   return { objects, total: st.count };
 }
 
-/** `DELETE /v1/objects/{class}/{id}`. @returns whether it existed. */
-export async function deleteObject(ctx: CollectionContext, cls: string, id: string): Promise<boolean> {
+/** `DELETE /v1/objects/{class}/{id}`. @returns whether it existed. @throws CollectionError 403 when the caller may not write the class. */
+export async function deleteObject(ctx: CollectionContext, caller: Caller, cls: string, id: string): Promise<boolean> {
   const st = ctx.classes.get(normalizeClassName(cls));
   if (!st) return false;
+  ctx.authorize(caller, st, "write");
   return ctx.writeLock.run(async () => (await removeObjects(ctx, st, [id.toLowerCase()])).length === 1);
 }
 
@@ -58,9 +73,10 @@ async function removeObjects(ctx: CollectionContext, st: ClassState, ids: string
 /**
  * `DELETE /v1/batch/objects`: deletes up to DELETE_LIMIT objects of a class matching `where` (or only counts them
  * with `dryRun`). `objects` lists each matched object when verbose, else only the failed ones.
+ * @throws CollectionError 422 (unknown class, no or bad filter), 403 when the caller may not write the class.
  */
-export async function deleteObjects(ctx: CollectionContext, q: DeleteQuery): Promise<DeleteResult> {
-  const st = ctx.requireClass(q.class);
+export async function deleteObjects(ctx: CollectionContext, caller: Caller, q: DeleteQuery): Promise<DeleteResult> {
+  const st = ctx.requireClass(q.class, caller, "write");
   if (q.where === undefined || q.where === null) throw unprocessable("validate: where filter cannot be empty: give match.where");
   const predicate = compileWhere(q.where, st.def);
   return ctx.writeLock.run(async () => {

@@ -1,4 +1,5 @@
 import type { StoredObject } from "../store/collection-store.js";
+import type { Caller } from "./access.js";
 import { type CollectionContext, type ClassState } from "./collection-context.js";
 import type { SearchQuery, SearchResult } from "./collection-types.js";
 import { CollectionError, unprocessable } from "./errors.js";
@@ -6,7 +7,7 @@ import { vectorizerOf } from "./schema.js";
 import { exactSearch, type SearchHit } from "./vector-index.js";
 import { compileWhere } from "./where-filter.js";
 
-/* Search: vector (given, nearText, nearObject) and filtered, or a listing in insertion order; counts. */
+/* Search: vector (given, nearText, nearObject) and filtered, or a listing in insertion order; counts. Both need `read` (access.ts). */
 
 /** With a `where` filter that leaves at most this many objects, the vector search is exact over them. */
 const EXACT_FILTERED_MAX = 2_000;
@@ -14,10 +15,11 @@ const EXACT_FILTERED_MAX = 2_000;
 /**
  * Nearest objects to a vector (given, embedded from `concepts`, or another object's), optionally filtered by
  * `where` and a largest distance / smallest certainty; without any of them, a listing in insertion order.
- * @throws CollectionError 422 for an unknown class, a bad filter, a vector of the wrong length, nearText without a vectorizer.
+ * @throws CollectionError 422 for an unknown class, a bad filter, a vector of the wrong length, nearText without a
+ * vectorizer; 403 when `caller` may not read the class.
  */
-export async function search(ctx: CollectionContext, q: SearchQuery): Promise<SearchResult[]> {
-  const st = ctx.requireClass(q.class);
+export async function search(ctx: CollectionContext, caller: Caller, q: SearchQuery): Promise<SearchResult[]> {
+  const st = ctx.requireClass(q.class, caller, "read");
   const cls = st.def.class;
   const predicate = q.where === undefined || q.where === null ? null : compileWhere(q.where, st.def);
   const offset = q.offset ?? 0;
@@ -97,9 +99,9 @@ function result(o: StoredObject, distance: number | null, st: ClassState): Searc
   };
 }
 
-/** Number of objects of a class matching `where` (all without one). */
-export async function count(ctx: CollectionContext, cls: string, where?: unknown): Promise<number> {
-  const st = ctx.requireClass(cls);
+/** Number of objects of a class matching `where` (all without one). @throws CollectionError 422 (unknown class, bad filter), 403 (may not read). */
+export async function count(ctx: CollectionContext, caller: Caller, cls: string, where?: unknown): Promise<number> {
+  const st = ctx.requireClass(cls, caller, "read");
   if (where === undefined || where === null) return st.count;
   const predicate = compileWhere(where, st.def);
   let n = 0;

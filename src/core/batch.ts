@@ -29,7 +29,8 @@ export const TERMINAL_BATCH_STATUSES: readonly BatchStatus[] = ["failed", "compl
  * a cancel writes them while still `cancelling`, as OpenAI shows it.
  */
 const BATCH_TRANSITIONS: Record<BatchStatus, readonly BatchStatus[]> = {
-  created: ["in_progress", "cancelling"],
+  // created → finalizing: a batch never started expires after its window (its items end as batch_expired).
+  created: ["in_progress", "cancelling", "finalizing"],
   validating: ["in_progress", "failed", "cancelling"],
   in_progress: ["finalizing", "cancelling"],
   finalizing: ["completed", "expired"],

@@ -58,6 +58,17 @@ const localLlm = z.strictObject({
   timeoutMs: z.number().int().positive().default(600_000),
 });
 
+/** What a collection grant may allow (see collections/access.ts): read its data, write its objects, manage its schema. */
+export const COLLECTION_ACTIONS = ["read", "write", "manage"] as const;
+
+/** A grant of actions on collections (names or `*` globs) to one API key, as Weaviate's RBAC grants roles per collection. */
+const collectionGrant = z.strictObject({
+  /** The API key (a literal, or "env:NAME"); it must be one of apiKeys / adminKeys. */
+  key: secret,
+  collections: z.array(z.string().regex(/^[A-Za-z*][_0-9A-Za-z*]*$/, "must be a collection name or a glob with *")).min(1),
+  actions: z.array(z.enum(COLLECTION_ACTIONS, { error: (iss) => `unknown action ${JSON.stringify(iss.input)}: use ${COLLECTION_ACTIONS.join(", ")}` })).min(1),
+});
+
 /** Events a webhook can subscribe to: a batch (of any dialect) reaching that terminal status. */
 export const WEBHOOK_EVENT_TYPES = ["batch.completed", "batch.failed", "batch.expired", "batch.cancelled"] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
@@ -85,6 +96,10 @@ export const configSchema = z
     models: z.record(z.string(), z.string()).default({}),
     /** OpenBatch API keys; when any is set every route needs one. */
     apiKeys: z.array(secret).default([]),
+    /** Admin keys: accepted like apiKeys, and the only ones `/metrics` answers (with auth on); they reach every collection. */
+    adminKeys: z.array(secret).default([]),
+    /** Who else may reach a collection than the key that created it. */
+    collections: z.strictObject({ grants: z.array(collectionGrant).default([]) }).prefault({}),
     limits: z
       .strictObject({
         /** Largest accepted upload, bytes. */
@@ -171,6 +186,10 @@ export function parseConfig(raw: unknown, env: Record<string, string | undefined
     for (const h of Object.keys(p.headers)) p.headers[h] = resolve(p.headers[h]!, `providers.${name}.headers.${h}`);
   }
   config.apiKeys = config.apiKeys.map((k, i) => resolve(k, `apiKeys[${i}]`));
+  config.adminKeys = config.adminKeys.map((k, i) => resolve(k, `adminKeys[${i}]`));
+  // An admin key is an API key too: every consumer of apiKeys accepts it.
+  config.apiKeys = [...new Set([...config.apiKeys, ...config.adminKeys])];
+  config.collections.grants.forEach((g, i) => (g.key = resolve(g.key, `collections.grants[${i}].key`)));
   const urls = new Map<string, number>();
   config.webhooks.forEach((w, i) => {
     w.secret = resolve(w.secret, `webhooks[${i}].secret`);

@@ -174,9 +174,15 @@ export class Dispatcher {
     const sweep = now - this.lastSweep >= this.options.leaseSweepMs;
     if (sweep) this.lastSweep = now;
 
-    const active = await this.store.batchesInStatus(["in_progress", "cancelling", "finalizing"]);
+    const active = await this.store.batchesInStatus(["in_progress", "cancelling", "finalizing", "created"]);
     const byProvider = new Map<string, Batch[]>();
     for (const batch of active) {
+      if (batch.status === "created") {
+        // Never started (seed 001): it expires after its window all the same, and its sealed key is erased then.
+        if (batch.expires_at <= now) await this.end(batch, "expired", now);
+        else sleep = Math.min(sleep, batch.expires_at - now);
+        continue;
+      }
       if (batch.status === "in_progress" && batch.expires_at <= now) {
         await this.end(batch, "expired", now);
         continue;
@@ -243,8 +249,8 @@ export class Dispatcher {
 
   /** Ends a batch early (expiry or cancellation): aborts its calls and settles every unfinished item. */
   private async end(batch: Batch, why: "expired" | "cancelled", now: number): Promise<void> {
-    if (why === "expired" && batch.status === "in_progress") {
-      if (!(await this.store.updateBatch(batch.id, ["in_progress"], { status: "finalizing", finalizing_at: now, final_status: "expired" }))) return;
+    if (why === "expired" && (batch.status === "in_progress" || batch.status === "created")) {
+      if (!(await this.store.updateBatch(batch.id, [batch.status], { status: "finalizing", finalizing_at: now, final_status: "expired" }))) return;
     }
     this.abortBatch(batch.id);
     await this.flush();

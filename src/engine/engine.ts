@@ -371,13 +371,22 @@ export class Engine {
    * Re-runs what did not succeed: a new batch, in the same dialect, endpoint, model and provider, holding the failed,
    * expired and cancelled items of an ended batch (same custom_ids and bodies). A gateway key was erased when the
    * source ended, so pass `gateway` again for a batch that used one.
-   * @throws OpenBatchError 404, or 409 when the batch has not ended or nothing in it failed.
+   * @throws OpenBatchError 404, 409 when the batch has not ended or nothing in it failed, 400 (gateway_key_required)
+   * when the source ran on a gateway key and `gateway` brings none.
    */
   async retryBatch(caller: Caller, id: string, gateway?: CreateBatchInput["gateway"]): Promise<BatchView> {
     const source = await this.getBatch(caller, id);
     if (!isTerminal(source.status)) throw new OpenBatchError("conflict", `Batch ${id} is ${source.status}; retry it once it has ended.`, { code: "batch_not_ended" });
     const c = source.request_counts;
     if (c.total - c.completed === 0) throw new OpenBatchError("conflict", `Every request of batch ${id} succeeded; there is nothing to retry.`, { code: "nothing_to_retry" });
+    // It ran on the caller's upstream key, erased when it ended: a retry without one would run keyless (or on ours).
+    if (!gateway?.apiKey && (await this.store.hadProviderKey(id))) {
+      throw invalidRequest(
+        `Batch ${id} ran through the gateway on your upstream key, which was erased when it ended: send the provider header (x-openbatch-provider) and your upstream key (Authorization: Bearer, with your OpenBatch key in x-openbatch-api-key) again to retry it.`,
+        "x-openbatch-provider",
+        "gateway_key_required",
+      );
+    }
     const { provider, sealedKey } = this.resolveGateway(gateway);
     const batch = draftBatch({
       dialect: source.dialect,

@@ -4,10 +4,12 @@
  * UUIDs, unique within a class; `seq` is a stable integer per object (the vector index's label).
  */
 
-/** A class as stored: its definition (Weaviate class JSON) and a counter bumped by every write to its objects. */
+/** A class as stored: its definition (Weaviate class JSON), its owner and a counter bumped by every write to its objects. */
 export interface StoredClass {
   name: string;
   definition: unknown;
+  /** Owner fingerprint of the API key that created it (see api/auth.ts ownerOf); null when created with auth off. */
+  owner: string | null;
   /** Bumped by every object write or delete in the class; a saved vector index is valid only for the version it saw. */
   version: number;
   created_at: number;
@@ -55,10 +57,14 @@ export interface ObjectWriteResult {
   hadVector: boolean;
 }
 
+/** Where collections are kept (store/sqlite/collection-store.ts). Every method that writes runs in one transaction. */
 export interface CollectionStore {
   listClasses(): Promise<StoredClass[]>;
-  /** Creates or replaces a class definition. */
-  putClass(name: string, definition: unknown): Promise<void>;
+  /**
+   * Creates or replaces a class definition. `owner` (an owner fingerprint, or null with auth off) is recorded when the
+   * class is created; replacing a definition keeps the owner it was created with.
+   */
+  putClass(name: string, definition: unknown, owner: string | null): Promise<void>;
   /** Deletes a class with its objects and the references from them, in one transaction. */
   deleteClass(name: string): Promise<void>;
 

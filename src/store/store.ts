@@ -82,9 +82,12 @@ export interface Store {
    * (core/batch.ts): a programming error, never the caller's.
    */
   updateBatch(id: string, from: readonly BatchStatus[], patch: Partial<Batch>): Promise<boolean>;
+  /** The sealed upstream key of a batch (gateway mode); null when it had none or once it was erased. */
   getProviderKey(batchId: string): Promise<string | null>;
-  /** Erases the stored upstream key of a batch (called when the batch ends). */
+  /** Erases the stored upstream key of a batch (called when the batch ends); `hadProviderKey` still tells it had one. */
   clearProviderKey(batchId: string): Promise<void>;
+  /** Whether the batch was created with an upstream key of the caller's (gateway mode), erased since or not. */
+  hadProviderKey(batchId: string): Promise<boolean>;
 
   /**
    * Inserts validated lines as queued items, in one transaction: all or none.

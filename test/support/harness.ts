@@ -31,7 +31,7 @@ export async function startServer(config: Record<string, unknown>, opts: { dataD
   const parsed: Config = parseConfig({ ...config, retry: { baseDelayMs: 20, maxDelayMs: 200, ...(config.retry as object | undefined) } });
   const engine = await Engine.open({ dataDir, config: parsed, pollMs: 50, cacheDir: opts.cacheDir });
   await engine.start();
-  const app = await buildServer({ engine, apiKeys: parsed.apiKeys, maxFileBytes: parsed.limits.maxFileBytes, dataDir, autoSchema: opts.autoSchema });
+  const app = await buildServer({ engine, apiKeys: parsed.apiKeys, adminKeys: parsed.adminKeys, collectionGrants: parsed.collections.grants, maxFileBytes: parsed.limits.maxFileBytes, dataDir, autoSchema: opts.autoSchema });
   const address = await app.listen({ port: 0, host: "127.0.0.1" });
   const url = `${address}/v1`;
   const grpc = opts.grpcPort === undefined ? null : await startWeaviateGrpc({ collections: app.collections, port: opts.grpcPort, host: "127.0.0.1", auth: new ApiKeyAuth(parsed.apiKeys) });

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import type { CollectionService, SearchQuery, SearchResult } from "../../collections/collection-service.js";
+import type { Caller, CollectionService, SearchQuery, SearchResult } from "../../collections/collection-service.js";
 import { CollectionError } from "../../collections/errors.js";
 import { isReferenceType, normalizePropertyName, type ClassDef } from "../../collections/schema.js";
 import { OpenBatchError } from "../../core/errors.js";
@@ -368,7 +368,7 @@ function toWhere(f: FiltersMsg, def: ClassDef | null): Record<string, unknown> {
 const seconds = (start: number) => (performance.now() - start) / 1000;
 
 /** BatchObjects: every object through `batchObjects`; the reply lists the failures only. */
-async function batchObjects(collections: CollectionService, req: { objects?: BatchObjectMsg[] }): Promise<unknown> {
+async function batchObjects(collections: CollectionService, caller: Caller, req: { objects?: BatchObjectMsg[] }): Promise<unknown> {
   const start = performance.now();
   const objects = req.objects ?? [];
   if (objects.length === 0) return { took: 0, errors: [] };
@@ -384,7 +384,7 @@ async function batchObjects(collections: CollectionService, req: { objects?: Bat
     }
   });
   if (rest.length) {
-    const results = await collections.batchObjects(rest);
+    const results = await collections.batchObjects(caller, rest);
     results.forEach((r, k) => {
       if (r.error !== null) errors.push({ index: at[k]!, error: r.error });
     });
@@ -394,10 +394,10 @@ async function batchObjects(collections: CollectionService, req: { objects?: Bat
 }
 
 /** Search: nearVector / nearText / nearObject / listing, filters, limit, offset, cursor; properties and metadata as asked. */
-async function search(collections: CollectionService, req: SearchRequestMsg): Promise<unknown> {
+async function search(collections: CollectionService, caller: Caller, req: SearchRequestMsg): Promise<unknown> {
   const start = performance.now();
   if (req.tenant) throw new GrpcInputError(`class ${req.collection} has multi-tenancy disabled, but request was with tenant`);
-  const def = collections.getClass(req.collection ?? "");
+  const def = collections.getClass(caller, req.collection ?? "");
   const meta = req.metadata ?? {};
   const wantVector = meta.vector === true || (meta.vectors ?? []).length > 0;
   const q: SearchQuery = { class: req.collection ?? "", limit: req.limit || DEFAULT_LIMIT, offset: req.offset || undefined, after: req.after || undefined, includeVector: wantVector };
@@ -419,7 +419,7 @@ async function search(collections: CollectionService, req: SearchRequestMsg): Pr
   if (near?.distance !== undefined) q.distance = near.distance;
   if (near?.certainty !== undefined) q.certainty = near.certainty;
 
-  const hits = await collections.search(q);
+  const hits = await collections.search(caller, q);
   const props = req.properties;
   const only = !props || props.returnAllNonrefProperties ? null : new Set((props.nonRefProperties ?? []).map(normalizePropertyName));
   const results = hits.map((h: SearchResult) => ({
@@ -440,12 +440,12 @@ async function search(collections: CollectionService, req: SearchRequestMsg): Pr
 const uuidBytes = (id: string) => Buffer.from(id.replace(/-/g, ""), "hex");
 
 /** BatchDelete: objects of a collection matching a filter (or a dry run). */
-async function batchDelete(collections: CollectionService, req: BatchDeleteRequestMsg): Promise<unknown> {
+async function batchDelete(collections: CollectionService, caller: Caller, req: BatchDeleteRequestMsg): Promise<unknown> {
   const start = performance.now();
   if (req.tenant) throw new GrpcInputError(`class ${req.collection} has multi-tenancy disabled, but request was with tenant`);
   if (!req.filters) throw new GrpcInputError("batch delete: filters must be set");
-  const def = collections.getClass(req.collection ?? "");
-  const r = await collections.deleteObjects({ class: req.collection ?? "", where: toWhere(req.filters, def), dryRun: req.dryRun === true, verbose: req.verbose === true });
+  const def = collections.getClass(caller, req.collection ?? "");
+  const r = await collections.deleteObjects(caller, { class: req.collection ?? "", where: toWhere(req.filters, def), dryRun: req.dryRun === true, verbose: req.verbose === true });
   return {
     took: seconds(start),
     failed: r.failed,
@@ -459,6 +459,8 @@ async function batchDelete(collections: CollectionService, req: BatchDeleteReque
  * Starts Weaviate's gRPC API for the official clients (weaviate-client v3, Python v4): `grpc.health.v1.Health/Check`
  * (SERVING, no key needed) and `weaviate.v1.Weaviate/BatchObjects`, `Search`, `BatchDelete` over the collections,
  * with the key in `authorization: Bearer <key>` metadata when auth is on. Other methods answer UNIMPLEMENTED.
+ * Each call runs as the key's owner (collections/access.ts): a collection it may not read or write answers
+ * PERMISSION_DENIED (objects of BatchObjects fail one by one).
  */
 export async function startWeaviateGrpc(options: WeaviateGrpcOptions): Promise<WeaviateGrpcServer> {
   const { collections, auth } = options;
@@ -466,12 +468,13 @@ export async function startWeaviateGrpc(options: WeaviateGrpcOptions): Promise<W
   const server = new grpc.Server({ "grpc.max_receive_message_length": MAX_MESSAGE_BYTES, "grpc.max_send_message_length": MAX_MESSAGE_BYTES });
 
   const unary =
-    <Req>(fn: (req: Req) => Promise<unknown>): grpc.handleUnaryCall<Req, unknown> =>
+    <Req>(fn: (caller: Caller, req: Req) => Promise<unknown>): grpc.handleUnaryCall<Req, unknown> =>
     (call, callback) => {
+      let caller: Caller = null;
       try {
         if (auth?.enabled) {
           const value = call.metadata.get("authorization")[0];
-          auth.authenticate({ authorization: typeof value === "string" ? value : value?.toString() });
+          caller = auth.authenticate({ authorization: typeof value === "string" ? value : value?.toString() });
         }
       } catch (err) {
         callback(toStatus(err));
@@ -482,7 +485,7 @@ export async function startWeaviateGrpc(options: WeaviateGrpcOptions): Promise<W
         callback(malformedStatus(call.request));
         return;
       }
-      fn(call.request).then(
+      fn(caller, call.request).then(
         (reply) => callback(null, reply),
         (err: unknown) => callback(toStatus(err)),
       );
@@ -492,9 +495,9 @@ export async function startWeaviateGrpc(options: WeaviateGrpcOptions): Promise<W
     Check: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => callback(null, { status: 1 }),
   });
   server.addService(withMalformedRequests(svc.weaviate), {
-    BatchObjects: unary((req: { objects?: BatchObjectMsg[] }) => batchObjects(collections, req)),
-    Search: unary((req: SearchRequestMsg) => search(collections, req)),
-    BatchDelete: unary((req: BatchDeleteRequestMsg) => batchDelete(collections, req)),
+    BatchObjects: unary((caller, req: { objects?: BatchObjectMsg[] }) => batchObjects(collections, caller, req)),
+    Search: unary((caller, req: SearchRequestMsg) => search(collections, caller, req)),
+    BatchDelete: unary((caller, req: BatchDeleteRequestMsg) => batchDelete(collections, caller, req)),
   });
 
   const host = options.host.includes(":") && !options.host.startsWith("[") ? `[${options.host}]` : options.host;

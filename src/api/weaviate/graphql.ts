@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from "fastify";
 import { CollectionError } from "../../collections/errors.js";
 import { MAX_NESTING_DEPTH, nestsDeeperThan } from "../../core/nesting.js";
-import type { CollectionService, SearchResult } from "../../collections/collection-service.js";
+import type { Caller, CollectionService, SearchQuery, SearchResult } from "../../collections/collection-service.js";
 import { isReferenceType, type ClassDef } from "../../collections/schema.js";
 
 /**
@@ -299,8 +299,11 @@ function nonNegativeInt(v: unknown, name: string, f: Field): number {
   return v;
 }
 
-/** Runs a query against the collections. Never throws: problems are `errors`. */
-export async function executeQuery(service: CollectionService, query: unknown, variables: unknown): Promise<GraphQLAnswer> {
+/**
+ * Runs a query against the collections as `caller` (owner fingerprint of its key; null with auth off). Never throws:
+ * problems are `errors`, a class the caller may not read among them (Weaviate's 403 message, the query not run).
+ */
+export async function executeQuery(service: CollectionService, caller: Caller, query: unknown, variables: unknown): Promise<GraphQLAnswer> {
   if (typeof query !== "string" || !query.trim()) return { data: null, errors: [{ message: "query must be a non-empty string" }] };
   // The parser and the where-filter reader recurse: refuse deep selections and filters before they overflow the stack.
   if (nestsDeeperThan(query)) return { data: null, errors: [{ message: `the query nests selections, arguments or filters more than ${MAX_NESTING_DEPTH} levels deep` }] };
@@ -314,7 +317,7 @@ export async function executeQuery(service: CollectionService, query: unknown, v
   }
   // Validation (unknown classes, fields, arguments) fails the whole query, as graphql-go does.
   try {
-    for (const f of fields) validateRoot(service, f);
+    for (const f of fields) validateRoot(service, caller, f);
   } catch (err) {
     if (err instanceof GraphQLError) return { data: null, errors: [errorEntry(err)] };
     throw err;
@@ -327,7 +330,7 @@ export async function executeQuery(service: CollectionService, query: unknown, v
     for (const f of root.selections!) {
       const path = [keyOf(root), keyOf(f)];
       try {
-        out[keyOf(f)] = root.name === "Get" ? await runGet(service, f, vars) : await runAggregate(service, f, vars);
+        out[keyOf(f)] = root.name === "Get" ? await runGet(service, caller, f, vars) : await runAggregate(service, caller, f, vars);
       } catch (err) {
         out[keyOf(f)] = null;
         if (err instanceof GraphQLError) errors.push(new GraphQLError(err.message, err.location ?? loc(f), path));
@@ -339,12 +342,19 @@ export async function executeQuery(service: CollectionService, query: unknown, v
   return errors.length ? { data, errors: errors.map(errorEntry) } : { data };
 }
 
-function validateRoot(service: CollectionService, root: Field): void {
+function validateRoot(service: CollectionService, caller: Caller, root: Field): void {
   if (root.name !== "Get" && root.name !== "Aggregate") throw new GraphQLError(`Cannot query field "${root.name}" on type "WeaviateObj".`, loc(root));
   if (!root.selections) throw new GraphQLError(`Field "${root.name}" of type "${root.name}Obj" must have a sub selection.`, loc(root));
   const type = root.name === "Get" ? "GetObjectsObj" : "AggregateObjectsObj";
   for (const f of root.selections) {
-    const def = service.getClass(f.name);
+    let def: ClassDef | null;
+    try {
+      def = service.getClass(caller, f.name);
+    } catch (err) {
+      // A class the caller may not read: Weaviate's 403 message, as a GraphQL error.
+      if (err instanceof CollectionError) throw new GraphQLError(err.message, loc(f));
+      throw err;
+    }
     if (!def || def.class !== f.name) throw new GraphQLError(`Cannot query field "${f.name}" on type "${type}".`, loc(f));
     if (!f.selections) throw new GraphQLError(`Field "${f.name}" of type "[${f.name}]" must have a sub selection.`, loc(f));
     const allowedArgs = root.name === "Get" ? GET_ARGS : new Set(["where", "limit"]);
@@ -380,14 +390,14 @@ function validateAggregateSelections(def: ClassDef, selections: Field[]): void {
   }
 }
 
-async function runGet(service: CollectionService, f: Field, vars: Record<string, unknown>): Promise<unknown[]> {
+async function runGet(service: CollectionService, caller: Caller, f: Field, vars: Record<string, unknown>): Promise<unknown[]> {
   const arg = (name: string) => (f.args.has(name) ? toJson(f.args.get(name)!, vars) : undefined);
   const limit = arg("limit") === undefined || arg("limit") === null ? DEFAULT_LIMIT : nonNegativeInt(arg("limit"), "limit", f);
   const offset = arg("offset") === undefined || arg("offset") === null ? 0 : nonNegativeInt(arg("offset"), "offset", f);
   if (limit + offset > MAX_RESULTS) throw new GraphQLError(`query maximum results exceeded: offset + limit must be at most ${MAX_RESULTS}`);
   const near = ["nearVector", "nearText", "nearObject"].filter((n) => f.args.has(n));
   if (near.length > 1) throw new GraphQLError(`found more than one search operator (${near.join(", ")}): use one`);
-  const q: Parameters<CollectionService["search"]>[0] = { class: f.name, limit, offset };
+  const q: SearchQuery = { class: f.name, limit, offset };
   const where = arg("where");
   if (where !== undefined && where !== null) q.where = where;
   const after = arg("after");
@@ -430,7 +440,7 @@ async function runGet(service: CollectionService, f: Field, vars: Record<string,
   }
   const wantsVector = f.selections!.some((s) => s.name === "_additional" && s.selections!.some((a) => a.name === "vector"));
   q.includeVector = wantsVector;
-  const results = await service.search(q);
+  const results = await service.search(caller, q);
   return results.map((r) => renderHit(r, f.selections!, f.name));
 }
 
@@ -456,9 +466,9 @@ function renderHit(r: SearchResult, selections: Field[], cls: string): Record<st
   return out;
 }
 
-async function runAggregate(service: CollectionService, f: Field, vars: Record<string, unknown>): Promise<unknown[]> {
+async function runAggregate(service: CollectionService, caller: Caller, f: Field, vars: Record<string, unknown>): Promise<unknown[]> {
   const where = f.args.has("where") ? toJson(f.args.get("where")!, vars) : undefined;
-  const count = await service.count(f.name, where);
+  const count = await service.count(caller, f.name, where);
   const row: Record<string, unknown> = {};
   for (const s of f.selections!) {
     if (s.name === "__typename") row[keyOf(s)] = `Aggregate${f.name}`;
@@ -472,12 +482,12 @@ export const weaviateGraphqlRoutes: FastifyPluginAsync<{ collections: Collection
   const body = (b: unknown) => (typeof b === "object" && b !== null ? (b as { query?: unknown; variables?: unknown }) : {});
   app.post("/v1/graphql", async (req) => {
     const b = body(req.body);
-    return executeQuery(collections, b.query, b.variables);
+    return executeQuery(collections, req.caller, b.query, b.variables);
   });
   app.post("/v1/graphql/batch", async (req) => {
     if (!Array.isArray(req.body)) throw new CollectionError(422, "the body must be an array of {query} objects");
     const answers = [];
-    for (const q of req.body) answers.push(await executeQuery(collections, body(q).query, body(q).variables));
+    for (const q of req.body) answers.push(await executeQuery(collections, req.caller, body(q).query, body(q).variables));
     return answers;
   });
 };

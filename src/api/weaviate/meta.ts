@@ -24,8 +24,9 @@ export const weaviateMetaRoutes: FastifyPluginAsync<{ collections: CollectionSer
   app.get("/v1/.well-known/live", async (_req, reply) => reply.status(200).send());
   app.get("/v1/.well-known/openid-configuration", async (_req, reply) => reply.status(404).send());
 
-  const nodes = (output: string | undefined, only?: string) => {
-    const shards = collections.shardStats().filter((s) => only === undefined || s.class === only);
+  // Shards are listed for the classes the caller may see only: their names and counts are the tenants' own.
+  const nodes = (caller: string | null, output: string | undefined, only?: string) => {
+    const shards = collections.shardStats(caller).filter((s) => only === undefined || s.class === only);
     const objectCount = shards.reduce((n, s) => n + s.objectCount, 0);
     return {
       nodes: [
@@ -44,6 +45,6 @@ export const weaviateMetaRoutes: FastifyPluginAsync<{ collections: CollectionSer
       ],
     };
   };
-  app.get<{ Querystring: { output?: string } }>("/v1/nodes", async (req) => nodes(req.query.output));
-  app.get<{ Params: { className: string }; Querystring: { output?: string } }>("/v1/nodes/:className", async (req) => nodes(req.query.output, normalizeClassName(req.params.className)));
+  app.get<{ Querystring: { output?: string } }>("/v1/nodes", async (req) => nodes(req.caller, req.query.output));
+  app.get<{ Params: { className: string }; Querystring: { output?: string } }>("/v1/nodes/:className", async (req) => nodes(req.caller, req.query.output, normalizeClassName(req.params.className)));
 };

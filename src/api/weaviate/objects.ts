@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync, FastifyReply } from "fastify";
 import type { CollectionService } from "../../collections/collection-service.js";
+import { FORBIDDEN_PREFIX } from "../../collections/access.js";
 import { CollectionError, unprocessable } from "../../collections/errors.js";
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -10,26 +11,28 @@ const wantsVector = (include: unknown) => typeof include === "string" && include
  * Weaviate's object endpoints: `GET /v1/objects/{class}/{id}?include=vector` (404 with no body when absent),
  * `HEAD` and `DELETE` of the same (204/404), `GET /v1/objects/{id}` (any class), `GET /v1/objects?class=&limit=&after=`,
  * `POST /v1/objects` and `PUT /v1/objects/{class}/{id}` (one object through the batch path; 422 with the reason).
+ * With API keys on, a class the caller may not read (or write, for PUT/POST/DELETE) answers 403 in Weaviate's shape;
+ * `GET /v1/objects/{id}` looks only in classes the caller may read (see collections/access.ts).
  */
 export const weaviateObjectsRoutes: FastifyPluginAsync<{ collections: CollectionService }> = async (app, { collections }) => {
-  const one = async (cls: string | null, id: string, include: unknown, reply: FastifyReply) => {
-    const o = await collections.getObject(cls, id, wantsVector(include));
+  const one = async (caller: string | null, cls: string | null, id: string, include: unknown, reply: FastifyReply) => {
+    const o = await collections.getObject(caller, cls, id, wantsVector(include));
     return o ?? reply.status(404).send();
   };
 
   // HEAD has its own route (204/404, as Weaviate), not the one Fastify derives from GET.
   app.get<{ Params: { className: string; id: string }; Querystring: { include?: string } }>("/v1/objects/:className/:id", { exposeHeadRoute: false }, async (req, reply) =>
-    one(req.params.className, req.params.id, req.query.include, reply),
+    one(req.caller, req.params.className, req.params.id, req.query.include, reply),
   );
-  app.get<{ Params: { id: string }; Querystring: { include?: string } }>("/v1/objects/:id", async (req, reply) => one(null, req.params.id, req.query.include, reply));
+  app.get<{ Params: { id: string }; Querystring: { include?: string } }>("/v1/objects/:id", async (req, reply) => one(req.caller, null, req.params.id, req.query.include, reply));
 
   app.head<{ Params: { className: string; id: string } }>("/v1/objects/:className/:id", async (req, reply) => {
-    const o = await collections.getObject(req.params.className, req.params.id, false);
+    const o = await collections.getObject(req.caller, req.params.className, req.params.id, false);
     return reply.status(o ? 204 : 404).send();
   });
 
   app.delete<{ Params: { className: string; id: string } }>("/v1/objects/:className/:id", async (req, reply) => {
-    const deleted = await collections.deleteObject(req.params.className, req.params.id);
+    const deleted = await collections.deleteObject(req.caller, req.params.className, req.params.id);
     return reply.status(deleted ? 204 : 404).send();
   });
 
@@ -38,17 +41,18 @@ export const weaviateObjectsRoutes: FastifyPluginAsync<{ collections: Collection
     if (!cls) throw unprocessable("give the class to list: GET /v1/objects?class=<Class>");
     const limit = req.query.limit === undefined ? 25 : Number(req.query.limit);
     if (!Number.isInteger(limit) || limit < 0 || limit > 10_000) throw unprocessable("limit must be an integer from 0 to 10000");
-    const { objects, total } = await collections.listObjects(cls, limit, after, wantsVector(include));
+    const { objects, total } = await collections.listObjects(req.caller, cls, limit, after, wantsVector(include));
     return { objects, totalResults: total, deprecations: null };
   });
 
-  const createOne = async (body: unknown) => {
-    const [r] = await collections.batchObjects([body]);
-    if (r!.error) throw new CollectionError(422, r!.error);
+  const createOne = async (caller: string | null, body: unknown) => {
+    const [r] = await collections.batchObjects(caller, [body]);
+    // A class the caller may not write is Weaviate's 403, not a validation error.
+    if (r!.error) throw new CollectionError(r!.error.startsWith(FORBIDDEN_PREFIX) ? 403 : 422, r!.error);
     return r!.object;
   };
-  app.post("/v1/objects", async (req) => createOne(req.body));
+  app.post("/v1/objects", async (req) => createOne(req.caller, req.body));
   app.put<{ Params: { className: string; id: string } }>("/v1/objects/:className/:id", async (req) =>
-    createOne({ ...(isObject(req.body) ? req.body : {}), class: req.params.className, id: req.params.id }),
+    createOne(req.caller, { ...(isObject(req.body) ? req.body : {}), class: req.params.className, id: req.params.id }),
   );
 };

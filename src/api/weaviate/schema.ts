@@ -5,26 +5,28 @@ import type { CollectionService } from "../../collections/collection-service.js"
  * Weaviate's schema endpoints: `GET /v1/schema` → `{classes}`, `POST /v1/schema` (a class; 422 when invalid or
  * existing), `GET /v1/schema/{class}` (404 with no body when absent), `DELETE /v1/schema/{class}` (200 either way),
  * `POST /v1/schema/{class}/properties`, `GET /v1/schema/{class}/shards`.
+ * With API keys on, each is checked for the caller (`req.caller`): the listing leaves out classes it may not see, the
+ * others answer 403 in Weaviate's shape (see collections/access.ts).
  */
 export const weaviateSchemaRoutes: FastifyPluginAsync<{ collections: CollectionService }> = async (app, { collections }) => {
-  app.get("/v1/schema", async () => ({ classes: collections.listClasses() }));
+  app.get("/v1/schema", async (req) => ({ classes: collections.listClasses(req.caller) }));
 
-  app.post("/v1/schema", async (req) => collections.createClass(req.body));
+  app.post("/v1/schema", async (req) => collections.createClass(req.caller, req.body));
 
   app.get<{ Params: { className: string } }>("/v1/schema/:className", async (req, reply) => {
-    const def = collections.getClass(req.params.className);
+    const def = collections.getClass(req.caller, req.params.className);
     return def ?? reply.status(404).send();
   });
 
-  app.delete<{ Params: { className: string } }>("/v1/schema/:className", async (_req, reply) => {
-    await collections.deleteClass(_req.params.className);
+  app.delete<{ Params: { className: string } }>("/v1/schema/:className", async (req, reply) => {
+    await collections.deleteClass(req.caller, req.params.className);
     return reply.status(200).send();
   });
 
-  app.post<{ Params: { className: string } }>("/v1/schema/:className/properties", async (req) => collections.addProperty(req.params.className, req.body));
+  app.post<{ Params: { className: string } }>("/v1/schema/:className/properties", async (req) => collections.addProperty(req.caller, req.params.className, req.body));
 
   app.get<{ Params: { className: string } }>("/v1/schema/:className/shards", async (req, reply) => {
-    const def = collections.getClass(req.params.className);
+    const def = collections.getClass(req.caller, req.params.className);
     if (!def) return reply.status(404).send();
     return [{ name: "shard0", status: "READY", vectorQueueSize: 0 }];
   });

@@ -2,7 +2,10 @@ import type Database from "better-sqlite3";
 import { SqliteConnection } from "./connection.js";
 import type { CollectionStore, ObjectWrite, ObjectWriteResult, StoredClass, StoredObject, StoredReference } from "../collection-store.js";
 
-/** Tables of the collections; they live beside the engine's in the same database file. */
+/**
+ * Tables of the collections as first released (version 0); they live beside the engine's in the same database file,
+ * whose `PRAGMA user_version` is the engine's. The collections count their own changes in `collection_meta`.
+ */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS collection_classes (
   name       TEXT PRIMARY KEY,
@@ -34,6 +37,15 @@ CREATE TABLE IF NOT EXISTS collection_references (
 );
 CREATE INDEX IF NOT EXISTS collection_references_from ON collection_references(from_class, from_id);
 `;
+
+/**
+ * Changes to the collections' tables made since version 0, in order; `collection_meta.schema_version` counts those
+ * applied. Append only: a released step never changes.
+ */
+const MIGRATIONS: string[] = [
+  // 1: the owner of each class (owner fingerprint of the API key that created it; NULL: created with auth off).
+  `ALTER TABLE collection_classes ADD COLUMN owner TEXT`,
+];
 
 type Row = Record<string, unknown>;
 
@@ -76,19 +88,41 @@ export class SqliteCollectionStore implements CollectionStore {
     const connection = new SqliteConnection(path);
     this.db = connection.db;
     this.sql = (text) => connection.sql(text);
-    this.db.exec(SCHEMA);
+    this.migrate();
+  }
+
+  /** Creates the tables, then applies the migrations not yet applied, in one immediate transaction (so two processes opening the file at once do not both apply one). */
+  private migrate(): void {
+    this.db
+      .transaction(() => {
+        this.db.exec(SCHEMA);
+        this.db.exec(`CREATE TABLE IF NOT EXISTS collection_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)`);
+        const row = this.db.prepare(`SELECT value FROM collection_meta WHERE key = 'schema_version'`).get() as { value: number } | undefined;
+        const applied = row?.value ?? 0;
+        if (applied > MIGRATIONS.length) throw new Error(`The collections in this database are at schema version ${applied}, newer than this OpenBatch knows (${MIGRATIONS.length}): upgrade OpenBatch.`);
+        for (const step of MIGRATIONS.slice(applied)) this.db.exec(step);
+        this.db.prepare(`INSERT INTO collection_meta (key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`).run(MIGRATIONS.length);
+      })
+      .immediate();
   }
 
   async listClasses(): Promise<StoredClass[]> {
     const rows = this.sql(`SELECT * FROM collection_classes ORDER BY created_at, name`).all() as Row[];
-    return rows.map((r) => ({ name: r.name as string, definition: JSON.parse(r.definition as string), version: r.version as number, created_at: r.created_at as number }));
+    return rows.map((r) => ({
+      name: r.name as string,
+      definition: JSON.parse(r.definition as string),
+      owner: (r.owner as string | null) ?? null,
+      version: r.version as number,
+      created_at: r.created_at as number,
+    }));
   }
 
-  async putClass(name: string, definition: unknown): Promise<void> {
+  async putClass(name: string, definition: unknown, owner: string | null): Promise<void> {
+    // The owner is the creator's; a replaced definition keeps it.
     this.sql(
-      `INSERT INTO collection_classes (name, definition, created_at) VALUES (?, ?, ?)
+      `INSERT INTO collection_classes (name, definition, owner, created_at) VALUES (?, ?, ?, ?)
        ON CONFLICT(name) DO UPDATE SET definition = excluded.definition`,
-    ).run(name, JSON.stringify(definition), Date.now());
+    ).run(name, JSON.stringify(definition), owner, Date.now());
   }
 
   async deleteClass(name: string): Promise<void> {

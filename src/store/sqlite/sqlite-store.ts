@@ -32,6 +32,9 @@ function toFile(row: Row): FileRecord {
  * The embedded store: one SQLite file in WAL mode. One process owns a data dir at a time, so on open every lease
  * left by a previous (crashed) process is returned to the queue by the engine through `releaseLeases(…, Infinity)`.
  */
+/** What an erased upstream key leaves in `provider_key`: not base64, so never a sealed key. */
+const ERASED_PROVIDER_KEY = "-erased-";
+
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly sql: (text: string) => Database.Statement;
@@ -160,11 +163,18 @@ export class SqliteStore implements Store {
 
   async getProviderKey(batchId: string): Promise<string | null> {
     const row = this.sql(`SELECT provider_key FROM batches WHERE id = ?`).get(batchId) as Row | undefined;
-    return (row?.provider_key as string | null) ?? null;
+    const sealed = (row?.provider_key as string | null) ?? null;
+    return sealed === ERASED_PROVIDER_KEY ? null : sealed;
   }
 
   async clearProviderKey(batchId: string): Promise<void> {
-    this.sql(`UPDATE batches SET provider_key = NULL WHERE id = ?`).run(batchId);
+    // A tombstone, not NULL: a retry must know the batch ran on the caller's key (see Engine.retryBatch).
+    this.sql(`UPDATE batches SET provider_key = ? WHERE id = ? AND provider_key IS NOT NULL`).run(ERASED_PROVIDER_KEY, batchId);
+  }
+
+  async hadProviderKey(batchId: string): Promise<boolean> {
+    const row = this.sql(`SELECT provider_key IS NOT NULL AS had FROM batches WHERE id = ?`).get(batchId) as { had: number } | undefined;
+    return row?.had === 1;
   }
 
   async insertItems(batchId: string, lines: ParsedRequestLine[]): Promise<void> {
