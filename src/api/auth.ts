@@ -14,6 +14,20 @@ export function gatewayOf(headers: IncomingHttpHeaders): { provider: string; api
   return undefined;
 }
 
+/** The header that overrides a provider's batchMode for one batch at create. */
+export const BATCH_MODE_HEADER = "x-openbatch-batch-mode";
+
+/**
+ * The run mode a create call asks for in `x-openbatch-batch-mode` (`native`: the provider's own batch API; `direct`:
+ * we send each request), or undefined when it sends none. @throws OpenBatchError 400 for any other value.
+ */
+export function batchModeOf(headers: IncomingHttpHeaders): "native" | "direct" | undefined {
+  const value = headers[BATCH_MODE_HEADER];
+  if (value === undefined) return undefined;
+  if (value === "native" || value === "direct") return value;
+  throw new OpenBatchError("invalid_request", `Header ${BATCH_MODE_HEADER} must be "native" or "direct", not ${JSON.stringify(value)}.`, { param: BATCH_MODE_HEADER, code: "invalid_batch_mode" });
+}
+
 function bearer(value: string | undefined): string | null {
   const m = /^Bearer\s+(.+)$/i.exec(value ?? "");
   return m ? m[1]!.trim() : null;

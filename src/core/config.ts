@@ -16,7 +16,30 @@ const remote = {
   tpm: z.number().positive().optional(),
   /** Budgets of single models on this provider (model id or glob → {rpm, tpm}), on top of the provider's. */
   modelBudgets: z.record(z.string(), z.strictObject({ rpm: z.number().positive().optional(), tpm: z.number().positive().optional() })).default({}),
+  ...nativeBatchFields(),
 };
+
+/**
+ * How a provider's batches run (engine/native): `direct` (we send each request), `native` (vendor jobs on the
+ * provider's own batch API at its batch price), `auto` (native when the batch's completion window is at least
+ * `nativeWindowMs`). Absent `batchMode`: auto for the vendors' own API origins (OpenAI, Anthropic, Gemini), direct for
+ * any other baseURL (a self-hosted server has no batch API); see effectiveBatchMode in providers/native.
+ */
+function nativeBatchFields() {
+  return {
+    batchMode: z.enum(["direct", "native", "auto"]).optional(),
+    /** The vendor's batch window, ms: `auto` runs natively only batches whose completion window is at least this (24 h). */
+    nativeWindowMs: z.number().int().positive().default(86_400_000),
+    /** Most requests in one vendor job (absent: the vendor's limit: OpenAI 50,000, Anthropic 100,000, Gemini 100,000). */
+    nativeMaxRequests: z.number().int().positive().optional(),
+    /** Most request bytes in one vendor job (absent: the vendor's limit: OpenAI 200 MB, Anthropic 256 MB, Gemini 20 MB inline). */
+    nativeMaxBytes: z.number().int().positive().optional(),
+    /** Time between polls of a vendor job, ms (doubled on each error, up to 10 minutes). */
+    nativePollMs: z.number().int().positive().default(30_000),
+    /** What a vendor job that expired or was cancelled by the vendor leaves: run directly while time is left, or end. */
+    nativeFallback: z.enum(["direct", "none"]).default("direct"),
+  };
+}
 
 const openAICompatible = z.strictObject({
   type: z.literal("openai-compatible"),

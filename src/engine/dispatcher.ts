@@ -10,6 +10,7 @@ import type { KeyVault } from "./key-vault.js";
 import { ProviderRateLimiter } from "./rate-limiter.js";
 import { requestTokenCost } from "./token-cost.js";
 import type { Log } from "./log.js";
+import type { NativeGate } from "./native/runner.js";
 import { backoffMs, isRetryableStatus, retryAfterMs, type RetrySettings } from "./retry-policy.js";
 import { readUsage } from "./usage.js";
 
@@ -79,6 +80,8 @@ export class Dispatcher {
     private readonly finalize: (batch: Batch) => Promise<void>,
     /** Told of every upstream answer (metrics). */
     private readonly observer?: DispatchObserver,
+    /** Says which batches run on a provider's own batch API (engine/native): their items are not claimed here. */
+    private readonly native?: NativeGate,
   ) {}
 
   start(): void {
@@ -177,6 +180,8 @@ export class Dispatcher {
     const active = await this.store.batchesInStatus(["in_progress", "cancelling", "finalizing", "created"]);
     const byProvider = new Map<string, Batch[]>();
     for (const batch of active) {
+      // Vendor jobs hold a native batch until they hand it back (engine/native); expiry and cancel included.
+      if ((batch.status === "in_progress" || batch.status === "cancelling") && this.native && (await this.native.holds(batch))) continue;
       if (batch.status === "created") {
         // Never started (seed 001): it expires after its window all the same, and its sealed key is erased then.
         if (batch.expires_at <= now) await this.end(batch, "expired", now);

@@ -23,6 +23,8 @@ import { silentLog, type Log } from "./log.js";
 import { WebhookSender } from "./webhooks.js";
 import type { WebhookDeliveryLog } from "../store/webhook-outbox.js";
 import { RetentionSweeper, type RetentionOptions } from "./retention.js";
+import { NativeRunner } from "./native/runner.js";
+import type { RunMode } from "../store/vendor-jobs.js";
 
 /** A new batch record with every timestamp empty. */
 function draftBatch(f: {
@@ -81,6 +83,8 @@ export interface CreateBatchInput {
   dialect: string;
   /** Gateway routing: a provider name/type/preset from `x-openbatch-provider`, and the upstream key to use for this batch. */
   gateway?: { provider: string; apiKey: string | null };
+  /** `x-openbatch-batch-mode`: run on the provider's own batch API (native) or send each request (direct); absent: the provider's batchMode. */
+  batchMode?: RunMode;
 }
 
 /** One request sent inline: its custom_id and its body in the batch endpoint's format. */
@@ -102,6 +106,7 @@ export interface InlineBatchInput {
   /** Run at once (Anthropic, Gemini), or wait in `created` for requests and a start call (seed 001). */
   start: boolean;
   gateway?: CreateBatchInput["gateway"];
+  batchMode?: CreateBatchInput["batchMode"];
 }
 
 /** Engine settings beyond the config file. */
@@ -129,6 +134,7 @@ export class Engine {
   private readonly direct: DirectCalls;
   private readonly webhooks: WebhookSender;
   private readonly retention: RetentionSweeper;
+  private readonly native: NativeRunner;
 
   private constructor(
     readonly store: Store,
@@ -148,6 +154,7 @@ export class Engine {
       limiters: () => this.dispatcher.rateLimiters(),
       inFlight: (provider) => this.dispatcher.inFlightCount(provider),
     });
+    this.native = new NativeRunner(store, this.providers, vault, log, this.metrics.registry, () => this.dispatcher.wake());
     this.dispatcher = new Dispatcher(
       store,
       this.providers,
@@ -156,6 +163,7 @@ export class Engine {
       log,
       (batch) => this.finalize(batch),
       this.metrics,
+      this.native,
     );
     this.direct = new DirectCalls(this.providers, (provider) => this.dispatcher.limiterFor(provider), config.retry);
     this.webhooks = new WebhookSender(store.webhookOutbox, config.webhooks, config.webhookDelivery, log, pollMs);
@@ -188,12 +196,14 @@ export class Engine {
       else await this.store.updateBatch(batch.id, ["cancelling"], { status: "cancelled", cancelled_at: Date.now() });
     }
     this.dispatcher.start();
+    this.native.start();
     this.webhooks.start();
     this.retention.start();
   }
 
   async close(): Promise<void> {
     await this.retention.stop();
+    await this.native.stop();
     await this.dispatcher.stop();
     await this.webhooks.stop();
     await this.providers.close();
@@ -238,6 +248,7 @@ export class Engine {
       status: "validating",
     });
     batch.output_expires_after = outputExpiresAfter;
+    if (input.batchMode) await this.store.vendorJobs.requestMode(batch.id, input.batchMode);
     await this.store.insertBatch(batch, sealedKey);
     await this.ingest(batch);
     return this.view(batch.id);
@@ -277,6 +288,7 @@ export class Engine {
     batch.model = input.model;
     batch.name = input.name ?? null;
     batch.description = input.description ?? null;
+    if (input.batchMode) await this.store.vendorJobs.requestMode(batch.id, input.batchMode);
     await this.store.insertBatch(batch, sealedKey);
     try {
       if (input.requests?.length) await this.insertInline(batch.id, input.requests);
@@ -476,6 +488,7 @@ export class Engine {
     }
     this.dispatcher.abortBatch(id);
     this.dispatcher.wake();
+    this.native.wake();
     return this.getBatch(caller, id);
   }
 

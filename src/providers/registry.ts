@@ -63,6 +63,13 @@ export class ProviderRegistry {
     return p;
   }
 
+  /** The config entry of provider `name` (configured, a preset, or the built-in local one), or undefined. */
+  configOf(name: string): ProviderConfig | undefined {
+    if (Object.hasOwn(this.config.providers, name)) return this.config.providers[name];
+    if (Object.hasOwn(PRESETS, name)) return PRESETS[name];
+    return name === BUILTIN_LOCAL ? { type: "local-embeddings" } : undefined;
+  }
+
   /** Provider name that serves `model` per the `models` routes, or null when none matches. */
   routeModel(model: string | null): string | null {
     // The embedded model is always served, whatever the user's globs say.

@@ -1,6 +1,7 @@
 import type { Batch, BatchStatus, BatchUsage, ItemOutcome, ItemState, RequestCounts, RequestItem } from "../core/batch.js";
 import type { ParsedRequestLine } from "../core/request-line.js";
 import type { WebhookOutbox } from "./webhook-outbox.js";
+import type { VendorJobStore } from "./vendor-jobs.js";
 
 /** Metadata of a stored file (OpenAI FileObject before rendering). Times are unix ms. */
 export interface FileRecord {
@@ -130,6 +131,9 @@ export interface Store {
 
   /** Events of batches that ended and their webhook deliveries (engine/webhooks.ts sends them). */
   readonly webhookOutbox: WebhookOutbox;
+
+  /** Native runs and vendor jobs of batches run on a vendor's own batch API (engine/native runs them). */
+  readonly vendorJobs: VendorJobStore;
 
   close(): Promise<void>;
 }

@@ -4,7 +4,7 @@ import type { FastifyPluginAsync } from "fastify";
 import { z } from "zod";
 import { invalidRequest, notFound } from "../../core/errors.js";
 import type { Engine } from "../../engine/engine.js";
-import { gatewayOf } from "../auth.js";
+import { batchModeOf, gatewayOf } from "../auth.js";
 import { parseQuery } from "../query.js";
 import { anthropicRequestId } from "./errors.js";
 import { fromAnthropicId, renderMessageBatch, renderMessageResult, toAnthropicId } from "./render.js";
@@ -90,6 +90,7 @@ export const anthropicBatchesRoutes: FastifyPluginAsync<{ engine: Engine }> = as
       requests: requests.map((r) => ({ custom_id: r.custom_id, body: r.params })),
       start: true,
       gateway: gatewayOf(req.headers),
+      batchMode: batchModeOf(req.headers),
     });
     return renderMessageBatch(batch, origin(req));
   });

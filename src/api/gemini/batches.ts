@@ -7,7 +7,7 @@ import { invalidRequest, notFound, OpenBatchError } from "../../core/errors.js";
 import type { Endpoint } from "../../core/wire-format.js";
 import type { Engine, InlineRequest } from "../../engine/engine.js";
 import type { Caller } from "../../engine/files.js";
-import { gatewayOf } from "../auth.js";
+import { batchModeOf, gatewayOf } from "../auth.js";
 import { parseQuery } from "../query.js";
 import {
   bareModel,
@@ -134,6 +134,7 @@ export const geminiBatchesRoutes: FastifyPluginAsync<{ engine: Engine }> = async
       requests: requests.map(({ model: _model, metadata, ...body }, i) => ({ custom_id: toCustomId(i, metadata), body })),
       start: true,
       gateway: gatewayOf(req.headers),
+      batchMode: batchModeOf(req.headers),
     });
     return renderSeedBatch(batch);
   });
@@ -166,7 +167,7 @@ export const geminiBatchesRoutes: FastifyPluginAsync<{ engine: Engine }> = async
     if ((fileName === undefined) === (inline === undefined)) {
       throw invalidRequest("batch.inputConfig must hold exactly one of 'requests' or 'fileName'.", "batch.inputConfig");
     }
-    const common = { dialect: GEMINI, endpoint: ENDPOINT[method], model, name: displayName ?? null, gateway: gatewayOf(req.headers) };
+    const common = { dialect: GEMINI, endpoint: ENDPOINT[method], model, name: displayName ?? null, gateway: gatewayOf(req.headers), batchMode: batchModeOf(req.headers) };
     let created: BatchView;
     if (inline !== undefined) {
       const list = isObject(inline) ? inline.requests : undefined;
@@ -233,7 +234,7 @@ async function* fileLines(engine: Engine, caller: Caller, fileId: string): Async
 async function createFromFile(
   engine: Engine,
   caller: Caller,
-  input: { dialect: string; endpoint: Endpoint; model: string; name: string | null; gateway: ReturnType<typeof gatewayOf>; fileName: string; method: Method },
+  input: { dialect: string; endpoint: Endpoint; model: string; name: string | null; gateway: ReturnType<typeof gatewayOf>; batchMode: ReturnType<typeof batchModeOf>; fileName: string; method: Method },
 ): Promise<BatchView> {
   const fileId = input.fileName.slice("files/".length);
   await engine.files.get(caller, fileId).catch((err) => {

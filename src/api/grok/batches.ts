@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from "fastify";
 import { z } from "zod";
 import { invalidRequest, notFound } from "../../core/errors.js";
 import type { Engine, InlineRequest } from "../../engine/engine.js";
-import { gatewayOf } from "../auth.js";
+import { batchModeOf, gatewayOf } from "../auth.js";
 import { parseQuery } from "../query.js";
 import { GROK_REQUEST_STATES, renderGrokBatch, renderGrokRequest, renderGrokResult } from "./render.js";
 
@@ -80,6 +80,7 @@ export async function createGrokBatch(engine: Engine, caller: string | null, bod
     completion_window: b.completion_window,
     start: false,
     gateway: gatewayOf(headers),
+    batchMode: batchModeOf(headers),
   });
   return renderGrokBatch(batch);
 }

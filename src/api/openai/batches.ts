@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from "fastify";
 import { z } from "zod";
 import { invalidRequest } from "../../core/errors.js";
 import type { Engine } from "../../engine/engine.js";
-import { gatewayOf } from "../auth.js";
+import { batchModeOf, gatewayOf } from "../auth.js";
 import { parseQuery } from "../query.js";
 import type { BatchView } from "../../core/batch.js";
 import { createGrokBatch } from "../grok/batches.js";
@@ -44,6 +44,7 @@ export const openAIBatchesRoutes: FastifyPluginAsync<{ engine: Engine }> = async
       output_expires_after: b.output_expires_after,
       dialect: "openai",
       gateway: gatewayOf(req.headers),
+      batchMode: batchModeOf(req.headers),
     });
     return renderBatch(batch);
   });

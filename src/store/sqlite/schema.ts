@@ -1,3 +1,4 @@
+import { VENDOR_JOB_TABLES } from "./vendor-jobs.js";
 /**
  * The webhook outbox (store/sqlite/webhook-outbox.ts): `webhook_events` is the queue of events of batches that ended,
  * written in the transaction that ends the batch; each is fanned out into `webhook_deliveries` (one per webhook URL),
@@ -50,6 +51,8 @@ export const MIGRATIONS: string[] = [
   // OpenAI `output_expires_after.seconds`: how long the batch's output and error files live (null: until deleted).
   `ALTER TABLE batches ADD COLUMN output_expires_after INTEGER`,
   WEBHOOK_TABLES,
+  // Native runs and vendor jobs (engine/native: batches run on a vendor's own batch API).
+  VENDOR_JOB_TABLES,
 ];
 
 /** SQLite schema (WAL). `seq` columns give insertion order for cursor pagination; times are unix ms. */
@@ -141,4 +144,5 @@ CREATE TABLE IF NOT EXISTS batch_counts (
   output_tokens    INTEGER NOT NULL DEFAULT 0,
   reasoning_tokens INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
-${WEBHOOK_TABLES}`;
+${WEBHOOK_TABLES}
+${VENDOR_JOB_TABLES}`;

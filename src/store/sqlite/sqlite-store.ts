@@ -8,6 +8,7 @@ import type { ParsedRequestLine } from "../../core/request-line.js";
 import type { BatchListQuery, FileRecord, FinishedItem, OutcomeRecord, Page, Store } from "../store.js";
 import { MIGRATIONS, SCHEMA } from "./schema.js";
 import { SqliteWebhookOutbox } from "./webhook-outbox.js";
+import { SqliteVendorJobs } from "./vendor-jobs.js";
 
 const BATCH_JSON_COLUMNS = new Set(["errors", "metadata"]);
 
@@ -39,6 +40,7 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly sql: (text: string) => Database.Statement;
   readonly webhookOutbox: SqliteWebhookOutbox;
+  readonly vendorJobs: SqliteVendorJobs;
 
   /** @param path database file path (":memory:" for tests). */
   constructor(path: string) {
@@ -46,6 +48,7 @@ export class SqliteStore implements Store {
     this.db = connection.db;
     this.sql = (text) => connection.sql(text);
     this.webhookOutbox = new SqliteWebhookOutbox(connection);
+    this.vendorJobs = new SqliteVendorJobs(connection);
     const fresh = this.sql(`SELECT count(*) AS n FROM sqlite_master WHERE name = 'batches'`).get() as { n: number };
     if (fresh.n === 0) {
       this.db.exec(SCHEMA);
@@ -336,6 +339,8 @@ export class SqliteStore implements Store {
       this.sql(`DELETE FROM request_items WHERE batch_id = ?`).run(batchId);
       this.sql(`DELETE FROM batch_counts WHERE batch_id = ?`).run(batchId);
       this.sql(`DELETE FROM batches WHERE id = ?`).run(batchId);
+      this.sql(`DELETE FROM vendor_jobs WHERE batch_id = ?`).run(batchId);
+      this.sql(`DELETE FROM native_runs WHERE batch_id = ?`).run(batchId);
     })();
   }
 

@@ -1,0 +1,584 @@
+import { randomBytes } from "node:crypto";
+import { Counter, Gauge, type Registry } from "prom-client";
+import { isTerminal, type Batch, type ItemOutcome } from "../../core/batch.js";
+import { parseCompletionWindow } from "../../core/duration.js";
+import { newId } from "../../core/ids.js";
+import { withModel } from "../../providers/http-upstream.js";
+import { VendorError, type NativeBatchApi, type NativeRequestLine, type VendorCall, type VendorResult, type VendorSubmission } from "../../providers/native/native-api.js";
+import { createNativeApi, effectiveBatchMode } from "../../providers/native/native-apis.js";
+import type { ProviderRegistry } from "../../providers/registry.js";
+import { TranslationError, translateRequest, translateResponse } from "../../providers/translate/translate.js";
+import type { Store } from "../../store/store.js";
+import { isFinalJobState, type LineOutcome, type RunMode, type VendorJob } from "../../store/vendor-jobs.js";
+import type { KeyVault } from "../key-vault.js";
+import type { Log } from "../log.js";
+import { readUsage } from "../usage.js";
+
+/** What the direct dispatcher asks before it runs a batch: whether vendor jobs hold it. */
+export interface NativeGate {
+  /** True while the batch's items are the native runner's (the dispatcher then leaves the batch alone). */
+  holds(batch: Batch): Promise<boolean>;
+}
+
+/** Native runner settings. */
+export interface NativeRunnerOptions {
+  /** Longest sleep between passes, ms (default 1000); each job's own poll time comes from its provider's nativePollMs. */
+  tickMs?: number;
+  /** Outcomes written per transaction while recording a job's results (default 500). */
+  recordGroup?: number;
+}
+
+/** Most consecutive non-retryable errors on poll or download before a job is given up (its items fail with the error). */
+const MAX_FINAL_ERRORS = 10;
+/** Longest backoff between vendor calls after errors, ms. */
+const MAX_BACKOFF_MS = 600_000;
+
+/** Our vendor custom id of an item: the batch id and its line, unique per item across every batch. */
+export function vendorCustomId(batchId: string, line: number): string {
+  return `${batchId}-${line}`;
+}
+
+function noAnswer(state: ItemOutcome["state"], code: string, message: string): ItemOutcome {
+  return { state, status_code: null, request_id: null, response_body: null, error_code: code, error_message: message, usage: null };
+}
+
+/**
+ * Runs batches on the providers' own batch APIs (DESIGN.md: "two run modes: direct and native"). A batch's mode is
+ * decided the first time the dispatcher looks at it (`holds`): the create call's `x-openbatch-batch-mode`, else the
+ * provider's `batchMode` (auto: native when the completion window is at least `nativeWindowMs`). A native batch's
+ * queued items are cut into chunks within the vendor's limits; each chunk is a stored vendor job written before the
+ * vendor call that creates it, and advanced one step per pass: upload → create → poll → download and record → done.
+ * Every step's result is stored before the next, so after a kill -9 anywhere the next process resumes each job where
+ * it stood: a job whose create call may have reached the vendor is first looked up by its tag (OpenAI `metadata`,
+ * Gemini `displayName`) and never created twice; results are recorded only into items not finished yet, so recording
+ * again after a crash writes each item once. 429/5xx/network errors back off and retry; they never end a batch.
+ * When every job has ended the batch is handed back to the dispatcher, which finalizes it, ends what is left on a
+ * cancel or expiry, or runs directly what an expired or cancelled vendor job left (`nativeFallback: "direct"`).
+ */
+export class NativeRunner implements NativeGate {
+  private readonly apis = new Map<string, NativeBatchApi | null>();
+  private readonly held = new Map<string, boolean>();
+  private readonly keys = new Map<string, string | undefined>();
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private again = false;
+  private stopped = true;
+  private abort = new AbortController();
+  private readonly tickMs: number;
+  private readonly recordGroup: number;
+  private readonly polls: Counter;
+  private readonly vendorErrors: Counter;
+  private readonly jobsCreated: Counter;
+  private readonly unknownResults: Counter;
+
+  constructor(
+    private readonly store: Store,
+    private readonly providers: ProviderRegistry,
+    private readonly vault: KeyVault,
+    private readonly log: Log,
+    /** Where the runner's metrics are registered (the engine's). */
+    registry: Registry,
+    /** Asks the dispatcher for a pass (a batch was handed back). */
+    private readonly wakeDispatcher: () => void,
+    options: NativeRunnerOptions = {},
+  ) {
+    this.tickMs = options.tickMs ?? 1000;
+    this.recordGroup = options.recordGroup ?? 500;
+    const registers = [registry];
+    const store_ = store;
+    new Gauge({
+      name: "openbatch_vendor_jobs",
+      help: "Vendor jobs (chunks of batches run on a provider's own batch API) by state.",
+      labelNames: ["state"],
+      registers,
+      async collect() {
+        for (const [state, n] of Object.entries(await store_.vendorJobs.jobCounts())) this.set({ state }, n);
+      },
+    });
+    this.polls = new Counter({ name: "openbatch_vendor_polls_total", help: "Polls of vendor jobs.", labelNames: ["provider"], registers });
+    this.vendorErrors = new Counter({
+      name: "openbatch_vendor_errors_total",
+      help: "Failed vendor batch-API calls, by operation (upload, create, lookup, poll, download, cancel).",
+      labelNames: ["provider", "op"],
+      registers,
+    });
+    this.jobsCreated = new Counter({ name: "openbatch_vendor_jobs_created_total", help: "Vendor jobs the vendor accepted.", labelNames: ["provider"], registers });
+    this.unknownResults = new Counter({
+      name: "openbatch_vendor_unknown_results_total",
+      help: "Vendor results naming a custom id that is not one of the job's requests (ignored).",
+      labelNames: ["provider"],
+      registers,
+    });
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.abort = new AbortController();
+    this.wake();
+  }
+
+  /** Stops passes and aborts vendor calls in flight; every job stays stored and resumes on the next start. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.abort.abort(new Error("native runner stopping"));
+    await this.running;
+    await Promise.all([...this.apis.values()].map((a) => a?.close()));
+    this.apis.clear();
+  }
+
+  /** Asks for a pass soon (a new native batch, a cancel). */
+  wake(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.tick(), 0);
+  }
+
+  async holds(batch: Batch): Promise<boolean> {
+    // A file batch cancelled while validating has not stored all its items yet: nothing to hand to a vendor.
+    if (batch.in_progress_at === null) return false;
+    const cached = this.held.get(batch.id);
+    if (cached !== undefined) return cached;
+    let run = await this.store.vendorJobs.getRun(batch.id);
+    if (!run?.mode) {
+      const mode = this.chooseMode(batch, run?.requested ?? null);
+      run = await this.store.vendorJobs.decide(batch.id, mode);
+      if (run.held) this.log.info({ batch: batch.id, provider: batch.provider }, "batch runs natively on the provider's batch API");
+    }
+    this.held.set(batch.id, run.held);
+    if (run.held) this.wake();
+    return run.held;
+  }
+
+  /** The mode a batch runs in; see the class docstring. */
+  private chooseMode(batch: Batch, requested: RunMode | null): RunMode {
+    const config = batch.provider ? this.providers.configOf(batch.provider) : undefined;
+    if (!config || !this.apiFor(batch.provider!)) {
+      if (requested === "native") this.log.warn({ batch: batch.id, provider: batch.provider }, "native mode asked for, but the provider has no batch API: running directly");
+      return "direct";
+    }
+    if (requested) return requested;
+    const mode = effectiveBatchMode(config);
+    if (mode !== "auto") return mode;
+    const windowMs = (() => {
+      try {
+        return parseCompletionWindow(batch.completion_window);
+      } catch {
+        return 0;
+      }
+    })();
+    return "nativeWindowMs" in config && windowMs >= config.nativeWindowMs ? "native" : "direct";
+  }
+
+  private apiFor(provider: string): NativeBatchApi | null {
+    if (!this.apis.has(provider)) {
+      const config = this.providers.configOf(provider);
+      this.apis.set(provider, config ? createNativeApi(provider, config) : null);
+    }
+    return this.apis.get(provider)!;
+  }
+
+  private pollMsOf(provider: string): number {
+    const c = this.providers.configOf(provider);
+    return c && "nativePollMs" in c ? c.nativePollMs : 30_000;
+  }
+
+  private tick(): void {
+    this.timer = null;
+    if (this.stopped) return;
+    let sleep = this.tickMs;
+    this.running = this.pass()
+      .then((s) => {
+        sleep = s;
+      })
+      .catch((err) => this.log.error({ err }, "native runner pass failed; retrying"))
+      .finally(() => {
+        this.running = null;
+        if (this.stopped) return;
+        if (this.again) sleep = 0;
+        this.again = false;
+        this.timer = setTimeout(() => this.tick(), Math.max(0, Math.min(sleep, this.tickMs)));
+      });
+  }
+
+  /** One pass over every held batch. @returns ms until the next pass is useful. */
+  private async pass(): Promise<number> {
+    let next = Date.now() + this.tickMs;
+    for (const id of await this.store.vendorJobs.heldBatches()) {
+      if (this.stopped) break;
+      const batch = await this.store.getBatch(id);
+      if (!batch || isTerminal(batch.status) || batch.status === "finalizing") {
+        await this.release(id);
+        continue;
+      }
+      try {
+        next = Math.min(next, await this.advance(batch));
+      } catch (err) {
+        if (this.stopped) break;
+        this.log.error({ err, batch: id }, "native batch step failed; retrying");
+      }
+    }
+    return next - Date.now();
+  }
+
+  private async release(batchId: string): Promise<void> {
+    await this.store.vendorJobs.release(batchId);
+    this.held.set(batchId, false);
+    this.keys.delete(batchId);
+    this.wakeDispatcher();
+  }
+
+  /** Moves a native batch on: cuts new chunks, steps each due job, and hands the batch back once all have ended. @returns when a job is next due (unix ms). */
+  private async advance(batch: Batch): Promise<number> {
+    const api = this.apiFor(batch.provider ?? "");
+    if (!api) {
+      await this.release(batch.id);
+      return Infinity;
+    }
+    const stopping = batch.status === "cancelling" || batch.expires_at <= Date.now();
+    let jobs = await this.store.vendorJobs.jobsOf(batch.id);
+    if (!stopping && batch.status === "in_progress") {
+      const made = await this.cut(batch, api, jobs.length);
+      jobs = jobs.concat(made);
+    }
+    const now = Date.now();
+    let next = Infinity;
+    await Promise.all(
+      jobs.map(async (job) => {
+        if (isFinalJobState(job.state)) return;
+        if (job.next_attempt_at > now) {
+          next = Math.min(next, job.next_attempt_at);
+          return;
+        }
+        await this.step(batch, api, job, stopping);
+      }),
+    );
+    const after = await this.store.vendorJobs.jobsOf(batch.id);
+    for (const j of after) if (!isFinalJobState(j.state)) next = Math.min(next, j.next_attempt_at);
+    if (after.every((j) => isFinalJobState(j.state))) await this.settle(batch, after, stopping);
+    return next;
+  }
+
+  /** Cuts the batch's queued items past the last chunk into new vendor jobs within the vendor's limits. */
+  private async cut(batch: Batch, api: NativeBatchApi, chunk: number): Promise<VendorJob[]> {
+    const made: VendorJob[] = [];
+    let after = await this.store.vendorJobs.coveredUpTo(batch.id);
+    type Draft = { first: number; last: number; requests: number; bytes: number; failures: LineOutcome[]; endpoint: string | null };
+    let cur: Draft | null = null;
+    const emit = async (d: Draft) => {
+      if (d.requests === 0) {
+        // Only untranslatable items: nothing goes to the vendor, they end at once.
+        await this.store.vendorJobs.recordOutcomes(batch.id, d.first, d.last, d.failures, Date.now());
+        return;
+      }
+      const now = Date.now();
+      const job: VendorJob = {
+        id: "vjob_" + randomBytes(12).toString("hex"),
+        batch_id: batch.id,
+        chunk: chunk++,
+        provider: batch.provider!,
+        vendor: api.vendor,
+        endpoint: d.endpoint as VendorJob["endpoint"],
+        first_line: d.first,
+        last_line: d.last,
+        requests: d.requests,
+        bytes: d.bytes,
+        state: "pending",
+        vendor_file_id: null,
+        vendor_id: null,
+        vendor_status: null,
+        outcome: null,
+        result_ref: null,
+        failure: null,
+        cancel_requested: false,
+        errors: 0,
+        last_error: null,
+        next_attempt_at: 0,
+        created_at: now,
+        updated_at: now,
+      };
+      await this.store.vendorJobs.insertJob(job, d.failures);
+      made.push(job);
+    };
+    for (;;) {
+      const page = await this.store.pageRequests(batch.id, after, 1000, ["queued"]);
+      if (page.length === 0) break;
+      for (const r of page) {
+        const line = this.lineFor(batch, api, r.line, r.body);
+        cur ??= { first: r.line, last: r.line, requests: 0, bytes: 0, failures: [], endpoint: null };
+        if ("failure" in line) {
+          cur.failures.push({ line: r.line, outcome: line.failure });
+          cur.last = r.line;
+          continue;
+        }
+        const size = line.body.length + api.lineOverhead(line);
+        if (cur.requests > 0 && (cur.requests + 1 > api.limits.maxRequests || cur.bytes + size > api.limits.maxBytes)) {
+          await emit(cur);
+          cur = { first: r.line, last: r.line, requests: 0, bytes: 0, failures: [], endpoint: null };
+        }
+        cur.requests++;
+        cur.bytes += size;
+        cur.last = r.line;
+        cur.endpoint = line.endpoint;
+      }
+      after = page[page.length - 1]!.line;
+    }
+    if (cur) await emit(cur);
+    return made;
+  }
+
+  /** An item's line in the vendor's format, or the outcome of an item that cannot be translated to it. */
+  private lineFor(batch: Batch, api: NativeBatchApi, line: number, body: string): (NativeRequestLine & { endpoint: string }) | { failure: ItemOutcome } {
+    try {
+      const wire = translateRequest(batch.endpoint, body, api.format);
+      // Gemini carries the model in the URL; the others want it in each body (a Gemini-born body names none).
+      const out = api.format === "gemini" ? withoutModel(wire.body) : withModel(wire.body, batch.model);
+      return { customId: vendorCustomId(batch.id, line), body: out, endpoint: wire.endpoint };
+    } catch (err) {
+      if (!(err instanceof TranslationError)) throw err;
+      return { failure: noAnswer("failed", "untranslatable_field", `Field '${err.param}' cannot be translated for provider ${batch.provider}: ${err.message}`) };
+    }
+  }
+
+  private submission(batch: Batch, api: NativeBatchApi, job: VendorJob): VendorSubmission {
+    const self = this;
+    return {
+      tag: job.id,
+      model: batch.model,
+      endpoint: job.endpoint,
+      async *lines() {
+        let after = job.first_line - 1;
+        for (;;) {
+          const page = await self.store.pageRequests(batch.id, after, 500, ["queued"]);
+          for (const r of page) {
+            if (r.line > job.last_line) return;
+            const line = self.lineFor(batch, api, r.line, r.body);
+            if (!("failure" in line)) yield { customId: line.customId, body: line.body };
+          }
+          if (page.length < 500) return;
+          after = page[page.length - 1]!.line;
+        }
+      },
+    };
+  }
+
+  private async callFor(batchId: string): Promise<VendorCall> {
+    if (!this.keys.has(batchId)) {
+      const sealed = await this.store.getProviderKey(batchId);
+      this.keys.set(batchId, sealed ? this.vault.open(sealed) : undefined);
+    }
+    return { apiKey: this.keys.get(batchId), signal: this.abort.signal };
+  }
+
+  /** One step of a job; a failed vendor call backs off (retryable) or, past its limit, fails the job's items with the vendor's message. */
+  private async step(batch: Batch, api: NativeBatchApi, job: VendorJob, stopping: boolean): Promise<void> {
+    const ctx = { op: "create" };
+    try {
+      await this.stepOnce(batch, api, job, stopping, ctx);
+    } catch (err) {
+      if (this.stopped || this.abort.signal.aborted) return;
+      const e = err instanceof VendorError ? err : new VendorError((err as Error).message, null, true);
+      this.vendorErrors.inc({ provider: job.provider, op: ctx.op });
+      const errors = job.errors + 1;
+      const final = !e.retryable && (ctx.op === "create" || ctx.op === "upload" || errors >= MAX_FINAL_ERRORS);
+      this.log.warn({ batch: batch.id, job: job.id, op: ctx.op, status: e.status, err: e.message, final }, "vendor call failed");
+      if (final && (job.state === "pending" || job.state === "uploaded")) {
+        await this.store.vendorJobs.updateJob(job.id, { state: "ended", outcome: "failed", failure: JSON.stringify({ message: e.message, lines: [] }), last_error: e.message });
+        return;
+      }
+      if (final && job.state === "submitted") {
+        await this.store.vendorJobs.updateJob(job.id, { state: "ended", outcome: "failed", failure: JSON.stringify({ message: e.message, lines: [] }), last_error: e.message });
+        return;
+      }
+      const base = Math.min(MAX_BACKOFF_MS, this.pollMsOf(job.provider) * 2 ** Math.min(errors, 16));
+      const delay = Math.max(e.retryAfterMs ?? 0, base / 2 + Math.random() * (base / 2));
+      await this.store.vendorJobs.updateJob(job.id, { errors, last_error: e.message, next_attempt_at: Date.now() + delay });
+    }
+  }
+
+  private async stepOnce(batch: Batch, api: NativeBatchApi, job: VendorJob, stopping: boolean, ctx: { op: string }): Promise<void> {
+    const call = await this.callFor(batch.id);
+    const jobs = this.store.vendorJobs;
+    if (job.state === "pending" || job.state === "uploaded") {
+      if (job.vendor_status === "creating" && api.taggable) {
+        // A create call was under way when the last process stopped: the vendor may hold the job already.
+        ctx.op = "lookup";
+        const found = await api.findByTag(job.id, job.created_at, call);
+        if (found) {
+          this.log.info({ batch: batch.id, job: job.id, vendor_id: found }, "vendor job found by its tag after a restart; not created again");
+          await jobs.updateJob(job.id, { state: "submitted", vendor_id: found, vendor_status: "submitted", errors: 0, next_attempt_at: 0 });
+          this.again = true;
+          return;
+        }
+      }
+      if (stopping) {
+        await jobs.updateJob(job.id, { state: "abandoned" });
+        return;
+      }
+      const submission = this.submission(batch, api, job);
+      let fileId = job.vendor_file_id;
+      if (api.upload && !fileId) {
+        ctx.op = "upload";
+        fileId = await api.upload(submission, call);
+        await jobs.updateJob(job.id, { state: "uploaded", vendor_file_id: fileId });
+      }
+      ctx.op = "create";
+      await jobs.updateJob(job.id, { vendor_status: "creating" });
+      const vendorId = await api.create(submission, fileId, call);
+      await jobs.updateJob(job.id, { state: "submitted", vendor_id: vendorId, vendor_status: "submitted", errors: 0, last_error: null, next_attempt_at: Date.now() + this.pollMsOf(job.provider) });
+      this.jobsCreated.inc({ provider: job.provider });
+      this.log.info({ batch: batch.id, job: job.id, vendor_id: vendorId, requests: job.requests }, "vendor job created");
+      return;
+    }
+    if (job.state === "submitted") {
+      const vendorId = job.vendor_id!;
+      if (stopping && !job.cancel_requested) {
+        ctx.op = "cancel";
+        try {
+          await api.cancel(vendorId, call);
+        } catch (err) {
+          // A job that ended meanwhile cannot be cancelled; the poll below tells how it ended.
+          if (!(err instanceof VendorError) || err.retryable) throw err;
+          this.log.warn({ batch: batch.id, job: job.id, err: err.message }, "vendor refused the cancel");
+        }
+        await jobs.updateJob(job.id, { cancel_requested: true });
+      }
+      ctx.op = "poll";
+      this.polls.inc({ provider: job.provider });
+      const p = await api.poll(vendorId, call);
+      if (!p.ended) {
+        await jobs.updateJob(job.id, { vendor_status: p.status, errors: 0, next_attempt_at: Date.now() + this.pollMsOf(job.provider) });
+        return;
+      }
+      const ended = { state: "ended" as const, vendor_status: p.status, outcome: p.ended, result_ref: JSON.stringify(p.resultRef ?? null), failure: p.failure ? JSON.stringify(p.failure) : null, errors: 0 };
+      await jobs.updateJob(job.id, ended);
+      job = { ...job, ...ended };
+    }
+    if (job.state === "ended") {
+      ctx.op = "download";
+      await this.record(batch, api, job, call);
+    }
+  }
+
+  /** Records an ended job's results into its items (each once), fails what a finished job left without a result, and marks it recorded. */
+  private async record(batch: Batch, api: NativeBatchApi, job: VendorJob, call: VendorCall): Promise<void> {
+    const jobs = this.store.vendorJobs;
+    const failure = job.failure ? (JSON.parse(job.failure) as { message: string; lines: { index: number; code: string; message: string }[] }) : null;
+    let buffer: LineOutcome[] = [];
+    const flush = async () => {
+      if (buffer.length) await jobs.recordOutcomes(batch.id, job.first_line, job.last_line, buffer, Date.now());
+      buffer = [];
+    };
+    if (job.outcome === "failed" && failure) {
+      // The vendor refused the whole job (its validation): every item fails with its message, line errors where given.
+      const byIndex = new Map(failure.lines.map((l) => [l.index, l]));
+      const lines = await jobs.unfinishedLines(batch.id, job.first_line, job.last_line, job.last_line - job.first_line + 1);
+      lines.forEach((line, i) => {
+        const own = byIndex.get(i);
+        buffer.push({ line, outcome: noAnswer("failed", own?.code ?? "vendor_batch_failed", own?.message || `The vendor failed the batch: ${failure.message}`) });
+      });
+      await flush();
+    } else if (job.vendor_id) {
+      for await (const r of api.results(job.vendor_id, { resultRef: job.result_ref ? JSON.parse(job.result_ref) : null, ended: job.outcome ?? "completed" }, call)) {
+        const line = lineOf(batch.id, r.customId, job);
+        if (line === null) {
+          this.unknownResults.inc({ provider: job.provider });
+          this.log.warn({ batch: batch.id, job: job.id, custom_id: r.customId }, "vendor result names no request of this job; ignored");
+          continue;
+        }
+        if (r.kind === "unrun") continue;
+        buffer.push({ line, outcome: this.outcomeOf(batch, job, r) });
+        if (buffer.length >= this.recordGroup) await flush();
+      }
+      await flush();
+    }
+    if (job.outcome === "completed" || job.outcome === "failed") {
+      const missing = await jobs.settleRange(
+        batch.id,
+        job.first_line,
+        job.last_line,
+        noAnswer("failed", "vendor_result_missing", `The vendor's results of job ${job.vendor_id ?? job.id} hold no result for this request.`),
+        Date.now(),
+      );
+      if (missing > 0) this.log.warn({ batch: batch.id, job: job.id, missing }, "vendor results lacked some requests; they failed with vendor_result_missing");
+    }
+    await jobs.updateJob(job.id, { state: "recorded" });
+    this.log.info({ batch: batch.id, job: job.id, outcome: job.outcome }, "vendor job results recorded");
+  }
+
+  /** A vendor result as an item outcome in the batch's own format, judged as direct mode judges an answer. */
+  private outcomeOf(batch: Batch, job: VendorJob, r: Exclude<VendorResult, { kind: "unrun" }>): ItemOutcome {
+    if (r.kind === "error") return noAnswer("failed", r.code, r.message);
+    const requestId = r.requestId ?? newId("req_");
+    if (r.status < 200 || r.status >= 300) {
+      return { state: "failed", status_code: r.status, request_id: requestId, response_body: r.body, error_code: null, error_message: null, usage: null };
+    }
+    let text: string;
+    try {
+      text = translateResponse(batch.endpoint, job.endpoint, r.body);
+    } catch (err) {
+      return noAnswer("failed", "untranslatable_field", (err as Error).message);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = null;
+    }
+    if (typeof json !== "object" || json === null || Array.isArray(json)) {
+      return noAnswer("failed", "invalid_upstream_response", `The vendor's result is not a JSON object: ${text.slice(0, 200)}`);
+    }
+    return { state: "succeeded", status_code: r.status, request_id: requestId, response_body: text, error_code: null, error_message: null, usage: readUsage(json) };
+  }
+
+  /**
+   * Every job of a batch has ended: hand it back. On a cancel or an expiry the dispatcher ends what is left; what an
+   * expired or cancelled vendor job left runs directly while our window has time (`nativeFallback: "direct"`), else
+   * ends as batch_expired / batch_cancelled.
+   */
+  private async settle(batch: Batch, jobs: VendorJob[], stopping: boolean): Promise<void> {
+    if (!stopping) {
+      const left = jobs.filter((j) => j.state === "abandoned" || j.outcome === "expired" || j.outcome === "cancelled");
+      const config = this.providers.configOf(batch.provider ?? "");
+      const fallback = config && "nativeFallback" in config ? config.nativeFallback : "direct";
+      if (left.length > 0 && !(fallback === "direct" && batch.expires_at > Date.now())) {
+        for (const j of left) {
+          const outcome =
+            j.outcome === "cancelled"
+              ? noAnswer("cancelled", "batch_cancelled", "The vendor cancelled its batch before this request ran.")
+              : noAnswer("expired", "batch_expired", "The vendor's batch expired before this request ran.");
+          await this.store.vendorJobs.settleRange(batch.id, j.first_line, j.last_line, outcome, Date.now());
+        }
+      } else if (left.length > 0) {
+        this.log.info({ batch: batch.id }, "vendor jobs ended early; what they left runs directly");
+      }
+    }
+    await this.release(batch.id);
+  }
+}
+
+/** The line a vendor custom id names within `job`, or null when it names none of the job's requests. */
+function lineOf(batchId: string, customId: string, job: VendorJob): number | null {
+  const prefix = batchId + "-";
+  if (!customId.startsWith(prefix)) return null;
+  const rest = customId.slice(prefix.length);
+  if (!/^\d{1,15}$/.test(rest)) return null;
+  const line = Number(rest);
+  return line >= job.first_line && line <= job.last_line ? line : null;
+}
+
+/** A JSON body without its `model` (Gemini carries the model in the URL). */
+function withoutModel(body: string): string {
+  if (!/"model"\s*:/.test(body)) return body;
+  try {
+    const o = JSON.parse(body) as Record<string, unknown>;
+    delete o.model;
+    return JSON.stringify(o);
+  } catch {
+    return body;
+  }
+}
