@@ -57,11 +57,6 @@ export class CollectionAccess {
   /** An access policy with no admins and no grants: each key reaches only the collections it created. */
   static readonly ownersOnly = new CollectionAccess();
 
-  /** Whether `caller` is an admin (with auth off, every caller is). */
-  isAdmin(caller: Caller): boolean {
-    return caller === null || this.admins.has(caller);
-  }
-
   /**
    * Whether `caller` may do `action` on the collection `cls` owned by `owner`.
    * @param caller owner fingerprint of the caller's key; null (auth off) is always allowed.
