@@ -28,6 +28,7 @@ export async function serve(options: ServeOptions): Promise<void> {
     adminKeys: config.adminKeys,
     collectionGrants: config.collections.grants,
     maxFileBytes: config.limits.maxFileBytes,
+    geminiUploads: { maxPerCaller: config.limits.uploadSessionsPerKey, maxTotal: config.limits.uploadSessionsTotal, ttlMs: config.limits.uploadSessionIdleMs },
     logger: { level: process.env.OPENBATCH_LOG_LEVEL ?? "warn" },
     dataDir: options.dataDir,
     publicURL: config.publicURL,

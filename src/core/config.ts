@@ -129,6 +129,12 @@ export const configSchema = z
         maxFileBytes: z.number().int().positive().default(200 * 1024 * 1024),
         /** Most request lines in one batch. */
         maxRequestsPerBatch: z.number().int().positive().default(50_000),
+        /** Unfinished Gemini resumable upload sessions one API key may hold; one more start answers 429. */
+        uploadSessionsPerKey: z.number().int().positive().default(100),
+        /** Unfinished upload sessions on the whole server. */
+        uploadSessionsTotal: z.number().int().positive().default(10_000),
+        /** An upload session idle this long (ms) is dropped and its partial bytes deleted. */
+        uploadSessionIdleMs: z.number().int().positive().default(3_600_000),
       })
       .prefault({}),
     retry: z
