@@ -66,6 +66,8 @@ export class CollectionService {
     if (this.saveTimer) clearInterval(this.saveTimer);
     await this.ctx.writeLock.run(async () => {
       for (const [name, st] of this.ctx.classes) await this.ctx.saveIndex(name, st);
+      // The HNSW graphs live in a worker thread shared by every service of the process: free this one's.
+      for (const st of this.ctx.classes.values()) await st.index.close();
     });
     await this.ctx.options.store.close();
   }

@@ -64,7 +64,7 @@ export async function deleteObject(ctx: CollectionContext, caller: Caller, cls: 
 /** Deletes objects of a class from the store and the index. Call inside the write lock. @returns the ids deleted. */
 async function removeObjects(ctx: CollectionContext, st: ClassState, ids: string[]): Promise<string[]> {
   const { deleted, vectorSeqs } = await ctx.options.store.deleteObjects(st.def.class, ids);
-  for (const seq of vectorSeqs) st.index.remove(seq);
+  await st.index.remove(vectorSeqs);
   st.count -= deleted.length;
   st.lastWrite = Date.now();
   return deleted;

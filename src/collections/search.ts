@@ -64,7 +64,7 @@ export async function search(ctx: CollectionContext, caller: Caller, q: SearchQu
   }
   const distance = st.def.vectorIndexConfig.distance;
   let hits: SearchHit[];
-  if (!predicate) hits = st.index.search(query, want);
+  if (!predicate) hits = await st.index.search(query, want);
   else {
     const allowed: number[] = [];
     await ctx.scan(st, predicate, (o) => (allowed.push(o.seq), true));
@@ -72,8 +72,7 @@ export async function search(ctx: CollectionContext, caller: Caller, q: SearchQu
       const withVectors = await ctx.options.store.objectsBySeq(cls, allowed, true);
       hits = exactSearch(distance, query, want, withVectors.filter((o) => o.vector).map((o) => [o.seq, o.vector!] as [number, Float32Array]));
     } else {
-      const set = new Set(allowed);
-      hits = st.index.search(query, want, (label) => set.has(label));
+      hits = await st.index.search(query, want, allowed);
     }
   }
   let maxDistance = q.distance ?? Infinity;

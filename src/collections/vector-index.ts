@@ -16,7 +16,8 @@
  * Recall is the same at the same graph settings and single-thread speed is on a par; usearch's multi-threaded batch
  * add is ~2x faster on 2 cores. hnswlib-node is used because its search takes a label filter (`where` + nearVector)
  * and it saves and loads its graph as one file. On real vectors recall is far higher (GloVe sentence vectors: 0.96 at
- * the default ef; see bench/collections.ts). Neither has manhattan or a float hamming (usearch's hamming is over
+ * the default ef; see bench/collections.ts). The HNSW indexes live in one worker thread (index-worker.ts): inserting
+ * thousands of vectors takes seconds, which on the event loop stalled every request and tenant. Neither has manhattan or a float hamming (usearch's hamming is over
  * bits), so those distances, and `vectorIndexType: "flat"`, use an exact scan. Inserting is ~80 % of the server's CPU
  * during an import with given vectors.
  *
@@ -24,8 +25,8 @@
  * hamming = number of differing dimensions.
  */
 import { existsSync } from "node:fs";
-import { readFile, rename, rm, writeFile } from "node:fs/promises";
-import hnswlib from "hnswlib-node";
+import { readFile, rm, writeFile } from "node:fs/promises";
+import { startModuleWorker, WorkerChannel } from "../providers/worker-thread.js";
 import type { Distance, VectorIndexConfig } from "./schema.js";
 
 /** One search hit: the object's label (its seq) and its distance to the query. */
@@ -34,7 +35,17 @@ export interface SearchHit {
   distance: number;
 }
 
-/** A vector index over labelled vectors of one fixed length. */
+/** A vector to add under a label; `isNew` false when it replaces the label's vector (the size stays). */
+export interface VectorEntry {
+  label: number;
+  vector: Float32Array;
+  isNew: boolean;
+}
+
+/**
+ * A vector index over labelled vectors of one fixed length. Writes and searches are asynchronous (HNSW work runs in a
+ * worker thread) and take effect in call order: a search called after a write's promise resolved sees the write.
+ */
 export interface VectorIndex {
   /** Vector length, fixed by the first vector; null while empty and never used. */
   readonly dims: number | null;
@@ -42,15 +53,18 @@ export interface VectorIndex {
   readonly size: number;
   /** Whether it changed since it was last saved. */
   readonly dirty: boolean;
-  /** Adds a vector, or replaces the one under `label` (`isNew` false). The caller has checked the length. */
-  upsert(label: number, vector: Float32Array, isNew: boolean): void;
-  remove(label: number): void;
+  /** Adds vectors, or replaces those under existing labels. The caller has checked the lengths. */
+  upsert(entries: readonly VectorEntry[]): Promise<void>;
+  /** Removes labels; labels not in the index are ignored. */
+  remove(labels: readonly number[]): Promise<void>;
   /** The `k` nearest labels, nearest first; `allow` restricts the labels considered. */
-  search(query: Float32Array, k: number, allow?: (label: number) => boolean): SearchHit[];
+  search(query: Float32Array, k: number, allow?: readonly number[]): Promise<SearchHit[]>;
   /** Saves it (when it can) with the store version it reflects. */
   save(version: number): Promise<void>;
-  /** Removes its files. */
+  /** Removes its files (and frees it). */
   drop(): Promise<void>;
+  /** Frees its memory without saving (the service saved it before). */
+  close(): Promise<void>;
 }
 
 /** Exact distance between two vectors in Weaviate's definition of each metric. */
@@ -113,6 +127,11 @@ export const hnswSupports = (distance: Distance) => distance === "cosine" || dis
 
 const SPACE = { cosine: "cosine", dot: "ip", "l2-squared": "l2" } as const;
 const INITIAL_CAPACITY = 1024;
+/**
+ * Vectors per message to the index worker. A chunk is tens to hundreds of ms of inserts there; searches of other
+ * requests queue behind one chunk, not behind a whole batch.
+ */
+const INSERT_CHUNK = 256;
 
 /** What a saved HNSW index was built from; it is loaded only when all of it still holds. */
 interface HnswMeta {
@@ -123,9 +142,24 @@ interface HnswMeta {
   efConstruction: number;
 }
 
-/** HNSW (hnswlib-node) for cosine, dot and l2-squared. Saved to `<path>` with `<path>.json` beside it. */
+/** The one worker thread owning every HNSW index of this process (index-worker.ts), started on first use. */
+let indexWorker: WorkerChannel | null = null;
+let nextHandle = 1;
+const worker = () =>
+  (indexWorker ??= new WorkerChannel(
+    () => startModuleWorker(new URL("./index-worker.js", import.meta.url)),
+    // The indexes were in the thread that died; their handles now fail with "not open" (restart the server).
+    () => undefined,
+  ));
+
+/**
+ * HNSW (hnswlib-node) for cosine, dot and l2-squared, held by the index worker thread under a handle. Saved to
+ * `<path>` with `<path>.json` beside it.
+ */
 class HnswIndex implements VectorIndex {
-  private index: hnswlib.HierarchicalNSW | null = null;
+  private readonly handle = nextHandle++;
+  /** Whether the worker holds the index yet (it is created by the first insert). */
+  private created = false;
   dims: number | null = null;
   size = 0;
   dirty = false;
@@ -142,11 +176,8 @@ class HnswIndex implements VectorIndex {
     try {
       const meta = JSON.parse(await readFile(this.path + ".json", "utf8")) as HnswMeta;
       if (meta.version !== version || meta.distance !== this.distance || meta.maxConnections !== this.config.maxConnections || meta.efConstruction !== this.config.efConstruction) return false;
-      const index = new hnswlib.HierarchicalNSW(SPACE[this.distance], meta.dims);
-      index.readIndexSync(this.path);
-      // Deleted elements keep their slots; past a third of the index, rebuild instead.
-      if (index.getCurrentCount() > 0 && (index.getCurrentCount() - live) / index.getCurrentCount() > 1 / 3) return false;
-      this.index = index;
+      if (!(await worker().call<boolean>("load", { h: this.handle, path: this.path, space: SPACE[this.distance], dims: meta.dims, live }))) return false;
+      this.created = true;
       this.dims = meta.dims;
       this.size = live;
       return true;
@@ -155,39 +186,40 @@ class HnswIndex implements VectorIndex {
     }
   }
 
-  private create(dims: number): hnswlib.HierarchicalNSW {
-    const index = new hnswlib.HierarchicalNSW(SPACE[this.distance], dims);
-    index.initIndex({ maxElements: INITIAL_CAPACITY, m: this.config.maxConnections, efConstruction: this.config.efConstruction, randomSeed: 100 });
-    this.dims = dims;
-    return index;
-  }
-
-  upsert(label: number, vector: Float32Array, isNew: boolean): void {
-    const index = (this.index ??= this.create(vector.length));
-    if (index.getCurrentCount() >= index.getMaxElements()) index.resizeIndex(index.getMaxElements() * 2);
-    // Adding an existing label replaces its vector (and revives it if it was deleted).
-    index.addPoint(Array.from(vector), label);
-    if (isNew) this.size++;
-    this.dirty = true;
-  }
-
-  remove(label: number): void {
-    if (!this.index) return;
-    try {
-      this.index.markDelete(label);
-      this.size--;
+  async upsert(entries: readonly VectorEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    const dims = (this.dims ??= entries[0]!.vector.length);
+    for (let start = 0; start < entries.length; start += INSERT_CHUNK) {
+      const chunk = entries.slice(start, start + INSERT_CHUNK);
+      const labels = Float64Array.from(chunk, (e) => e.label);
+      const vectors = new Float32Array(chunk.length * dims);
+      chunk.forEach((e, i) => vectors.set(e.vector, i * dims));
+      const init = this.created ? undefined : { space: SPACE[this.distance], dims, maxElements: INITIAL_CAPACITY, m: this.config.maxConnections, efConstruction: this.config.efConstruction };
       this.dirty = true;
-    } catch {
-      // not in the index, or already deleted
+      await worker().call("upsert", { h: this.handle, init, labels, vectors }, [labels.buffer, vectors.buffer]);
+      this.created = true;
+      for (const e of chunk) if (e.isNew) this.size++;
     }
   }
 
-  search(query: Float32Array, k: number, allow?: (label: number) => boolean): SearchHit[] {
-    if (!this.index || this.size === 0 || k <= 0) return [];
+  async remove(labels: readonly number[]): Promise<void> {
+    if (!this.created || labels.length === 0) return;
+    const list = Float64Array.from(labels);
+    this.dirty = true;
+    this.size -= await worker().call<number>("remove", { h: this.handle, labels: list }, [list.buffer]);
+  }
+
+  async search(query: Float32Array, k: number, allow?: readonly number[]): Promise<SearchHit[]> {
+    if (!this.created || this.size === 0 || k <= 0) return [];
     const c = this.config;
     const ef = c.ef > 0 ? c.ef : Math.min(Math.max(k * c.dynamicEfFactor, c.dynamicEfMin), c.dynamicEfMax);
-    this.index.setEf(Math.max(ef, k));
-    const { neighbors, distances } = this.index.searchKnn(Array.from(query), Math.min(k, this.index.getMaxElements()), allow);
+    const q = Float32Array.from(query);
+    const list = allow ? Float64Array.from(allow) : undefined;
+    const { neighbors, distances } = await worker().call<{ neighbors: number[]; distances: number[] }>(
+      "search",
+      { h: this.handle, query: q, k, ef: Math.max(ef, k), allow: list },
+      list ? [q.buffer, list.buffer] : [q.buffer],
+    );
     // hnswlib's inner-product space answers 1 − a·b; Weaviate's dot distance is −a·b.
     const shift = this.distance === "dot" ? -1 : 0;
     return neighbors.map((label, i) => ({ label, distance: distances[i]! + shift }));
@@ -195,18 +227,30 @@ class HnswIndex implements VectorIndex {
 
   async save(version: number): Promise<void> {
     if (!this.path || !this.dirty) return;
-    if (!this.index) return this.drop();
-    this.index.writeIndexSync(this.path + ".partial");
-    await rename(this.path + ".partial", this.path);
-    const meta: HnswMeta = { version, dims: this.dims!, distance: this.distance, maxConnections: this.config.maxConnections, efConstruction: this.config.efConstruction };
-    await writeFile(this.path + ".json", JSON.stringify(meta));
+    if (!this.created) return this.drop();
+    // Cleared first: a write landing while the file is written marks it dirty again.
     this.dirty = false;
+    try {
+      await worker().call("save", { h: this.handle, path: this.path });
+      const meta: HnswMeta = { version, dims: this.dims!, distance: this.distance, maxConnections: this.config.maxConnections, efConstruction: this.config.efConstruction };
+      await writeFile(this.path + ".json", JSON.stringify(meta));
+    } catch (err) {
+      this.dirty = true;
+      throw err;
+    }
   }
 
   async drop(): Promise<void> {
+    await this.close();
     if (!this.path) return;
     await rm(this.path, { force: true });
     await rm(this.path + ".json", { force: true });
+  }
+
+  async close(): Promise<void> {
+    if (!this.created) return;
+    this.created = false;
+    await worker().call("free", { h: this.handle });
   }
 }
 
@@ -222,21 +266,27 @@ class FlatIndex implements VectorIndex {
     return this.vectors.size;
   }
 
-  upsert(label: number, vector: Float32Array): void {
-    this.dims ??= vector.length;
-    this.vectors.set(label, vector);
+  async upsert(entries: readonly VectorEntry[]): Promise<void> {
+    for (const { label, vector } of entries) {
+      this.dims ??= vector.length;
+      this.vectors.set(label, vector);
+    }
   }
 
-  remove(label: number): void {
-    this.vectors.delete(label);
+  async remove(labels: readonly number[]): Promise<void> {
+    for (const label of labels) this.vectors.delete(label);
   }
 
-  search(query: Float32Array, k: number, allow?: (label: number) => boolean): SearchHit[] {
-    return exactSearch(this.distance, query, k, this.vectors, allow);
+  async search(query: Float32Array, k: number, allow?: readonly number[]): Promise<SearchHit[]> {
+    const set = allow ? new Set(allow) : null;
+    return exactSearch(this.distance, query, k, this.vectors, set ? (label) => set.has(label) : undefined);
   }
 
   async save(): Promise<void> {}
   async drop(): Promise<void> {}
+  async close(): Promise<void> {
+    this.vectors.clear();
+  }
 }
 
 /**
@@ -257,7 +307,15 @@ export async function openVectorIndex(opts: {
   const index: VectorIndex =
     opts.indexType === "hnsw" && hnswSupports(distance) ? new HnswIndex(opts.path, distance as "cosine" | "dot" | "l2-squared", opts.config) : new FlatIndex(distance);
   if (index instanceof HnswIndex && (await index.load(opts.version, opts.live))) return index;
-  for await (const { label, vector } of opts.stored()) index.upsert(label, vector, true);
+  let batch: VectorEntry[] = [];
+  for await (const { label, vector } of opts.stored()) {
+    batch.push({ label, vector, isNew: true });
+    if (batch.length >= INSERT_CHUNK * 4) {
+      await index.upsert(batch);
+      batch = [];
+    }
+  }
+  await index.upsert(batch);
   if (index instanceof HnswIndex && index.size > 0) await index.save(opts.version);
   return index;
 }

@@ -1,12 +1,8 @@
 import type { Provider, UpstreamRequest, UpstreamResponse } from "../provider.js";
-import { SentenceEmbedder } from "./sentence-embedder.js";
-import { loadWordVectors } from "./word-vectors.js";
+import { startModuleWorker, WorkerChannel } from "../worker-thread.js";
 
 /** The model id the embedded sentence embedder answers to. */
 export const GLOVE_MODEL = "local/glove-100d";
-
-/** Most inputs in one embeddings request (OpenAI's limit). */
-const MAX_INPUTS = 2048;
 
 /**
  * Provider type `local-embeddings`: OpenAI `/v1/embeddings` answered in-process from GloVe-derived word vectors
@@ -14,6 +10,10 @@ const MAX_INPUTS = 2048;
  * Answers follow the OpenAI embeddings response: `{object:"list", data:[{object:"embedding", index, embedding}],
  * model, usage:{prompt_tokens, total_tokens}}`; `embedding` is a float array or, with `encoding_format:"base64"`,
  * base64 of little-endian Float32. Bad requests get a 400 in OpenAI's error shape.
+ *
+ * The vectors and all the work on them live in one worker thread (embedding-worker.ts): building the cache takes
+ * seconds and a request of large inputs as long, which on the event loop stalled every other request and tenant.
+ * Requests queue in that thread one at a time; an aborted request answers at once (its work is dropped when done).
  */
 export class LocalEmbeddingsProvider implements Provider {
   readonly type = "local-embeddings";
@@ -21,52 +21,41 @@ export class LocalEmbeddingsProvider implements Provider {
   readonly maxConcurrency = 64;
   readonly timeoutMs = 120_000;
   readonly budgets = null;
-  private embedder: Promise<SentenceEmbedder> | null = null;
+  private readonly worker: WorkerChannel;
 
   constructor(
     readonly name: string,
-    private readonly cacheDir: string,
-  ) {}
-
-  /** Loads the vectors now (otherwise the first request does). */
-  load(): Promise<SentenceEmbedder> {
-    this.embedder ??= loadWordVectors(this.cacheDir).then((w) => new SentenceEmbedder(w));
-    this.embedder.catch(() => (this.embedder = null));
-    return this.embedder;
+    cacheDir: string,
+  ) {
+    this.worker = new WorkerChannel(() => startModuleWorker(new URL("./embedding-worker.js", import.meta.url), { cacheDir }));
   }
 
-  async send(request: UpstreamRequest): Promise<UpstreamResponse> {
+  /**
+   * Loads the vectors now (otherwise the first request does), building the cache on first use.
+   * @returns the vector length. @throws Error when the vectors cannot be loaded.
+   */
+  load(): Promise<number> {
+    return this.worker.call<number>("load");
+  }
+
+  async send(request: UpstreamRequest, signal?: AbortSignal): Promise<UpstreamResponse> {
     if (request.endpoint !== "/v1/embeddings") {
       return error(400, `Model ${GLOVE_MODEL} only serves /v1/embeddings, not ${request.endpoint}.`, "model");
     }
-    const body = JSON.parse(request.body) as Record<string, unknown>;
-    const input = body.input;
-    const texts = typeof input === "string" ? [input] : Array.isArray(input) && input.every((x) => typeof x === "string") ? (input as string[]) : null;
-    if (!texts) return error(400, `'input' must be a string or an array of strings (token ids are not supported by ${GLOVE_MODEL}).`, "input");
-    if (texts.length === 0 || texts.length > MAX_INPUTS) return error(400, `'input' must hold 1 to ${MAX_INPUTS} strings.`, "input");
-    const format = body.encoding_format ?? "float";
-    if (format !== "float" && format !== "base64") return error(400, `'encoding_format' must be "float" or "base64".`, "encoding_format");
-    let embedder: SentenceEmbedder;
-    try {
-      embedder = await this.load();
-    } catch (err) {
-      return error(424, `The local embedding vectors could not be loaded: ${(err as Error).message}`, null);
-    }
-    if (body.dimensions !== undefined && body.dimensions !== embedder.dimensions) {
-      return error(400, `${GLOVE_MODEL} has ${embedder.dimensions} dimensions; 'dimensions' cannot change that.`, "dimensions");
-    }
-    let tokens = 0;
-    const data = texts.map((text, index) => {
-      const { vector, tokens: n } = embedder.embed(text);
-      tokens += n;
-      const embedding = format === "base64" ? Buffer.from(vector.buffer).toString("base64") : Array.from(vector, (x) => Math.round(x * 1e7) / 1e7);
-      return { object: "embedding", index, embedding };
+    signal?.throwIfAborted();
+    const answer = this.worker.call<UpstreamResponse>("embed", { body: request.body });
+    if (!signal) return answer;
+    return new Promise<UpstreamResponse>((resolve, reject) => {
+      const onAbort = () => reject(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+      answer.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
     });
-    const answer = { object: "list", data, model: typeof body.model === "string" ? body.model : GLOVE_MODEL, usage: { prompt_tokens: tokens, total_tokens: tokens } };
-    return { status: 200, headers: {}, body: JSON.stringify(answer) };
   }
 
-  async close(): Promise<void> {}
+  /** Ends the worker thread (and frees the vectors). */
+  async close(): Promise<void> {
+    await this.worker.close();
+  }
 }
 
 function error(status: number, message: string, param: string | null): UpstreamResponse {
