@@ -47,8 +47,9 @@ interface Item {
 
 /**
  * `POST /v1/batch/objects`: validates every object, creates unknown classes and properties (auto-schema),
- * vectorizes objects without a vector in classes with a vectorizer, and stores the valid ones in one transaction
- * (an existing uuid is replaced; the same uuid twice in the batch: the last wins).
+ * vectorizes objects without a vector in classes with a vectorizer, and stores the valid ones in transactions of
+ * SLICE objects (an existing uuid is replaced; the same uuid twice in the batch: the last wins). Work is done in
+ * slices with the event loop free between them, and the HNSW inserts in the index worker.
  * @returns one result per object, in input order.
  * @throws CollectionError 422 for an empty list.
  */
@@ -191,7 +192,7 @@ async function vectorize(ctx: CollectionContext, items: Item[]): Promise<void> {
   await Promise.all(Array.from({ length: Math.min(EMBED_CONCURRENCY, chunks.length) }, worker));
 }
 
-/** Checks vector lengths, then stores the valid objects (last of each uuid) in one transaction and indexes them. */
+/** Checks vector lengths, then stores the valid objects (last of each uuid) in slices and indexes them. */
 async function write(ctx: CollectionContext, items: Item[]): Promise<void> {
   const dims = new Map<ClassState, number>();
   const last = new Map<string, Item>();
