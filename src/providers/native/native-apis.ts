@@ -1,5 +1,7 @@
 import type { ProviderConfig } from "../../core/config.js";
 import type { NativeBatchApi } from "./native-api.js";
+import { ANTHROPIC_LIMITS, AnthropicBatches } from "./anthropic-batches.js";
+import { GEMINI_LIMITS, GeminiBatches } from "./gemini-batches.js";
 import { OPENAI_LIMITS, OpenAIBatches } from "./openai-batches.js";
 
 type RemoteConfig = Extract<ProviderConfig, { type: "openai-compatible" | "anthropic" | "gemini" }>;
@@ -45,7 +47,9 @@ export function createNativeApi(name: string, config: ProviderConfig): NativeBat
   switch (config.type) {
     case "openai-compatible":
       return new OpenAIBatches(name, config.baseURL, config.apiKey, config.headers, limits(OPENAI_LIMITS), VENDOR_CALL_TIMEOUT_MS);
-    default:
-      return null;
+    case "anthropic":
+      return new AnthropicBatches(name, config.baseURL, config.apiKey, config.headers, limits(ANTHROPIC_LIMITS), VENDOR_CALL_TIMEOUT_MS);
+    case "gemini":
+      return new GeminiBatches(name, config.baseURL, config.apiKey, config.headers, limits(GEMINI_LIMITS), VENDOR_CALL_TIMEOUT_MS);
   }
 }
