@@ -189,7 +189,8 @@ export class SqliteStore implements Store {
       })();
     } catch (err) {
       if ((err as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE" || (err as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") {
-        throw invalidRequest(`A custom_id is used more than once in this batch: ${(err as Error).message}`, "custom_id", "duplicate_custom_id");
+        // The database's message names tables and columns: say it in the caller's terms instead.
+        throw invalidRequest("A custom_id in this call is already in the batch: every request needs its own.", "custom_id", "duplicate_custom_id");
       }
       throw err;
     }
