@@ -373,5 +373,13 @@ describe("stream: true in a batch is refused, never sent upstream as a stream th
     const added = await post(`/batches/${created.id}/requests`, { requests: [{ custom_id: "a", body: { model: "m", stream: true, messages: [] } }] });
     expect(added.status).toBe(400);
     expect(((await added.json()) as any).error.param).toBe("requests[0].stream");
+
+    const ok = { custom_id: "dup", body: { model: "m", messages: [{ role: "user", content: "hi" }] } };
+    expect((await post(`/batches/${created.id}/requests`, { requests: [ok] })).status).toBe(200);
+    const again = await post(`/batches/${created.id}/requests`, { requests: [ok] });
+    expect(again.status).toBe(400);
+    const text = await again.text();
+    expect(JSON.parse(text).error).toMatchObject({ code: "duplicate_custom_id" });
+    expect(text).not.toMatch(/UNIQUE|constraint|request_items/);
   });
 });
