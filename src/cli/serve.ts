@@ -32,6 +32,7 @@ export async function serve(options: ServeOptions): Promise<void> {
     logger: { level: process.env.OPENBATCH_LOG_LEVEL ?? "warn" },
     dataDir: options.dataDir,
     publicURL: config.publicURL,
+    clientTimeouts: config.clientTimeouts,
     // Weaviate's switch: AUTOSCHEMA_ENABLED=false turns auto-schema off.
     autoSchema: (process.env.OPENBATCH_AUTOSCHEMA ?? process.env.AUTOSCHEMA_ENABLED ?? "true").toLowerCase() !== "false",
   });

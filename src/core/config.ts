@@ -169,6 +169,15 @@ export const configSchema = z
         concurrency: z.number().int().positive().default(8),
       })
       .prefault({}),
+    /** How long a client may take to send a request, ms (see "Guarantees" in the README); absent fields keep their defaults. */
+    clientTimeouts: z
+      .strictObject({
+        headersMs: z.number().int().positive().optional(),
+        requestMs: z.number().int().positive().optional(),
+        idleMs: z.number().int().positive().optional(),
+        keepAliveMs: z.number().int().positive().optional(),
+      })
+      .optional(),
     /** The URL clients reach this server at (behind a proxy), for URLs we hand out; default: the address served. */
     publicURL: z.string().url().optional(),
   })
