@@ -33,8 +33,9 @@ const BATCH_TRANSITIONS: Record<BatchStatus, readonly BatchStatus[]> = {
   created: ["in_progress", "cancelling", "finalizing"],
   validating: ["in_progress", "failed", "cancelling"],
   in_progress: ["finalizing", "cancelling"],
-  finalizing: ["completed", "expired"],
-  cancelling: ["cancelled"],
+  // → failed: the result files could not be written after every attempt (engine/finalizer.ts).
+  finalizing: ["completed", "expired", "failed"],
+  cancelling: ["cancelled", "failed"],
   failed: [],
   completed: [],
   expired: [],

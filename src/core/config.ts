@@ -135,6 +135,11 @@ export const configSchema = z
         uploadSessionsTotal: z.number().int().positive().default(10_000),
         /** An upload session idle this long (ms) is dropped and its partial bytes deleted. */
         uploadSessionIdleMs: z.number().int().positive().default(3_600_000),
+        /**
+         * Largest upstream answer body kept for one request, bytes (64 MiB): reading stops past it and that request alone
+         * fails with `response_too_large`. At most 256 MiB: a body is held as one string, and V8's end near 512 MiB.
+         */
+        maxResponseBytes: z.number().int().positive().max(256 * 1024 * 1024).default(64 * 1024 * 1024),
       })
       .prefault({}),
     retry: z

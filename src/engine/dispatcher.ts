@@ -3,6 +3,7 @@ import type { Batch, ItemOutcome, RequestItem } from "../core/batch.js";
 import { newId } from "../core/ids.js";
 import type { Provider } from "../providers/provider.js";
 import { UpstreamUnreachableError } from "../providers/provider.js";
+import { ResponseTooLargeError } from "../providers/http-upstream.js";
 import { TranslationError, translateRequest, translateResponse } from "../providers/translate/translate.js";
 import type { ProviderRegistry } from "../providers/registry.js";
 import type { OutcomeRecord, Store } from "../store/store.js";
@@ -31,6 +32,11 @@ export interface DispatcherOptions {
    * when every call in flight is waiting for it, or 256 outcomes are buffered.
    */
   groupCommitMs?: number;
+  /**
+   * Longest upstream answer body kept for one item, bytes (config `limits.maxResponseBytes`). A longer one is not read
+   * further (providers stop reading) nor stored: the item fails alone with `response_too_large`, without retry.
+   */
+  maxResponseBytes?: number;
 }
 
 /** Hears about upstream calls as they end (e.g. for Prometheus metrics). */
@@ -319,13 +325,22 @@ export class Dispatcher {
         await limiter.acquire(batch.model, tokens, controller.signal);
         const wire = translateRequest(batch.endpoint, item.body, provider.format);
         started = performance.now();
-        const res = await provider.send({ endpoint: wire.endpoint, model: batch.model, body: wire.body, apiKey }, controller.signal);
+        const cap = this.options.maxResponseBytes;
+        const res = await provider.send({ endpoint: wire.endpoint, model: batch.model, body: wire.body, apiKey, maxResponseBytes: cap }, controller.signal);
         limiter.onAnswer(res.status, res.headers);
         this.observer?.upstreamAnswer(provider.name, res.status, performance.now() - started);
         const ok = res.status >= 200 && res.status < 300;
-        result = this.judge(res.status, res.headers, ok ? translateResponse(batch.endpoint, wire.endpoint, res.body) : res.body);
+        // In-process providers build their answers themselves: the cap holds for them too.
+        if (cap !== undefined && utf8LengthOver(res.body, cap)) result = { outcome: tooLarge(new ResponseTooLargeError(cap, res.status)) };
+        else result = this.judge(res.status, res.headers, ok ? translateResponse(batch.endpoint, wire.endpoint, res.body) : res.body);
       } catch (err) {
         if (controller.signal.aborted) return; // cancel, expiry or shutdown decides this item's fate
+        if (err instanceof ResponseTooLargeError) {
+          limiter.onAnswer(err.status, {});
+          this.observer?.upstreamAnswer(provider.name, err.status, performance.now() - started);
+          await this.record({ batch_id: item.batch_id, line: item.line, lease_owner: this.workerId, outcome: tooLarge(err) });
+          return;
+        }
         if (err instanceof TranslationError) {
           const message = `Field '${err.param}' cannot be translated for provider ${provider.name}: ${err.message}`;
           result = { outcome: noAnswer("failed", "untranslatable_field", message) };
@@ -418,6 +433,18 @@ export class Dispatcher {
       });
     await this.flushing;
   }
+}
+
+/** True when `text` takes more than `limit` bytes in UTF-8 (it takes at least one per UTF-16 unit, at most three). */
+function utf8LengthOver(text: string, limit: number): boolean {
+  if (text.length > limit) return true;
+  if (text.length * 3 <= limit) return false;
+  return Buffer.byteLength(text, "utf8") > limit;
+}
+
+/** The outcome of an item whose answer was past the cap: failed alone, at once (the same request answers as much again). */
+function tooLarge(err: ResponseTooLargeError): ItemOutcome {
+  return noAnswer("failed", "response_too_large", err.message);
 }
 
 function noAnswer(state: ItemOutcome["state"], code: string, message: string): ItemOutcome {

@@ -15,7 +15,8 @@ import type { BatchListQuery, FinishedItem, Page, Store } from "../store/store.j
 import { DirectCalls, type InferAnswer } from "./direct-calls.js";
 import { Dispatcher } from "./dispatcher.js";
 import { FileService, parseExpiresAfter, type Caller } from "./files.js";
-import { writeResultFiles } from "./finalizer.js";
+import { Finalizer, type FinalizeOptions } from "./finalizer.js";
+import { sweepOrphans } from "./orphan-sweep.js";
 import { ingestRequestFile } from "./ingest.js";
 import { KeyVault } from "./key-vault.js";
 import { EngineMetrics } from "./metrics.js";
@@ -120,7 +121,14 @@ export interface EngineOptions {
   cacheDir?: string;
   /** Expired-file sweep interval and clock (engine/retention.ts). */
   retention?: RetentionOptions;
+  /** How result files are written (page limits) and how long a failing finalization is retried (engine/finalizer.ts). */
+  finalization?: FinalizeOptions;
+  /** Blob storage to use instead of `<dataDir>/files` (tests inject faults with it). */
+  blobs?: BlobStore;
 }
+
+/** Most bytes of results read from the store at once for a listing or a results stream (at least one item). */
+const RESULT_PAGE_BYTES = 16 * 1024 * 1024;
 
 /**
  * The batch engine: the operations every dialect calls (createBatch, getBatch, listBatches, cancelBatch, files),
@@ -135,18 +143,24 @@ export class Engine {
   private readonly webhooks: WebhookSender;
   private readonly retention: RetentionSweeper;
   private readonly native: NativeRunner;
+  private readonly finalizer: Finalizer;
+  /** Bytes of results per store page in listings and results streams. */
+  private readonly pageBytes: number;
 
   private constructor(
     readonly store: Store,
-    blobs: BlobStore,
+    private readonly blobs: BlobStore,
     private readonly vault: KeyVault,
     private readonly config: Config,
     private readonly log: Log,
     pollMs: number,
     cacheDir: string,
     retention: RetentionOptions = {},
+    finalization: FinalizeOptions = {},
   ) {
     this.files = new FileService(store, blobs, config.limits.maxFileBytes, retention.now);
+    this.finalizer = new Finalizer(store, this.files, log, finalization);
+    this.pageBytes = finalization.pageBytes ?? RESULT_PAGE_BYTES;
     this.retention = new RetentionSweeper(store, this.files, log, retention);
     this.providers = new ProviderRegistry(config, { cacheDir });
     this.metrics = new EngineMetrics({
@@ -159,7 +173,7 @@ export class Engine {
       store,
       this.providers,
       vault,
-      { retry: config.retry, leaseMs: config.leaseMs, pollMs, leaseSweepMs: 5_000 },
+      { retry: config.retry, leaseMs: config.leaseMs, pollMs, leaseSweepMs: 5_000, maxResponseBytes: config.limits.maxResponseBytes },
       log,
       (batch) => this.finalize(batch),
       this.metrics,
@@ -172,18 +186,29 @@ export class Engine {
   /** Opens (creating if needed) the embedded store in `dataDir`: `openbatch.db` (SQLite) and `files/`. */
   static async open(options: EngineOptions): Promise<Engine> {
     await mkdir(options.dataDir, { recursive: true });
-    const blobs = new BlobStore(join(options.dataDir, "files"));
+    const blobs = options.blobs ?? new BlobStore(join(options.dataDir, "files"));
     await blobs.init();
     const store = new SqliteStore(join(options.dataDir, "openbatch.db"));
     const vault = await KeyVault.open(options.dataDir);
-    return new Engine(store, blobs, vault, options.config, options.log ?? silentLog, options.pollMs ?? 250, options.cacheDir ?? join(options.dataDir, "cache"), options.retention);
+    return new Engine(
+      store,
+      blobs,
+      vault,
+      options.config,
+      options.log ?? silentLog,
+      options.pollMs ?? 250,
+      options.cacheDir ?? join(options.dataDir, "cache"),
+      options.retention,
+      options.finalization,
+    );
   }
 
   /**
    * Recovers what a previous process left (the embedded store has one owner, so every lease it held is returned to
-   * the queue, and validations cut short are redone), then starts dispatching.
+   * the queue, validations cut short are redone, and files a write cut short left are deleted), then starts dispatching.
    */
   async start(): Promise<void> {
+    await sweepOrphans(this.store, this.blobs, this.log);
     for (const batch of await this.store.batchesInStatus(["in_progress", "cancelling", "finalizing"])) {
       const released = await this.store.releaseLeases(batch.id, Infinity);
       if (released > 0) this.log.info({ batch: batch.id, released }, "returned items leased by a previous process to the queue");
@@ -363,16 +388,21 @@ export class Engine {
       if (line === null) throw invalidRequest(`No request ${q.after} in batch ${id}.`, "after");
       afterLine = line;
     }
-    const rows = await this.store.pageItems(id, afterLine, q.limit + 1, q.states);
-    return { data: rows.slice(0, q.limit), has_more: rows.length > q.limit };
+    // Bounded by bytes too: a page of large results holds fewer than `limit` (at least one), and says has_more.
+    const rows = await this.store.pageItems(id, afterLine, q.limit + 1, q.states, this.pageBytes);
+    if (rows.length > q.limit) return { data: rows.slice(0, q.limit), has_more: true };
+    return { data: rows, has_more: rows.length > 0 && (await this.store.hasItemsAfter(id, rows[rows.length - 1]!.line, q.states)) };
   }
 
-  /** Every item of a batch in input order, page by page (for dialects that stream all results at once). */
+  /**
+   * Every item of a batch in input order, page by page (for dialects that stream all results at once). Pages are bounded
+   * by count and bytes, so memory stays bounded whatever the items hold; render and send each item before the next.
+   */
   async *allItems(caller: Caller, id: string, states?: readonly ItemState[]): AsyncGenerator<FinishedItem> {
     await this.getBatch(caller, id);
     let after = 0;
     for (;;) {
-      const page = await this.store.pageItems(id, after, 1000, states);
+      const page = await this.store.pageItems(id, after, 1000, states, this.pageBytes);
       if (page.length === 0) return;
       yield* page;
       after = page[page.length - 1]!.line;
@@ -484,6 +514,14 @@ export class Engine {
     if (!moved) {
       const now = await this.getBatch(caller, id);
       if (now.status === "cancelling" || now.status === "cancelled") return now;
+      if (now.status === "finalizing") {
+        throw new OpenBatchError(
+          "conflict",
+          `Cannot cancel batch ${id}: it is finalizing. Every request has finished and its result files are being written; it ends ` +
+            `${now.final_status === "expired" ? "expired" : "completed"} once they are, or failed (the reason in errors) if they still cannot be written after ${this.finalizer.maxAttempts} attempts.`,
+          { code: "batch_finalizing" },
+        );
+      }
       throw new OpenBatchError("conflict", `Cannot cancel a batch with status '${now.status}'.`, { code: "batch_not_cancellable" });
     }
     this.dispatcher.abortBatch(id);
@@ -512,18 +550,12 @@ export class Engine {
     return { ...batch, request_counts: counts, usage, estimated_cost };
   }
 
-  /** Writes the output and error files and moves the batch to its final status (completed, expired or cancelled). */
+  /**
+   * Writes the output and error files and moves the batch to its final status (completed, expired or cancelled), or
+   * to failed when they cannot be written (engine/finalizer.ts retries, then gives up).
+   */
   private async finalize(batch: Batch): Promise<void> {
-    const { counts } = await this.store.countItems(batch.id);
-    const files = await writeResultFiles(this.store, this.files, batch, counts);
-    const now = Date.now();
-    const final = batch.final_status === "expired" || batch.final_status === "cancelled" ? batch.final_status : "completed";
-    const stamp = final === "completed" ? { completed_at: now } : final === "expired" ? { expired_at: now } : { cancelled_at: now };
-    const from = final === "cancelled" ? (["cancelling"] as const) : (["finalizing"] as const);
-    if (await this.store.updateBatch(batch.id, from, { status: final, ...files, ...stamp })) {
-      this.log.info({ batch: batch.id, status: final, ...counts }, "batch ended");
-    }
-    await this.store.clearProviderKey(batch.id);
+    await this.finalizer.run(batch);
   }
 
   /** One synchronous call through the providers (gateway mode); see DirectCalls.infer. */

@@ -238,13 +238,22 @@ export class FileService {
    * Writes a file the engine produced (output and error files, purpose `batch_output`).
    * @param expiresAfterSeconds it expires that long after its own created_at (the batch's `output_expires_after`);
    * null = kept until deleted.
+   * @param id a fixed id (engine/finalizer.ts derives one per batch and kind): writing it again replaces the bytes and
+   * the row, so a retried or crashed write never leaves a second file. Default: a fresh id.
    */
-  async writeOutput(owner: string, filename: string, content: Readable, expiresAfterSeconds: number | null = null): Promise<FileRecord> {
-    const id = newId("file-");
+  async writeOutput(owner: string, filename: string, content: Readable, expiresAfterSeconds: number | null = null, id: string = newId("file-")): Promise<FileRecord> {
     const writer = this.blobs.openWriter(id);
     const bytes = await this.copy(content, writer, Number.MAX_SAFE_INTEGER);
     await writer.commit();
+    // The row of an earlier attempt (the bytes were just replaced) gives way to this one.
+    await this.store.deleteFile(id);
     return this.record(id, owner, filename, "batch_output", bytes, expiresAfterSeconds);
+  }
+
+  /** Deletes a file the engine wrote (bytes, then row) if it exists, with no owner or expiry check. */
+  async removeOrphan(id: string): Promise<void> {
+    await this.blobs.remove(id);
+    await this.store.deleteFile(id);
   }
 
   private async copy(content: Readable, writer: ReturnType<BlobStore["openWriter"]>, limit: number): Promise<number> {

@@ -39,7 +39,7 @@ export class AnthropicProvider implements Provider {
     const apiKey = request.apiKey ?? this.config.apiKey;
     const headers: Record<string, string> = { "content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION, ...this.config.headers };
     if (apiKey) headers["x-api-key"] = apiKey;
-    return this.http.post(this.path, headers, withModel(request.body, request.model), signal);
+    return this.http.post(this.path, headers, withModel(request.body, request.model), signal, request.maxResponseBytes);
   }
 
   async close(): Promise<void> {

@@ -57,7 +57,7 @@ export class GeminiProvider implements Provider {
     const apiKey = request.apiKey ?? this.config.apiKey;
     const headers: Record<string, string> = { "content-type": "application/json", ...this.config.headers };
     if (apiKey) headers["x-goog-api-key"] = apiKey;
-    return this.http.post(`${this.root}${resource}:${method}`, headers, body, signal);
+    return this.http.post(`${this.root}${resource}:${method}`, headers, body, signal, request.maxResponseBytes);
   }
 
   async close(): Promise<void> {

@@ -22,13 +22,18 @@ export class HttpUpstream {
     this.pool = new Pool(url.origin, { connections, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
   }
 
-  async post(path: string, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<UpstreamResponse> {
+  /**
+   * POSTs `body` and reads the whole answer.
+   * @param maxBytes longest body read (UpstreamRequest.maxResponseBytes); past it reading stops with ResponseTooLargeError.
+   */
+  async post(path: string, headers: Record<string, string>, body: string, signal: AbortSignal, maxBytes?: number): Promise<UpstreamResponse> {
     try {
       const res = await this.pool.request({ method: "POST", path, headers, body, signal });
-      const text = await res.body.text();
+      const text = await readBoundedText(res, maxBytes);
       return { status: res.statusCode, headers: flattenHeaders(res.headers), body: text };
     } catch (err) {
       if (signal.aborted) throw signal.reason;
+      if (err instanceof ResponseTooLargeError) throw err;
       const code = (err as { code?: string }).code;
       if (code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT") {
         throw new UpstreamUnreachableError(`${this.name}: no answer within ${this.timeoutMs} ms`, "upstream_timeout");
@@ -40,6 +45,46 @@ export class HttpUpstream {
   async close(): Promise<void> {
     await this.pool.destroy();
   }
+}
+
+/** An upstream answer's body was longer than the cap (config `limits.maxResponseBytes`): that request fails alone. */
+export class ResponseTooLargeError extends Error {
+  constructor(
+    /** The cap, bytes. */
+    readonly limit: number,
+    /** The answer's HTTP status. */
+    readonly status: number,
+  ) {
+    super(`The upstream answered ${status} with a body larger than limits.maxResponseBytes (${limit} bytes); it was not read further.`);
+    this.name = "ResponseTooLargeError";
+  }
+}
+
+/**
+ * Reads an undici answer's body as UTF-8 text, holding at most `maxBytes` of it: a declared `content-length` past the
+ * cap, or bytes arriving past it, stop reading at once (the body is destroyed, so the connection is not drained).
+ * @param maxBytes the cap, bytes; undefined reads it all.
+ * @throws ResponseTooLargeError past the cap; the body's own errors as they are.
+ */
+export async function readBoundedText(
+  res: { statusCode: number; headers: Record<string, string | string[] | undefined>; body: AsyncIterable<Uint8Array> & { text(): Promise<string>; destroy(err?: Error): unknown } },
+  maxBytes: number | undefined,
+): Promise<string> {
+  if (maxBytes === undefined) return res.body.text();
+  const tooLarge = () => {
+    res.body.destroy();
+    return new ResponseTooLargeError(maxBytes, res.statusCode);
+  };
+  const declared = Number(res.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge();
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  for await (const chunk of res.body) {
+    bytes += chunk.length;
+    if (bytes > maxBytes) throw tooLarge();
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, bytes).toString("utf8");
 }
 
 /**

@@ -1,6 +1,6 @@
 import { Pool, type Dispatcher } from "undici";
 import type { ProviderConfig } from "../core/config.js";
-import { flattenHeaders, isEventStream, sseFrames, withModel } from "./http-upstream.js";
+import { flattenHeaders, isEventStream, readBoundedText, ResponseTooLargeError, sseFrames, withModel } from "./http-upstream.js";
 import { UpstreamUnreachableError, type Provider, type ProviderBudgets, type UpstreamRequest, type UpstreamResponse, type UpstreamStreamResult } from "./provider.js";
 
 type OpenAICompatibleConfig = Extract<ProviderConfig, { type: "openai-compatible" }>;
@@ -39,9 +39,10 @@ export class OpenAICompatibleProvider implements Provider {
   async send(request: UpstreamRequest, signal: AbortSignal): Promise<UpstreamResponse> {
     try {
       const res = await this.request(request, null, signal);
-      const body = await res.body.text();
+      const body = await readBoundedText(res, request.maxResponseBytes);
       return { status: res.statusCode, headers: flattenHeaders(res.headers), body };
     } catch (err) {
+      if (err instanceof ResponseTooLargeError && !signal.aborted) throw err;
       throw this.unreachable(err, signal);
     }
   }

@@ -8,6 +8,11 @@ export interface UpstreamRequest {
   body: string;
   /** A per-batch upstream key (gateway routing) that replaces the provider's configured key. */
   apiKey?: string;
+  /**
+   * Longest answer body to read, bytes (config `limits.maxResponseBytes`): a provider that reads a body stops past it
+   * and rejects with ResponseTooLargeError (providers/http-upstream.ts). Absent: no cap.
+   */
+  maxResponseBytes?: number;
 }
 
 /** What came back: any HTTP status; `body` is the raw text. Header names are lower case. */

@@ -1,10 +1,15 @@
 import { createReadStream, createWriteStream, type ReadStream, type WriteStream } from "node:fs";
-import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { mkdir, opendir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 
+/** The suffix of a blob still being written; it becomes the blob's id on commit. */
+const PARTIAL = ".partial";
+
 /**
- * File bytes on local disk, one file per id under `<dir>/`. Writers go to a temp name and are renamed on commit,
- * so a crash never leaves a half-written file under a real id.
+ * File bytes on local disk, one file per id under `<dir>/`. Writers go to a temp name (`<id>.partial`) and are renamed
+ * on commit, so a crash never leaves a half-written file under a real id. A commit onto an id that already has bytes
+ * replaces them atomically (rename), which lets a retried writer of a fixed id start over.
+ * `.partial` files never outlive the process that writes them: `sweep` deletes them at start-up.
  */
 export class BlobStore {
   constructor(private readonly dir: string) {}
@@ -20,7 +25,7 @@ export class BlobStore {
 
   /** Opens a temp writer for `id`; call `commit` after it finished, or `abort` to drop it. */
   openWriter(id: string): { stream: WriteStream; commit: () => Promise<void>; abort: () => Promise<void> } {
-    const temp = this.path(id) + ".partial";
+    const temp = this.path(id) + PARTIAL;
     const stream = createWriteStream(temp);
     return {
       stream,
@@ -45,5 +50,30 @@ export class BlobStore {
 
   async remove(id: string): Promise<void> {
     await rm(this.path(id), { force: true });
+  }
+
+  /**
+   * Deletes what a process that died left behind: every `<id>.partial` file (an upload or output file cut short), and
+   * every committed blob whose id `isKnown` denies (bytes renamed into place, or left by a delete, whose metadata row
+   * is missing). Only names shaped like our ids (`file-…`) are considered; anything else in the directory is left alone.
+   * Call it only while no writer is open (at start-up, before anything is served): a live writer's `.partial` would
+   * go too. Reads the directory as a stream, so memory stays flat in the number of blobs.
+   * @param isKnown whether a metadata row exists for a blob id.
+   * @returns how many partial files and orphan blobs were deleted.
+   */
+  async sweep(isKnown: (id: string) => Promise<boolean>): Promise<{ partials: number; orphans: number }> {
+    let partials = 0;
+    let orphans = 0;
+    for await (const entry of await opendir(this.dir)) {
+      if (!entry.isFile() || !entry.name.startsWith("file-")) continue;
+      if (entry.name.endsWith(PARTIAL)) {
+        await rm(join(this.dir, entry.name), { force: true });
+        partials++;
+      } else if (!(await isKnown(entry.name))) {
+        await rm(join(this.dir, entry.name), { force: true });
+        orphans++;
+      }
+    }
+    return { partials, orphans };
   }
 }

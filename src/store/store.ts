@@ -114,8 +114,19 @@ export interface Store {
   countItems(batchId: string): Promise<{ counts: RequestCounts; usage: BatchUsage }>;
   /** Item counts over every batch (for metrics): `pending` = queued + in flight. */
   itemTotals(): Promise<RequestCounts>;
-  /** Items with line > `afterLine` in line order (only those in `states`, when given), for output files and listings. */
-  pageItems(batchId: string, afterLine: number, limit: number, states?: readonly ItemState[]): Promise<FinishedItem[]>;
+  /**
+   * Items with line > `afterLine` in line order (only those in `states`, when given), for output files and listings.
+   * With `maxBytes`, the page also stops before the item that would bring the summed bytes of its `response_body` and
+   * `error_message` past it, so a page's memory is bounded whatever the items hold; it still holds at least one item.
+   */
+  pageItems(batchId: string, afterLine: number, limit: number, states?: readonly ItemState[], maxBytes?: number): Promise<FinishedItem[]>;
+  /** True when the batch has an item with line > `afterLine` (in `states`, when given): a listing's `has_more`. */
+  hasItemsAfter(batchId: string, afterLine: number, states?: readonly ItemState[]): Promise<boolean>;
+  /**
+   * Counts one more attempt to finalize a batch (write its result files), durably, before the attempt starts: attempts
+   * a crash cut short count too. @returns the attempts so far, this one included.
+   */
+  beginFinalizeAttempt(batchId: string): Promise<number>;
   /** Request bodies of items with line > `afterLine` in `states`, in line order (to re-run them). */
   pageRequests(batchId: string, afterLine: number, limit: number, states: readonly ItemState[]): Promise<{ line: number; custom_id: string; body: string }[]>;
   /** The line of an item given its id (a listing cursor), or null. */

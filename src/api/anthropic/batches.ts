@@ -129,6 +129,8 @@ export const anthropicBatchesRoutes: FastifyPluginAsync<{ engine: Engine }> = as
       (async function* () {
         for await (const item of engine.allItems(req.caller, batch.id)) yield renderMessageResult(item);
       })(),
+      // Bytes, not 16 objects, wait for a slow client: with large results that bounds what is held to about one.
+      { objectMode: false },
     );
     return reply.header("content-type", "application/binary").send(lines);
   });

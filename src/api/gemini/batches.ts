@@ -110,7 +110,7 @@ export const geminiBatchesRoutes: FastifyPluginAsync<{ engine: Engine }> = async
     const { op, hasItems } = renderOperation(b, { inline: true });
     if (!hasItems) return op;
     const items = () => mapItems(engine.allItems(caller, b.id), renderInlinedResponse);
-    return reply.header("content-type", "application/json; charset=utf-8").send(Readable.from(streamJson(op, items)));
+    return reply.header("content-type", "application/json; charset=utf-8").send(Readable.from(streamJson(op, items), { objectMode: false }));
   };
 
   // --- Seed 003 ---------------------------------------------------------------------------------------------------
@@ -143,7 +143,7 @@ export const geminiBatchesRoutes: FastifyPluginAsync<{ engine: Engine }> = async
     const batch = await own(req.caller, req.params.id);
     // Every request that has finished, in input order (all of them once the batch has ended).
     const items = () => mapItems(engine.allItems(req.caller, batch.id, ["succeeded", "failed", "expired", "cancelled"]), renderInlinedResponse);
-    return reply.header("content-type", "application/json; charset=utf-8").send(Readable.from(streamJson({ results: ITEMS }, items)));
+    return reply.header("content-type", "application/json; charset=utf-8").send(Readable.from(streamJson({ results: ITEMS }, items), { objectMode: false }));
   });
 
   // --- Batch Mode -------------------------------------------------------------------------------------------------

@@ -100,6 +100,8 @@ export const geminiFilesRoutes: FastifyPluginAsync<{ engine: Engine; uploads?: U
         (async function* () {
           for await (const item of engine.allItems(caller, batch.id, ["succeeded", "failed", "expired", "cancelled"])) yield renderResponseLine(item);
         })(),
+        // Bytes, not 16 objects, wait for a slow client: with large results that bounds what is held to about one.
+        { objectMode: false },
       );
       return reply.header("content-type", "application/jsonl").send(lines);
     }

@@ -53,6 +53,8 @@ export const MIGRATIONS: string[] = [
   WEBHOOK_TABLES,
   // Native runs and vendor jobs (engine/native: batches run on a vendor's own batch API).
   VENDOR_JOB_TABLES,
+  // Attempts to write a batch's result files, counted before each starts (engine/finalizer.ts gives up after a few).
+  `ALTER TABLE batches ADD COLUMN finalize_attempts INTEGER NOT NULL DEFAULT 0`,
 ];
 
 /** SQLite schema (WAL). `seq` columns give insertion order for cursor pagination; times are unix ms. */
@@ -100,7 +102,8 @@ CREATE TABLE IF NOT EXISTS batches (
   priority          INTEGER NOT NULL DEFAULT 0,
   name              TEXT,
   description       TEXT,
-  output_expires_after INTEGER
+  output_expires_after INTEGER,
+  finalize_attempts INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS batches_by_status ON batches(status, seq);
 

@@ -18,6 +18,7 @@ function toBatch(row: Row): Batch {
   const b = { ...row } as Record<string, unknown>;
   delete b.seq;
   delete b.provider_key;
+  delete b.finalize_attempts;
   b.errors = row.errors ? JSON.parse(row.errors as string) : null;
   b.metadata = row.metadata ? JSON.parse(row.metadata as string) : null;
   return b as unknown as Batch;
@@ -311,12 +312,36 @@ export class SqliteStore implements Store {
     return { total: r.total!, completed: r.succeeded!, failed: r.failed!, expired: r.expired!, cancelled: r.cancelled!, pending: r.total! - finished };
   }
 
-  async pageItems(batchId: string, afterLine: number, limit: number, states?: readonly ItemState[]): Promise<FinishedItem[]> {
+  async pageItems(batchId: string, afterLine: number, limit: number, states?: readonly ItemState[], maxBytes?: number): Promise<FinishedItem[]> {
     const filter = states?.length ? `AND state IN (${states.map(() => "?").join(", ")})` : "";
+    if (maxBytes !== undefined) {
+      // Sizes first (octet_length reads no text), then only the rows that fit: a page never holds more than it may.
+      const sizes = this.sql(
+        `SELECT line, coalesce(octet_length(response_body), 0) + coalesce(octet_length(error_message), 0) AS size
+           FROM request_items WHERE batch_id = ? AND line > ? ${filter} ORDER BY line LIMIT ?`,
+      ).all(batchId, afterLine, ...(states ?? []), limit) as { line: number; size: number }[];
+      let bytes = 0;
+      let n = 0;
+      while (n < sizes.length && (n === 0 || bytes + sizes[n]!.size <= maxBytes)) bytes += sizes[n++]!.size;
+      if (n === 0) return [];
+      limit = n;
+    }
     return this.sql(
       `SELECT id, line, custom_id, state, status_code, request_id, response_body, error_code, error_message
          FROM request_items WHERE batch_id = ? AND line > ? ${filter} ORDER BY line LIMIT ?`,
     ).all(batchId, afterLine, ...(states ?? []), limit) as FinishedItem[];
+  }
+
+  async hasItemsAfter(batchId: string, afterLine: number, states?: readonly ItemState[]): Promise<boolean> {
+    const filter = states?.length ? `AND state IN (${states.map(() => "?").join(", ")})` : "";
+    return this.sql(`SELECT 1 FROM request_items WHERE batch_id = ? AND line > ? ${filter} LIMIT 1`).get(batchId, afterLine, ...(states ?? [])) !== undefined;
+  }
+
+  async beginFinalizeAttempt(batchId: string): Promise<number> {
+    const row = this.sql(`UPDATE batches SET finalize_attempts = finalize_attempts + 1 WHERE id = ? RETURNING finalize_attempts`).get(batchId) as
+      | { finalize_attempts: number }
+      | undefined;
+    return row?.finalize_attempts ?? 0;
   }
 
   async pageRequests(batchId: string, afterLine: number, limit: number, states: readonly ItemState[]) {
