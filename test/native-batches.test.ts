@@ -1,4 +1,8 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { exited, spawnCli } from "./support/child.js";
 import { FakeUpstream } from "./support/fake-upstream.js";
 import { apiError, chatLines, readJsonl, SHARED_CACHE_DIR, startServer, upstreamConfig, uploadJsonl, waitFor, type TestServer } from "./support/harness.js";
 
@@ -26,6 +30,7 @@ describe("native mode: A runs its batches on B's OpenAI Batch API", () => {
         gem: { type: "gemini", baseURL: origin, apiKey: "goog-key", ...native },
       },
       models: { "claude-*": "claude", "gemini-*": "gem", "*": "vendor" },
+      prices: { "*": { input: 1, output: 2 } },
     });
   });
   afterAll(async () => {
@@ -57,8 +62,11 @@ describe("native mode: A runs its batches on B's OpenAI Batch API", () => {
     expect(vendorBatches).toHaveLength(Math.ceil(N / CHUNK));
     // Each vendor batch carries our job tag, and the upstream key A was configured with reached B.
     expect(vendorBatches.every((v) => typeof v.metadata?.openbatch_job === "string")).toBe(true);
-    // Usage is summed from the vendor's results.
+    // Usage is summed from the vendor's results, and priced at batch prices: every item ran natively.
     expect((done as any).usage.input_tokens).toBeGreaterThan(0);
+    const cost = (done as any).estimated_cost;
+    expect(cost.charged).toBeCloseTo(cost.batch, 6);
+    expect(cost.charged).toBeLessThan(cost.regular);
   });
 
   it("x-openbatch-batch-mode: direct runs a batch directly on a native provider; a bad value is a 400", async () => {
@@ -71,6 +79,9 @@ describe("native mode: A runs its batches on B's OpenAI Batch API", () => {
     const done = await waitFor(client, batch.id);
     expect(done.request_counts).toEqual({ total: 2, completed: 2, failed: 0 });
     expect((await b.client("b-key").batches.list({ limit: 100 })).data.length).toBe(before);
+    // Sent directly: regular prices.
+    const cost = (done as any).estimated_cost;
+    expect(cost.charged).toBeCloseTo(cost.regular, 6);
     const err = await apiError(client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" }, { headers: { "x-openbatch-batch-mode": "cheap" } }));
     expect(err.status).toBe(400);
     expect(err.message).toContain("x-openbatch-batch-mode");
@@ -124,5 +135,32 @@ describe("native mode: A runs its batches on B's OpenAI Batch API", () => {
     // The vendor batch was made with the caller's key (B's owner is that key), not the provider's configured one.
     expect((await b.client("b-key").batches.list({ limit: 100 })).data.length).toBe(before);
     expect((await b.client("caller-upstream-key").batches.list({ limit: 100 })).data).toHaveLength(1);
+  });
+});
+
+describe("openbatch estimate names the mode a batch would run in", () => {
+  it("native on a provider whose batchMode is native (batch prices), direct on a self-hosted one (regular prices)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "openbatch-native-estimate-"));
+    try {
+      const input = join(dir, "in.jsonl");
+      await writeFile(input, chatLines(["one", "two"], "gpt-4o-mini"));
+      const run = async (provider: Record<string, unknown>) => {
+        await writeFile(join(dir, "config.json"), JSON.stringify({ providers: { p: provider }, models: { "*": "p" }, prices: { "gpt-4o-mini": { input: 0.15, output: 0.6 } } }));
+        const cli = spawnCli(["estimate", input, "--config", join(dir, "config.json"), "--json"]);
+        expect(await exited(cli)).toBe(0);
+        return JSON.parse(cli.output().slice(cli.output().indexOf("{")));
+      };
+      const native = await run({ type: "openai-compatible", baseURL: "http://127.0.0.1:9/v1", batchMode: "native" });
+      expect(native.run).toMatchObject({ provider: "p", mode: "native" });
+      expect(native.cost.expected).toBeCloseTo(native.cost.batch, 12);
+      const selfHosted = await run({ type: "openai-compatible", baseURL: "http://127.0.0.1:9/v1" });
+      expect(selfHosted.run).toMatchObject({ provider: "p", mode: "direct" });
+      expect(selfHosted.cost.expected).toBeCloseTo(selfHosted.cost.regular, 12);
+      const openai = await run({ type: "openai-compatible", baseURL: "https://api.openai.com/v1" });
+      expect(openai.run.mode).toBe("native");
+      expect(openai.run.reason).toContain("auto");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -4,6 +4,7 @@ import { createInterface } from "node:readline";
 import { costOf, priceOf } from "../core/pricing.js";
 import { requestTokens } from "../engine/token-cost.js";
 import { loadConfig } from "./config-file.js";
+import { plannedMode, type PlannedMode } from "../engine/native/mode.js";
 
 /** Options of `openbatch estimate`. */
 export interface EstimateOptions {
@@ -19,7 +20,9 @@ export interface Estimate {
   model: string | null;
   inputTokens: number;
   maxOutputTokens: number;
-  cost: { regular: number; batch: number; savings: number } | null;
+  cost: { regular: number; batch: number; savings: number; expected: number } | null;
+  /** How the batch would run (24 h window): natively on the provider's batch API (batch prices) or directly (regular). */
+  run: PlannedMode;
   split: { batches: number; requestsPerBatch: number; reason: string };
 }
 
@@ -55,6 +58,7 @@ export async function estimate(input: string, options: EstimateOptions): Promise
   }
   const price = priceOf(config.prices, model);
   const c = price ? costOf(price, { input: inputTokens, output: maxOutputTokens }) : null;
+  const run = plannedMode(config, model);
   const byRequests = Math.ceil(requests / config.limits.maxRequestsPerBatch);
   const byBytes = Math.ceil(bytes / config.limits.maxFileBytes);
   const batches = Math.max(1, byRequests, byBytes);
@@ -64,7 +68,8 @@ export async function estimate(input: string, options: EstimateOptions): Promise
     model,
     inputTokens,
     maxOutputTokens,
-    cost: c && { regular: c.regular, batch: c.batch, savings: c.regular - c.batch },
+    cost: c && { regular: c.regular, batch: c.batch, savings: c.regular - c.batch, expected: run.mode === "native" ? c.batch : c.regular },
+    run,
     split: {
       batches,
       requestsPerBatch: Math.ceil(requests / batches),
@@ -89,6 +94,7 @@ export async function estimate(input: string, options: EstimateOptions): Promise
     c
       ? `Cost (upper):      regular ${usd(c.regular)}, batch ${usd(c.batch)}, saving ${usd(c.regular - c.batch)}`
       : `Cost:              no price for "${model}"; add one to the config: {"prices": {"${model ?? "<model>"}": {"input": 0.15, "output": 0.6}}} (USD per 1M tokens)`,
+    `Runs:              ${run.mode}${run.provider ? ` on provider "${run.provider}"` : ""} (${run.reason}); ${run.mode === "native" ? "batch prices" : "regular prices"}`,
     `Recommended split: ${batches} batch(es) of up to ${result.split.requestsPerBatch} requests (${result.split.reason})`,
   ];
   process.stdout.write(out.join("\n") + "\n");

@@ -21,6 +21,11 @@ export interface TokenCounts {
 export interface CostEstimate {
   regular: number;
   batch: number;
+  /**
+   * What the run costs as it ran: batch prices for the tokens of items run on the provider's own batch API (native
+   * mode), regular prices for those OpenBatch sent itself (direct mode). Absent where the split is not known.
+   */
+  charged?: number;
 }
 
 /** The price of `model` from a table keyed by model id or glob (first match wins), or null when none matches. */

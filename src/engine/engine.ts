@@ -546,7 +546,14 @@ export class Engine {
   private async withCounts(batch: Batch): Promise<BatchView> {
     const { counts, usage } = await this.store.countItems(batch.id);
     const price = priceOf(this.config.prices, batch.model);
-    const estimated_cost = price ? costOf(price, { input: usage.input_tokens, output: usage.output_tokens }) : null;
+    let estimated_cost = price ? costOf(price, { input: usage.input_tokens, output: usage.output_tokens }) : null;
+    if (price && estimated_cost) {
+      // Tokens of natively run items cost the batch price; the rest (direct, a fallback included) the regular one.
+      const native = await this.store.vendorJobs.nativeUsage(batch.id);
+      const n = { input: native?.input_tokens ?? 0, output: native?.output_tokens ?? 0 };
+      const direct = { input: usage.input_tokens - n.input, output: usage.output_tokens - n.output };
+      estimated_cost = { ...estimated_cost, charged: costOf(price, n).batch + costOf(price, direct).regular };
+    }
     return { ...batch, request_counts: counts, usage, estimated_cost };
   }
 

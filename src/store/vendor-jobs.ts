@@ -87,6 +87,11 @@ export interface VendorJobStore {
    * @returns the run as stored afterwards (the earlier decision when there was one).
    */
   decide(batchId: string, mode: RunMode): Promise<NativeRun>;
+  /**
+   * Tokens of the results recorded from a batch's vendor jobs (those ran at the vendor's batch price), or null when
+   * the batch did not run natively.
+   */
+  nativeUsage(batchId: string): Promise<{ input_tokens: number; output_tokens: number } | null>;
   /** Hands a native batch back to the dispatcher (its vendor work is over, or its leftovers fall back to direct). */
   release(batchId: string): Promise<void>;
   /** Ids of batches whose vendor jobs hold them. */

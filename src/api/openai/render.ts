@@ -50,7 +50,7 @@ export function renderBatch(b: BatchView) {
     },
     metadata: b.metadata,
     // Our extensions: the cost of the usage so far at the configured price, and the scheduling priority.
-    estimated_cost: b.estimated_cost && { currency: "USD", regular: round6(b.estimated_cost.regular), batch: round6(b.estimated_cost.batch) },
+    estimated_cost: b.estimated_cost && { currency: "USD", regular: round6(b.estimated_cost.regular), batch: round6(b.estimated_cost.batch), ...(b.estimated_cost.charged !== undefined ? { charged: round6(b.estimated_cost.charged) } : {}) },
     priority: b.priority,
   };
 }

@@ -367,6 +367,7 @@ export class SqliteStore implements Store {
       this.sql(`DELETE FROM batches WHERE id = ?`).run(batchId);
       this.sql(`DELETE FROM vendor_jobs WHERE batch_id = ?`).run(batchId);
       this.sql(`DELETE FROM native_runs WHERE batch_id = ?`).run(batchId);
+      this.sql(`DELETE FROM native_usage WHERE batch_id = ?`).run(batchId);
     })();
   }
 

@@ -4,8 +4,9 @@ import type { SqliteConnection } from "./connection.js";
 
 /**
  * Tables of native runs and vendor jobs (see store/vendor-jobs.ts). `native_runs` holds one row per batch whose mode
- * was asked for or decided; `vendor_jobs` one row per chunk handed to a vendor's batch API. Appended to schema.ts's
- * SCHEMA and MIGRATIONS.
+ * was asked for or decided; `native_usage` the tokens recorded from its vendor jobs; `vendor_jobs` one row per chunk
+ * handed to a vendor's batch API. Appended to schema.ts's SCHEMA and MIGRATIONS. A table added here later needs no
+ * migration of its own (SCHEMA's CREATE TABLE IF NOT EXISTS runs on every open); a column added to one does.
  */
 export const VENDOR_JOB_TABLES = `
 CREATE TABLE IF NOT EXISTS native_runs (
@@ -14,6 +15,12 @@ CREATE TABLE IF NOT EXISTS native_runs (
   mode       TEXT,
   held       INTEGER NOT NULL DEFAULT 0,
   decided_at INTEGER
+) WITHOUT ROWID;
+-- Tokens of results recorded from a batch's vendor jobs (priced at batch rates; the rest of its usage ran directly).
+CREATE TABLE IF NOT EXISTS native_usage (
+  batch_id      TEXT PRIMARY KEY,
+  input_tokens  INTEGER NOT NULL DEFAULT 0,
+  output_tokens INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS native_runs_held ON native_runs(held) WHERE held = 1;
 CREATE TABLE IF NOT EXISTS vendor_jobs (
@@ -103,6 +110,11 @@ export class SqliteVendorJobs implements VendorJobStore {
     return (await this.getRun(batchId))!;
   }
 
+  async nativeUsage(batchId: string): Promise<{ input_tokens: number; output_tokens: number } | null> {
+    const row = this.sql(`SELECT input_tokens, output_tokens FROM native_usage WHERE batch_id = ?`).get(batchId) as { input_tokens: number; output_tokens: number } | undefined;
+    return row ?? null;
+  }
+
   async release(batchId: string): Promise<void> {
     this.sql(`UPDATE native_runs SET held = 0 WHERE batch_id = ?`).run(batchId);
   }
@@ -182,6 +194,12 @@ export class SqliteVendorJobs implements VendorJobStore {
                 reasoning_tokens = reasoning_tokens + @reasoning_tokens
           WHERE batch_id = @batch_id`,
       ).run({ ...delta, batch_id: batchId });
+      if (delta.input_tokens! + delta.output_tokens! > 0) {
+        this.sql(
+          `INSERT INTO native_usage (batch_id, input_tokens, output_tokens) VALUES (?, ?, ?)
+           ON CONFLICT (batch_id) DO UPDATE SET input_tokens = input_tokens + excluded.input_tokens, output_tokens = output_tokens + excluded.output_tokens`,
+        ).run(batchId, delta.input_tokens, delta.output_tokens);
+      }
     }
     return written;
   }
