@@ -143,15 +143,20 @@ export async function writeResultFiles(
  * retrying it only burns time. Errors of the system (a full disk, I/O, a locked database) carry a code and may clear.
  */
 function isDeterministic(err: unknown): boolean {
-  return err instanceof RangeError || err instanceof TypeError || err instanceof SyntaxError || err instanceof ReferenceError;
+  if (err instanceof RangeError || err instanceof TypeError || err instanceof SyntaxError || err instanceof ReferenceError) return true;
+  return DETERMINISTIC_CODES.has(String((err as { code?: unknown } | null)?.code));
 }
+
+/** Error codes of sizes past a hard limit (Node's strings and buffers, SQLite's values): the same data fails again. */
+const DETERMINISTIC_CODES: ReadonlySet<string> = new Set(["ERR_STRING_TOO_LONG", "ERR_BUFFER_TOO_LARGE", "SQLITE_TOOBIG"]);
 
 /**
  * Ends batches whose items have all finished: writes their result files and moves them to their final status
  * (completed, expired or cancelled). A finalization that fails is retried with backoff; after `maxAttempts` attempts
  * (attempts cut short by a crash count too: they are recorded in the store before they start), or at once for an
- * error that would only recur (isDeterministic), the batch ends `failed` with the reason in `errors`
- * (code `finalization_failed`) and the files of the attempt are removed. A batch thus always leaves `finalizing`.
+ * error that would only recur (isDeterministic), the files of the attempt are removed and an OpenAI batch ends `failed`
+ * with the reason in `errors` (code `finalization_failed`); a batch of a dialect that reads its results from the store
+ * ends as it would have, without files. A batch thus always leaves `finalizing` (or `cancelling`).
  */
 export class Finalizer {
   private readonly o: Required<FinalizeOptions>;
