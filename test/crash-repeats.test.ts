@@ -64,7 +64,7 @@ describe("repeats after kill -9 are bounded by maxConcurrency", () => {
         const file = await uploadJsonl(client, chatLines(keys));
         const batch = await client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
         await exited(server);
-        db?.close();
+        (db as Database.Database | null)?.close(); // assigned in the upstream plan, which TypeScript cannot see
         expect(killed).toBe(true);
         const seenBeforeRestart = upstream.perKey.size;
         expect(seenBeforeRestart).toBeLessThan(N);
