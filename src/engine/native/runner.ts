@@ -32,6 +32,11 @@ export interface NativeRunnerOptions {
 const MAX_FINAL_ERRORS = 10;
 /** Longest backoff between vendor calls after errors, ms. */
 const MAX_BACKOFF_MS = 600_000;
+/**
+ * How long a cancelled or expired batch waits for its vendor jobs to end (the vendor's cancel, then its partial
+ * results) before it gives them up and ends without what they hold, ms.
+ */
+const STOP_GRACE_MS = 3_600_000;
 
 /** Our vendor custom id of an item: the batch id and its line, unique per item across every batch. */
 export function vendorCustomId(batchId: string, line: number): string {
@@ -141,16 +146,18 @@ export class NativeRunner implements NativeGate {
   async holds(batch: Batch): Promise<boolean> {
     // A file batch cancelled while validating has not stored all its items yet: nothing to hand to a vendor.
     if (batch.in_progress_at === null) return false;
-    const cached = this.held.get(batch.id);
-    if (cached !== undefined) return cached;
+    // Only held batches are cached (released ones are asked again: one primary-key read), so the map stays as small as the native work.
+    if (this.held.get(batch.id)) return true;
     let run = await this.store.vendorJobs.getRun(batch.id);
     if (!run?.mode) {
       const mode = this.chooseMode(batch, run?.requested ?? null);
       run = await this.store.vendorJobs.decide(batch.id, mode);
       if (run.held) this.log.info({ batch: batch.id, provider: batch.provider }, "batch runs natively on the provider's batch API");
     }
-    this.held.set(batch.id, run.held);
-    if (run.held) this.wake();
+    if (run.held) {
+      this.held.set(batch.id, true);
+      this.wake();
+    }
     return run.held;
   }
 
@@ -227,7 +234,7 @@ export class NativeRunner implements NativeGate {
 
   private async release(batchId: string): Promise<void> {
     await this.store.vendorJobs.release(batchId);
-    this.held.set(batchId, false);
+    this.held.delete(batchId);
     this.keys.delete(batchId);
     this.wakeDispatcher();
   }
@@ -241,6 +248,17 @@ export class NativeRunner implements NativeGate {
     }
     const stopping = batch.status === "cancelling" || batch.expires_at <= Date.now();
     let jobs = await this.store.vendorJobs.jobsOf(batch.id);
+    const stopSince = batch.status === "cancelling" ? (batch.cancelling_at ?? batch.expires_at) : batch.expires_at;
+    if (stopping && Date.now() - stopSince > STOP_GRACE_MS) {
+      // A vendor that never ends a cancelled job (or never answers) must not keep the batch open for ever.
+      for (const j of jobs) {
+        if (isFinalJobState(j.state)) continue;
+        this.log.warn({ batch: batch.id, job: j.id, vendor_id: j.vendor_id }, "vendor job did not end within an hour of the cancel or expiry; given up");
+        await this.store.vendorJobs.updateJob(j.id, { state: "abandoned", last_error: "given up: the vendor job did not end after the batch was cancelled or expired" });
+      }
+      await this.release(batch.id);
+      return Infinity;
+    }
     if (!stopping && batch.status === "in_progress") {
       const made = await this.cut(batch, api, jobs.length);
       jobs = jobs.concat(made);
