@@ -5,8 +5,10 @@ import type { ObjectResult } from "./collection-types.js";
 import { unprocessable } from "./errors.js";
 import { parseEnvelope, validateProperties, vectorizerText, type InlineReference, type ObjectEnvelope } from "./objects.js";
 import { beaconClass, mergeReferences } from "./references.js";
-import { autoClass, inferDataType, normalizePropertyName, parseProperty, VECTORIZER, vectorizerOf, type ClassDef } from "./schema.js";
-import type { VectorEntry } from "./vector-index.js";
+import { autoClass, inferDataType, normalizePropertyName, parseProperty, vectorSlots, type ClassDef } from "./schema.js";
+import { DEFAULT_VECTOR, type VectorSlot } from "./vector-config.js";
+import { embedForSlot, vectorizerKey } from "./vectorizers.js";
+import type { VectorEntry, VectorIndex } from "./vector-index.js";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 
 /*
@@ -37,10 +39,11 @@ interface Item {
   state: ClassState | null;
   properties: Record<string, unknown>;
   references: InlineReference[];
+  /** The `default` (legacy) vector. */
   vector: Float32Array | null;
+  /** The other named vectors. */
+  named: Record<string, Float32Array>;
   vectorGiven: boolean;
-  /** What the vectorizer embeds. */
-  text?: string;
   error: string | null;
   written?: ObjectWriteResult;
 }
@@ -63,7 +66,7 @@ export async function batchObjects(ctx: CollectionContext, caller: Caller, input
       const env = parseEnvelope(raw);
       const error = "error" in env ? env.error : null;
       const ok = "error" in env ? null : env;
-      items.push({ raw, env: ok, state: null, properties: {}, references: [], vector: ok?.vector ?? null, vectorGiven: !!ok?.vector, error });
+      items.push({ raw, env: ok, state: null, properties: {}, references: [], vector: ok?.vector ?? null, named: { ...(ok?.vectors ?? {}) }, vectorGiven: !!ok?.vector, error });
     }
     await ctx.schemaLock.run(() => resolveSchema(ctx, caller, items));
     await vectorize(ctx, items);
@@ -102,7 +105,8 @@ async function resolveSchema(ctx: CollectionContext, caller: Caller, items: Item
         item.error = (err as Error).message;
         continue;
       }
-      st = { def, owner: caller, index: await ctx.openIndex(def, 0), count: 0, lastWrite: 0, lastSave: Date.now() };
+      const { index, named } = await ctx.openIndexes(def, 0);
+      st = { def, owner: caller, index, named, count: 0, lastWrite: 0, lastSave: Date.now() };
       ctx.classes.set(def.class, st);
       changed.add(st);
     }
@@ -119,6 +123,11 @@ async function resolveSchema(ctx: CollectionContext, caller: Caller, items: Item
       if (st.def.properties.length !== ctx.persistedProps.get(st)) changed.add(st);
     }
     item.state = st;
+    const vectorError = placeVectors(st.def, item);
+    if (vectorError) {
+      item.error = vectorError;
+      continue;
+    }
     const valid = validateProperties(st.def, env.properties);
     if ("error" in valid) item.error = valid.error;
     else {
@@ -157,35 +166,66 @@ function addMissingProperties(ctx: CollectionContext, caller: Caller, st: ClassS
   return null;
 }
 
-/** Embeds the objects that need a vector, in chunks through the engine; a failed chunk fails its objects with the reason. */
-async function vectorize(ctx: CollectionContext, items: Item[]): Promise<void> {
-  const byModel = new Map<string, Item[]>();
-  for (const item of items) {
-    if (item.error || item.vector || !item.state) continue;
-    const v = vectorizerOf(item.state.def);
-    if (!v) continue;
-    const text = vectorizerText(item.state.def, item.properties, v.vectorizeClassName);
-    if (!text.trim()) {
-      item.error = `${VECTORIZER}: nothing to vectorize: the object has no text properties and vectorizeClassName is false`;
-      continue;
-    }
-    item.text = text;
-    // Appended in place: copying the list for each object was quadratic (~300 ms of blocked loop at 8,000 objects).
-    const list = byModel.get(v.model);
-    if (list) list.push(item);
-    else byModel.set(v.model, [item]);
+/**
+ * Puts an object's given vectors in its class's slots: named ones by name; the legacy `vector` is `default`, or the
+ * only vector of a class with one named vector. @returns Weaviate's message when a name is not a vector of the class.
+ */
+function placeVectors(def: ClassDef, item: Item): string | null {
+  const slots = vectorSlots(def);
+  const names = new Set(slots.map((s) => s.name));
+  for (const name of Object.keys(item.named)) {
+    if (!names.has(name)) return `class ${def.class}: vector ${JSON.stringify(name)} is not a vector of this class (its vectors: ${[...names].join(", ")})`;
   }
-  const chunks: { model: string; items: Item[] }[] = [];
-  for (const [model, list] of byModel) for (let i = 0; i < list.length; i += EMBED_CHUNK) chunks.push({ model, items: list.slice(i, i + EMBED_CHUNK) });
+  if (item.vector && !names.has(DEFAULT_VECTOR)) {
+    if (slots.length !== 1) return `class ${def.class} has multiple vectors (${[...names].join(", ")}), but the object has a single unnamed vector: give them in 'vectors' by name`;
+    item.named[slots[0]!.name] = item.vector;
+    item.vector = null;
+  }
+  return null;
+}
+
+const hasSlotVector = (item: Item, slot: VectorSlot) => (slot.name === DEFAULT_VECTOR ? item.vector !== null : item.named[slot.name] !== undefined);
+
+/**
+ * Embeds the vectors objects lack in slots with a vectorizer (objects given a vector for a slot keep it), in chunks
+ * through the engine, grouped by module and model; a failed chunk fails its objects with the reason.
+ */
+async function vectorize(ctx: CollectionContext, items: Item[]): Promise<void> {
+  const groups = new Map<string, { slot: VectorSlot; jobs: { item: Item; text: string }[] }>();
+  for (const item of items) {
+    if (item.error || !item.state) continue;
+    for (const slot of vectorSlots(item.state.def)) {
+      const key = vectorizerKey(slot);
+      if (!key || hasSlotVector(item, slot)) continue;
+      const vectorizeClassName = slot.config.vectorizeClassName !== false;
+      const text = vectorizerText(item.state.def, item.properties, vectorizeClassName, slot.module, slot.sourceProperties);
+      if (!text.trim()) {
+        item.error = `${slot.module}: nothing to vectorize for vector ${slot.name}: the object has no text in its source properties and vectorizeClassName is false`;
+        break;
+      }
+      // Appended in place: copying the list for each object was quadratic (~300 ms of blocked loop at 8,000 objects).
+      const g = groups.get(key);
+      if (g) g.jobs.push({ item, text });
+      else groups.set(key, { slot, jobs: [{ item, text }] });
+    }
+  }
+  const chunks: { slot: VectorSlot; jobs: { item: Item; text: string }[] }[] = [];
+  for (const { slot, jobs } of groups.values()) for (let i = 0; i < jobs.length; i += EMBED_CHUNK) chunks.push({ slot, jobs: jobs.slice(i, i + EMBED_CHUNK) });
   let next = 0;
   const worker = async () => {
     while (next < chunks.length) {
-      const chunk = chunks[next++]!;
+      const { slot, jobs } = chunks[next++]!;
+      const live = jobs.filter((j) => !j.item.error);
+      if (live.length === 0) continue;
       try {
-        const vectors = await ctx.options.embedder.embedTexts(chunk.model, chunk.items.map((i) => i.text!));
-        chunk.items.forEach((item, j) => (item.vector = Float32Array.from(vectors[j]!)));
+        const vectors = await embedForSlot(ctx.options.embedder, slot, live.map((j) => j.text));
+        live.forEach(({ item }, j) => {
+          const v = Float32Array.from(vectors[j]!);
+          if (slot.name === DEFAULT_VECTOR) item.vector = v;
+          else item.named[slot.name] = v;
+        });
       } catch (err) {
-        for (const item of chunk.items) item.error = `${VECTORIZER}: ${(err as Error).message}`;
+        for (const { item } of live) item.error = `${slot.module}: ${(err as Error).message}`;
       }
     }
   };
@@ -194,7 +234,7 @@ async function vectorize(ctx: CollectionContext, items: Item[]): Promise<void> {
 
 /** Checks vector lengths, then stores the valid objects (last of each uuid) in slices and indexes them. */
 async function write(ctx: CollectionContext, items: Item[]): Promise<void> {
-  const dims = new Map<ClassState, number>();
+  const dims = new Map<string, number>();
   const last = new Map<string, Item>();
   for (const item of items) {
     if (item.error || !item.env || !item.state) continue;
@@ -203,14 +243,18 @@ async function write(ctx: CollectionContext, items: Item[]): Promise<void> {
       item.error = notPresent(st.def.class);
       continue;
     }
-    if (item.vector) {
-      const want = st.index.dims ?? dims.get(st);
-      if (want === undefined) dims.set(st, item.vector.length);
-      else if (want !== item.vector.length) {
-        item.error = `new node has a vector with length ${item.vector.length}. Existing nodes have vectors with length ${want}: vector dimensions do not match the index dimensions`;
-        continue;
+    const given: [string, Float32Array][] = [...(item.vector ? ([[DEFAULT_VECTOR, item.vector]] as [string, Float32Array][]) : []), ...Object.entries(item.named)];
+    const bad = given.find(([name, v]) => {
+      const key = `${st.def.class}/${name}`;
+      const want = ctx.indexOf(st, name).dims ?? dims.get(key);
+      if (want === undefined) dims.set(key, v.length);
+      else if (want !== v.length) {
+        item.error = `new node has a vector with length ${v.length}. Existing nodes have vectors with length ${want}: vector dimensions do not match the index dimensions`;
+        return true;
       }
-    }
+      return false;
+    });
+    if (bad) continue;
     last.set(`${st.def.class}/${item.env.id}`, item);
   }
   const winners = [...last.values()];
@@ -226,25 +270,36 @@ async function write(ctx: CollectionContext, items: Item[]): Promise<void> {
     if (start > 0) await yieldToLoop();
     const slice = winners.slice(start, start + SLICE);
     const sliceWritten = await ctx.options.store.upsertObjects(
-      slice.map((i) => ({ class: i.state!.def.class, id: i.env!.id, properties: i.properties, vector: i.vector, references: i.references })),
+      slice.map((i) => ({ class: i.state!.def.class, id: i.env!.id, properties: i.properties, vector: i.vector, vectors: i.named, references: i.references })),
       now,
     );
     written.push(...sliceWritten);
-    const indexWrites = new Map<ClassState, { upserts: VectorEntry[]; removals: number[] }>();
+    const indexWrites = new Map<VectorIndex, { upserts: VectorEntry[]; removals: number[] }>();
+    const writesOf = (index: VectorIndex) => {
+      let iw = indexWrites.get(index);
+      if (!iw) indexWrites.set(index, (iw = { upserts: [], removals: [] }));
+      return iw;
+    };
     slice.forEach((item, k) => {
       const w = sliceWritten[k]!;
       const st = item.state!;
       if (w.created) st.count++;
-      let iw = indexWrites.get(st);
-      if (!iw) indexWrites.set(st, (iw = { upserts: [], removals: [] }));
+      const iw = writesOf(st.index);
       if (item.vector) iw.upserts.push({ label: w.seq, vector: item.vector, isNew: !w.hadVector });
       else if (w.hadVector) iw.removals.push(w.seq);
+      // Named vectors other than `default`, each in its own index.
+      for (const [name, index] of st.named) {
+        const v = item.named[name];
+        const had = w.hadVectors.includes(name);
+        if (v) writesOf(index).upserts.push({ label: w.seq, vector: v, isNew: !had });
+        else if (had) writesOf(index).removals.push(w.seq);
+      }
       st.lastWrite = now;
     });
     indexed = indexed.then(async () => {
-      for (const [st, iw] of indexWrites) {
-        await st.index.upsert(iw.upserts);
-        await st.index.remove(iw.removals);
+      for (const [index, iw] of indexWrites) {
+        await index.upsert(iw.upserts);
+        await index.remove(iw.removals);
       }
     });
     // Handled here so a failure while the next slice is stored is not an unhandled rejection; awaited below.
@@ -268,6 +323,8 @@ function echo(item: Item): Record<string, unknown> {
     out.lastUpdateTimeUnix = item.written.updated_at;
   }
   if (item.vectorGiven) out.vector = (item.raw as { vector: unknown }).vector;
+  const rawVectors = (item.raw as { vectors?: unknown }).vectors;
+  if (isObject(rawVectors) && Object.keys(rawVectors).length > 0) out.vectors = rawVectors;
   return out;
 }
 

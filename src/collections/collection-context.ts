@@ -3,7 +3,8 @@ import type { StoredObject } from "../store/collection-store.js";
 import { CollectionAccess, type Caller, type CollectionAction } from "./access.js";
 import type { CollectionServiceOptions } from "./collection-types.js";
 import { unprocessable } from "./errors.js";
-import { normalizeClassName, type ClassDef } from "./schema.js";
+import { normalizeClassName, vectorSlots, type ClassDef } from "./schema.js";
+import { DEFAULT_VECTOR, type VectorSlot } from "./vector-config.js";
 import { openVectorIndex, type VectorIndex } from "./vector-index.js";
 import type { Predicate } from "./where-filter.js";
 
@@ -60,7 +61,10 @@ export interface ClassState {
   def: ClassDef;
   /** Owner fingerprint of the key that created it; null when created with auth off. */
   owner: string | null;
+  /** The index of the legacy vector, which is also the named vector `default` (empty for named classes without one). */
   index: VectorIndex;
+  /** One index per named vector other than `default`. */
+  named: Map<string, VectorIndex>;
   count: number;
   lastWrite: number;
   lastSave: number;
@@ -91,31 +95,59 @@ export class CollectionContext {
     this.access = options.access ?? CollectionAccess.ownersOnly;
   }
 
-  /** Opens a class's vector index: the saved one when it matches the store `version`, else rebuilt from the stored vectors. */
-  async openIndex(def: ClassDef, version: number): Promise<VectorIndex> {
+  /**
+   * Opens a class's vector index for one vector slot (the `default` one when `slot` is absent): the saved one when it
+   * matches the store `version`, else rebuilt from the stored vectors. `dynamic` is served by HNSW.
+   */
+  async openIndex(def: ClassDef, version: number, slot?: VectorSlot): Promise<VectorIndex> {
     const store = this.options.store;
+    const slots = vectorSlots(def);
+    const s = slot ?? slots.find((x) => x.name === DEFAULT_VECTOR) ?? slots[0]!;
+    const isDefault = s.name === DEFAULT_VECTOR;
+    const file = isDefault ? `${def.class}.hnsw` : `${def.class}~${s.name}.hnsw`;
     return openVectorIndex({
-      path: this.options.indexDir ? join(this.options.indexDir, `${def.class}.hnsw`) : null,
-      indexType: def.vectorIndexType,
-      config: def.vectorIndexConfig,
+      path: this.options.indexDir ? join(this.options.indexDir, file) : null,
+      indexType: s.indexType === "flat" ? "flat" : "hnsw",
+      config: s.indexConfig,
       version,
-      live: await store.countVectors(def.class),
+      live: await store.countVectors(def.class, isDefault ? undefined : s.name),
       stored: async function* () {
         for (let after = 0; ; ) {
           const page = await store.scanObjects(def.class, after, 1000, true);
           if (page.length === 0) return;
-          for (const o of page) if (o.vector) yield { label: o.seq, vector: o.vector };
+          for (const o of page) {
+            const v = isDefault ? o.vector : (o.vectors?.[s.name] ?? null);
+            if (v) yield { label: o.seq, vector: v };
+          }
           after = page.at(-1)!.seq;
         }
       },
     });
   }
 
-  /** Saves one index with the store version it reflects. Call inside the write lock. */
+  /** Opens the indexes of a class: the `default` one and one per other named vector. */
+  async openIndexes(def: ClassDef, version: number): Promise<{ index: VectorIndex; named: Map<string, VectorIndex> }> {
+    const index = await this.openIndex(def, version);
+    const named = new Map<string, VectorIndex>();
+    for (const slot of vectorSlots(def)) if (slot.name !== DEFAULT_VECTOR && def.vectorConfig) named.set(slot.name, await this.openIndex(def, version, slot));
+    return { index, named };
+  }
+
+  /** The index of a vector slot of a class. */
+  indexOf(st: ClassState, name: string): VectorIndex {
+    return name === DEFAULT_VECTOR ? st.index : (st.named.get(name) ?? st.index);
+  }
+
+  /** Every index of a class. */
+  indexesOf(st: ClassState): VectorIndex[] {
+    return [st.index, ...st.named.values()];
+  }
+
+  /** Saves the indexes of one class with the store version they reflect. Call inside the write lock. */
   async saveIndex(name: string, st: ClassState): Promise<void> {
-    if (this.classes.get(name) !== st || !st.index.dirty) return;
+    if (this.classes.get(name) !== st || !this.indexesOf(st).some((i) => i.dirty)) return;
     const version = (await this.options.store.listClasses()).find((c) => c.name === name)?.version ?? 0;
-    await st.index.save(version);
+    for (const index of this.indexesOf(st)) if (index.dirty) await index.save(version);
     st.lastSave = Date.now();
   }
 

@@ -41,8 +41,8 @@ export class CollectionService {
     const counts = await options.store.countObjects();
     for (const stored of await options.store.listClasses()) {
       const def = stored.definition as ClassDef;
-      const index = await ctx.openIndex(def, stored.version);
-      ctx.classes.set(def.class, { def, owner: stored.owner, index, count: counts.get(def.class) ?? 0, lastWrite: 0, lastSave: Date.now() });
+      const { index, named } = await ctx.openIndexes(def, stored.version);
+      ctx.classes.set(def.class, { def, owner: stored.owner, index, named, count: counts.get(def.class) ?? 0, lastWrite: 0, lastSave: Date.now() });
     }
     service.saveTimer = setInterval(() => void service.saveIdle(), 2_000);
     service.saveTimer.unref();
@@ -54,7 +54,7 @@ export class CollectionService {
     const ctx = this.ctx;
     const now = Date.now();
     for (const [name, st] of ctx.classes) {
-      if (!st.index.dirty || (now - st.lastWrite < 1_000 && now - st.lastSave < 30_000)) continue;
+      if (!ctx.indexesOf(st).some((i) => i.dirty) || (now - st.lastWrite < 1_000 && now - st.lastSave < 30_000)) continue;
       await ctx.writeLock.run(() => ctx.saveIndex(name, st)).catch((err: Error) => ctx.options.log?.warn({ err, class: name }, "saving the vector index failed"));
     }
   }
@@ -67,7 +67,7 @@ export class CollectionService {
     await this.ctx.writeLock.run(async () => {
       for (const [name, st] of this.ctx.classes) await this.ctx.saveIndex(name, st);
       // The HNSW graphs live in a worker thread shared by every service of the process: free this one's.
-      for (const st of this.ctx.classes.values()) await st.index.close();
+      for (const st of this.ctx.classes.values()) for (const index of this.ctx.indexesOf(st)) await index.close();
     });
     await this.ctx.options.store.close();
   }

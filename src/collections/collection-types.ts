@@ -2,9 +2,22 @@
 import type { CollectionStore } from "../store/collection-store.js";
 import type { CollectionAccess } from "./access.js";
 
+/** A vectorizer module's request: its Weaviate module name, model, and own endpoint (Ollama's `apiEndpoint`, OpenAI's `baseURL`, …) or null. */
+export interface VectorizerRequest {
+  module: string;
+  model: string;
+  endpoint: string | null;
+}
+
 /** What the vectorizer needs from the engine: embeddings through the provider serving a model, inside its rate limits. */
 export interface Embedder {
   embedTexts(model: string, texts: string[], signal?: AbortSignal): Promise<number[][]>;
+  /**
+   * Embeds for a Weaviate vectorizer module (engine/direct-calls.ts embedForModule): the server config's mapping of
+   * the module's model to a provider model first, then a provider serving the model, then the module's own endpoint.
+   * Absent (test embedders): `embedTexts(model)`.
+   */
+  embedForModule?(req: VectorizerRequest, texts: string[], signal?: AbortSignal): Promise<number[][]>;
 }
 
 /** Where problems are reported (a pino logger fits). */
@@ -31,6 +44,8 @@ export interface ObjectView {
   id: string;
   properties: Record<string, unknown>;
   vector?: number[];
+  /** Named vectors (`include=vector`), `default` included when the object has it. */
+  vectors?: Record<string, number[]>;
   creationTimeUnix: number;
   lastUpdateTimeUnix: number;
 }
@@ -54,6 +69,8 @@ export interface SearchResult {
   id: string;
   properties: Record<string, unknown>;
   vector: number[] | null;
+  /** Every vector of the object by name (`default` for the legacy one), when vectors were asked for. */
+  vectors: Record<string, number[]> | null;
   distance: number | null;
   certainty: number | null;
   creationTimeUnix: number;
@@ -66,6 +83,8 @@ export interface SearchQuery {
   vector?: number[];
   concepts?: string[];
   nearObject?: string;
+  /** Named vector searched (`targetVectors`; one only). Absent: the only vector, or `default`. */
+  targetVector?: string;
   where?: unknown;
   limit: number;
   offset?: number;

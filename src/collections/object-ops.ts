@@ -5,7 +5,7 @@ import { DELETE_LIMIT, type DeleteQuery, type DeleteResult, type ObjectView } fr
 import { unprocessable } from "./errors.js";
 import { mergeReferences } from "./references.js";
 import { normalizeClassName } from "./schema.js";
-import { search } from "./search.js";
+import { search, vectorsOf } from "./search.js";
 import { compileWhere } from "./where-filter.js";
 
 /*
@@ -31,12 +31,14 @@ export async function getObject(ctx: CollectionContext, caller: Caller, cls: str
   const o = await ctx.options.store.getObject(name, lower, includeVector);
   if (!o) return null;
   const refs = await ctx.options.store.referencesFrom(name, [lower]);
-  return view(o, refs, includeVector);
+  return view(o, refs, includeVector, st.def.vectorConfig !== undefined);
 }
 
-function view(o: StoredObject, refs: StoredReference[], includeVector: boolean): ObjectView {
+/** An object as the REST API shows it; with `includeVector`, a legacy class's `vector`, a named class's `vectors`. */
+function view(o: StoredObject, refs: StoredReference[], includeVector: boolean, named: boolean): ObjectView {
   const out: ObjectView = { class: o.class, id: o.id, properties: mergeReferences(o.properties, refs), creationTimeUnix: o.created_at, lastUpdateTimeUnix: o.updated_at };
-  if (includeVector) out.vector = o.vector ? Array.from(o.vector) : [];
+  if (includeVector && named) out.vectors = vectorsOf(o) ?? {};
+  else if (includeVector) out.vector = o.vector ? Array.from(o.vector) : [];
   return out;
 }
 
@@ -47,7 +49,8 @@ export async function listObjects(ctx: CollectionContext, caller: Caller, cls: s
   const refs = await ctx.options.store.referencesFrom(st.def.class, hits.map((h) => h.id));
   const objects = hits.map((h) => {
     const view: ObjectView = { class: h.class, id: h.id, properties: mergeReferences(h.properties, refs.filter((r) => r.from_id === h.id)), creationTimeUnix: h.creationTimeUnix, lastUpdateTimeUnix: h.lastUpdateTimeUnix };
-    if (includeVector) view.vector = h.vector ?? [];
+    if (includeVector && st.def.vectorConfig) view.vectors = h.vectors ?? {};
+    else if (includeVector) view.vector = h.vector ?? [];
     return view;
   });
   return { objects, total: st.count };
@@ -63,8 +66,9 @@ export async function deleteObject(ctx: CollectionContext, caller: Caller, cls: 
 
 /** Deletes objects of a class from the store and the index. Call inside the write lock. @returns the ids deleted. */
 async function removeObjects(ctx: CollectionContext, st: ClassState, ids: string[]): Promise<string[]> {
-  const { deleted, vectorSeqs } = await ctx.options.store.deleteObjects(st.def.class, ids);
+  const { deleted, vectorSeqs, namedSeqs } = await ctx.options.store.deleteObjects(st.def.class, ids);
   await st.index.remove(vectorSeqs);
+  for (const [name, seqs] of Object.entries(namedSeqs)) await st.named.get(name)?.remove(seqs);
   st.count -= deleted.length;
   st.lastWrite = Date.now();
   return deleted;

@@ -8,7 +8,10 @@ export interface ObjectEnvelope {
   class: string;
   id: string;
   properties: Record<string, unknown>;
+  /** The legacy `vector` (or `vectors.default`, which is the same vector). */
   vector: Float32Array | null;
+  /** Named vectors given in `vectors`, `default` excepted. */
+  vectors: Record<string, Float32Array>;
 }
 
 /** A reference given inline in an object's properties (`prop: [{beacon}]`); `to_class` null until resolved. */
@@ -20,9 +23,19 @@ export interface InlineReference {
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
+/** A vector of numbers as a Float32Array; null for an empty one. @returns an error message when it is not one. */
+function parseVector(raw: unknown, what: string): Float32Array | null | { error: string } {
+  if (!Array.isArray(raw) || !raw.every((x) => typeof x === "number" && Number.isFinite(x))) {
+    if (Array.isArray(raw) && raw.length > 0 && Array.isArray(raw[0])) return { error: `${what}: multi-vectors are not supported by OpenBatch` };
+    return { error: `${what} must be an array of numbers` };
+  }
+  return raw.length > 0 ? Float32Array.from(raw as number[]) : null;
+}
+
 /**
- * Checks an object's envelope: class, id (a UUID; generated when absent), properties, vector, no tenant and no named
- * vectors. @returns the envelope, or an error message in Weaviate's words.
+ * Checks an object's envelope: class, id (a UUID; generated when absent), properties, `vector` and named `vectors`
+ * (`vectors.default` is the legacy `vector`: both may be given when they are equal, as some clients send), no tenant.
+ * @returns the envelope, or an error message in Weaviate's words.
  */
 export function parseEnvelope(raw: unknown): ObjectEnvelope | { error: string } {
   if (!isObject(raw)) return { error: `object must be a JSON object, but got ${goType(raw)}` };
@@ -33,19 +46,29 @@ export function parseEnvelope(raw: unknown): ObjectEnvelope | { error: string } 
   else if (typeof raw.id === "string" && isUuid(raw.id)) id = raw.id.toLowerCase();
   else return { error: `id in body must be of type uuid: ${JSON.stringify(raw.id)}` };
   if (typeof raw.tenant === "string" && raw.tenant !== "") return { error: `class ${cls} has multi-tenancy disabled, but request was with tenant` };
-  if (isObject(raw.vectors) && Object.keys(raw.vectors).length > 0) {
-    return { error: `class ${cls} has no named vectors: OpenBatch keeps one vector per object, send it in 'vector'` };
-  }
   const properties = raw.properties ?? {};
   if (!isObject(properties)) return { error: `could not recognize object's properties: ${goValue(properties)}` };
   let vector: Float32Array | null = null;
   if (raw.vector !== undefined && raw.vector !== null) {
-    if (!Array.isArray(raw.vector) || !raw.vector.every((x) => typeof x === "number" && Number.isFinite(x))) {
-      return { error: "vector must be an array of numbers" };
-    }
-    if (raw.vector.length > 0) vector = Float32Array.from(raw.vector as number[]);
+    const v = parseVector(raw.vector, "vector");
+    if (v && "error" in v) return v;
+    vector = v;
   }
-  return { class: cls, id, properties, vector };
+  const vectors: Record<string, Float32Array> = {};
+  if (raw.vectors !== undefined && raw.vectors !== null) {
+    if (!isObject(raw.vectors)) return { error: "vectors must be an object of named vectors: {name: [numbers]}" };
+    for (const [name, value] of Object.entries(raw.vectors)) {
+      if (value === null || value === undefined) continue;
+      const v = parseVector(value, `vectors.${name}`);
+      if (v && "error" in v) return v;
+      if (!v) continue;
+      if (name === "default") {
+        if (vector && (vector.length !== v.length || vector.some((x, i) => x !== v[i]))) return { error: "vector and vectors.default differ: they name the same vector, give one" };
+        vector = v;
+      } else vectors[name] = v;
+    }
+  }
+  return { class: cls, id, properties, vector, vectors };
 }
 
 /**
@@ -144,15 +167,18 @@ const camelCaseToLower = (s: string) => s.replace(/([a-z0-9])([A-Z])/g, "$1 $2")
 
 /**
  * The text a `text2vec` module embeds for an object, as Weaviate builds it: the class name (unless
- * `vectorizeClassName` is false), then each text / text[] property in name order (unless the property's module config
- * says `skip`), prefixed by its name when `vectorizePropertyName`, joined by spaces.
+ * `vectorizeClassName` is false), then each text / text[] property in name order (only `sourceProperties` when
+ * given; skipped when the property's config for `module` says `skip`), prefixed by its name when
+ * `vectorizePropertyName`, joined by spaces.
  */
-export function vectorizerText(def: ClassDef, properties: Record<string, unknown>, vectorizeClassName: boolean): string {
+export function vectorizerText(def: ClassDef, properties: Record<string, unknown>, vectorizeClassName: boolean, module: string = VECTORIZER, sourceProperties: string[] | null = null): string {
   const parts: string[] = vectorizeClassName ? [camelCaseToLower(def.class)] : [];
+  const only = sourceProperties ? new Set(sourceProperties.map(normalizePropertyName)) : null;
   const props = [...def.properties].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const p of props) {
     if (p.dataType[0] !== "text" && p.dataType[0] !== "text[]") continue;
-    const cfg = (p.moduleConfig?.[VECTORIZER] ?? {}) as { skip?: unknown; vectorizePropertyName?: unknown };
+    if (only && !only.has(p.name)) continue;
+    const cfg = (p.moduleConfig?.[module] ?? {}) as { skip?: unknown; vectorizePropertyName?: unknown };
     if (cfg.skip === true) continue;
     const value = properties[p.name];
     const text = typeof value === "string" ? value : Array.isArray(value) ? value.filter((x) => typeof x === "string").join(" ") : "";

@@ -36,7 +36,8 @@ export async function createClass(ctx: CollectionContext, caller: Caller, body: 
     const def = parseClass(body, (n) => readable(ctx, caller, n));
     if (ctx.classes.has(def.class)) throw unprocessable(`class name "${def.class}" already exists`);
     await ctx.options.store.putClass(def.class, def, caller);
-    ctx.classes.set(def.class, { def, owner: caller, index: await ctx.openIndex(def, 0), count: 0, lastWrite: 0, lastSave: Date.now() });
+    const { index, named } = await ctx.openIndexes(def, 0);
+    ctx.classes.set(def.class, { def, owner: caller, index, named, count: 0, lastWrite: 0, lastSave: Date.now() });
     return def;
   });
 }
@@ -69,7 +70,7 @@ export async function deleteClass(ctx: CollectionContext, caller: Caller, name: 
       ctx.authorize(caller, st, "manage");
       await ctx.options.store.deleteClass(cls);
       ctx.classes.delete(cls);
-      await st.index.drop();
+      for (const index of ctx.indexesOf(st)) await index.drop();
       return true;
     }),
   );

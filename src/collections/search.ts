@@ -3,7 +3,9 @@ import type { Caller } from "./access.js";
 import { type CollectionContext, type ClassState } from "./collection-context.js";
 import type { SearchQuery, SearchResult } from "./collection-types.js";
 import { CollectionError, unprocessable } from "./errors.js";
-import { vectorizerOf } from "./schema.js";
+import { slotOf } from "./schema.js";
+import { DEFAULT_VECTOR } from "./vector-config.js";
+import { embedForSlot } from "./vectorizers.js";
 import { exactSearch, type SearchHit } from "./vector-index.js";
 import { compileWhere } from "./where-filter.js";
 
@@ -27,23 +29,27 @@ export async function search(ctx: CollectionContext, caller: Caller, q: SearchQu
   if (q.limit <= 0) return [];
 
   let query: Float32Array | null = null;
+  const searching = q.vector !== undefined || q.concepts !== undefined || q.nearObject !== undefined;
+  // The vector searched: the one named, or the only one / `default`.
+  const slot = searching ? slotOf(st.def, q.targetVector) : null;
+  if (!searching && q.targetVector) throw unprocessable("targetVectors is only valid with a vector search (nearVector, nearText, nearObject)");
   if (q.vector) query = Float32Array.from(q.vector);
   else if (q.concepts) {
-    const v = vectorizerOf(st.def);
-    if (!v) throw unprocessable(`nearText: class ${cls} has no vectorizer (it was created with vectorizer "${st.def.vectorizer}"): search it with nearVector`);
+    if (slot!.module === "none") throw unprocessable(`nearText: vector ${slot!.name} of class ${cls} has no vectorizer (it was created with vectorizer "none"): search it with nearVector`);
     const text = q.concepts.join(" ");
     let vectors: number[][];
     try {
-      vectors = await ctx.options.embedder.embedTexts(v.model, [text]);
+      vectors = await embedForSlot(ctx.options.embedder, slot!, [text]);
     } catch (err) {
-      throw new CollectionError(500, `nearText: vectorizing the concepts with ${v.model} failed: ${(err as Error).message}`);
+      throw new CollectionError(500, `nearText: vectorizing the concepts with ${slot!.module} failed: ${(err as Error).message}`);
     }
     query = Float32Array.from(vectors[0]!);
   } else if (q.nearObject) {
     const o = await ctx.options.store.getObject(cls, q.nearObject.toLowerCase(), true);
     if (!o) throw unprocessable(`nearObject: object ${cls}/${q.nearObject} not found`);
-    if (!o.vector) throw unprocessable(`nearObject: object ${cls}/${q.nearObject} has no vector`);
-    query = o.vector;
+    const v = slot!.name === DEFAULT_VECTOR ? o.vector : (o.vectors?.[slot!.name] ?? null);
+    if (!v) throw unprocessable(`nearObject: object ${cls}/${q.nearObject} has no vector ${slot!.name}`);
+    query = v;
   }
 
   if (!query) {
@@ -56,23 +62,25 @@ export async function search(ctx: CollectionContext, caller: Caller, q: SearchQu
     }
     const found: StoredObject[] = [];
     await ctx.scan(st, predicate, (o) => (found.push(o), found.length < want), afterSeq, q.includeVector === true);
-    return found.slice(offset).map((o) => result(o, null, st));
+    return found.slice(offset).map((o) => result(o, null, st, null));
   }
 
-  if (st.index.dims !== null && query.length !== st.index.dims) {
-    throw unprocessable(`vector search: the query vector has length ${query.length}, but the vectors of class ${cls} have length ${st.index.dims}`);
+  const index = ctx.indexOf(st, slot!.name);
+  if (index.dims !== null && query.length !== index.dims) {
+    throw unprocessable(`vector search: the query vector has length ${query.length}, but the vectors ${slot!.name} of class ${cls} have length ${index.dims}`);
   }
-  const distance = st.def.vectorIndexConfig.distance;
+  const distance = slot!.indexConfig.distance;
+  const vectorOf = (o: StoredObject) => (slot!.name === DEFAULT_VECTOR ? o.vector : (o.vectors?.[slot!.name] ?? null));
   let hits: SearchHit[];
-  if (!predicate) hits = await st.index.search(query, want);
+  if (!predicate) hits = await index.search(query, want);
   else {
     const allowed: number[] = [];
     await ctx.scan(st, predicate, (o) => (allowed.push(o.seq), true));
     if (allowed.length <= EXACT_FILTERED_MAX) {
       const withVectors = await ctx.options.store.objectsBySeq(cls, allowed, true);
-      hits = exactSearch(distance, query, want, withVectors.filter((o) => o.vector).map((o) => [o.seq, o.vector!] as [number, Float32Array]));
+      hits = exactSearch(distance, query, want, withVectors.filter((o) => vectorOf(o)).map((o) => [o.seq, vectorOf(o)!] as [number, Float32Array]));
     } else {
-      hits = await st.index.search(query, want, allowed);
+      hits = await index.search(query, want, allowed);
     }
   }
   let maxDistance = q.distance ?? Infinity;
@@ -82,17 +90,27 @@ export async function search(ctx: CollectionContext, caller: Caller, q: SearchQu
   }
   hits = hits.filter((h) => h.distance <= maxDistance + 1e-6).slice(offset);
   const objects = new Map((await ctx.options.store.objectsBySeq(cls, hits.map((h) => h.label), q.includeVector === true)).map((o) => [o.seq, o]));
-  return hits.filter((h) => objects.has(h.label)).map((h) => result(objects.get(h.label)!, h.distance, st));
+  return hits.filter((h) => objects.has(h.label)).map((h) => result(objects.get(h.label)!, h.distance, st, distance));
 }
 
-function result(o: StoredObject, distance: number | null, st: ClassState): SearchResult {
+/** Every vector of a stored object by name (`default` for the legacy one); null when it has none or they were not read. */
+export function vectorsOf(o: StoredObject): Record<string, number[]> | null {
+  const out: Record<string, number[]> = {};
+  if (o.vector) out[DEFAULT_VECTOR] = Array.from(o.vector);
+  for (const [name, v] of Object.entries(o.vectors ?? {})) out[name] = Array.from(v);
+  return Object.keys(out).length ? out : null;
+}
+
+function result(o: StoredObject, distance: number | null, st: ClassState, metric: string | null): SearchResult {
+  const vectors = vectorsOf(o);
   return {
     class: o.class,
     id: o.id,
     properties: o.properties,
-    vector: o.vector ? Array.from(o.vector) : null,
+    vector: o.vector ? Array.from(o.vector) : vectors && Object.keys(vectors).length === 1 ? Object.values(vectors)[0]! : null,
+    vectors,
     distance,
-    certainty: distance !== null && st.def.vectorIndexConfig.distance === "cosine" ? 1 - distance / 2 : null,
+    certainty: distance !== null && (metric ?? st.def.vectorIndexConfig.distance) === "cosine" ? 1 - distance / 2 : null,
     creationTimeUnix: o.created_at,
     lastUpdateTimeUnix: o.updated_at,
   };

@@ -81,6 +81,9 @@ const localLlm = z.strictObject({
   timeoutMs: z.number().int().positive().default(600_000),
 });
 
+/** Weaviate vectorizer modules whose models `collections.vectorizerModels` maps (collections/vector-config.ts MODULES). */
+export const VECTORIZER_MODULE_NAMES = ["text2vec-ollama", "text2vec-openai", "text2vec-transformers", "text2vec-huggingface"] as const;
+
 /** What a collection grant may allow (see collections/access.ts): read its data, write its objects, manage its schema. */
 export const COLLECTION_ACTIONS = ["read", "write", "manage"] as const;
 
@@ -122,7 +125,20 @@ export const configSchema = z
     /** Admin keys: accepted like apiKeys, and the only ones `/metrics` answers (with auth on); they reach every collection. */
     adminKeys: z.array(secret).default([]),
     /** Who else may reach a collection than the key that created it. */
-    collections: z.strictObject({ grants: z.array(collectionGrant).default([]) }).prefault({}),
+    collections: z
+      .strictObject({
+        grants: z.array(collectionGrant).default([]),
+        /**
+         * Weaviate vectorizer module → its model → the OpenBatch model that embeds for it, e.g.
+         * `{"text2vec-ollama": {"nomic-embed-text": "local/glove-100d"}}`: code written for Weaviate runs unchanged with no
+         * Ollama. `"*"` maps every model of a module. Unmapped models go to a provider serving them, else to the module's
+         * own endpoint (Ollama's apiEndpoint, OpenAI's baseURL).
+         */
+        vectorizerModels: z
+          .strictObject(Object.fromEntries(VECTORIZER_MODULE_NAMES.map((m) => [m, z.record(z.string().min(1), z.string().min(1)).optional()])) as Record<(typeof VECTORIZER_MODULE_NAMES)[number], z.ZodOptional<z.ZodRecord<z.ZodString, z.ZodString>>>)
+          .default({}),
+      })
+      .prefault({}),
     limits: z
       .strictObject({
         /** Largest accepted upload, bytes. */

@@ -171,4 +171,72 @@ export class DirectCalls {
     }
     throw new OpenBatchError("bad_gateway", `Embedding with ${model} failed: ${last}`, { code: "vectorizer_failed" });
   }
+
+  /**
+   * Embeds for a Weaviate vectorizer module of a collection (text2vec-ollama, -openai, -transformers, -huggingface):
+   * `mapping` (config `collections.vectorizerModels`) maps the module's model, or `"*"` every model of it, to an
+   * OpenBatch model → embedTexts; else a provider serving the model itself → embedTexts; else the module's own
+   * endpoint, as Weaviate calls it: Ollama `POST {apiEndpoint}/api/embed {model, input}` → `{embeddings}`, OpenAI
+   * `POST {baseURL}/v1/embeddings` (no key: an OpenAI-compatible server that needs none), transformers
+   * `POST {inferenceUrl}/vectors {text}` → `{vector}` per text. Endpoint calls are retried on 429/5xx/no answer with the
+   * batch retry policy; they are outside any provider's rate budget (no provider is configured for them).
+   * @returns one vector per text, in order. @throws OpenBatchError 404 when nothing serves the model, 502 when the
+   * endpoint keeps failing or answers without one vector per text.
+   */
+  async embedForModule(
+    req: { module: string; model: string; endpoint: string | null },
+    texts: string[],
+    mapping: Record<string, Record<string, string> | undefined>,
+    signal: AbortSignal = new AbortController().signal,
+  ): Promise<number[][]> {
+    const mapped = mapping[req.module]?.[req.model] ?? mapping[req.module]?.["*"];
+    if (mapped) return this.embedTexts(mapped, texts, signal);
+    if (this.providers.routeModel(req.model)) return this.embedTexts(req.model, texts, signal);
+    const base = req.endpoint?.replace(/\/+$/, "");
+    if (!base || req.module === "text2vec-huggingface") {
+      throw new OpenBatchError("not_found", `No provider serves model "${req.model}" of ${req.module}: map it in the config's collections.vectorizerModels["${req.module}"] (e.g. to "local/glove-100d") or in "models".`, {
+        param: "model",
+        code: "model_not_found",
+      });
+    }
+    const call = async (url: string, body: unknown): Promise<unknown> => {
+      let last = "";
+      for (let attempt = 1; attempt <= this.retry.maxAttempts; attempt++) {
+        let retryAfter: number | null = null;
+        try {
+          const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal });
+          const text = await res.text();
+          if (res.ok) return JSON.parse(text) as unknown;
+          last = `${res.status} ${text.slice(0, 300)}`;
+          if (!isRetryableStatus(res.status)) break;
+          retryAfter = retryAfterMs(Object.fromEntries(res.headers));
+        } catch (err) {
+          if (signal.aborted) throw err;
+          last = (err as Error).message;
+          if (err instanceof SyntaxError) break;
+        }
+        if (attempt < this.retry.maxAttempts) await new Promise((r) => setTimeout(r, backoffMs(attempt, this.retry, retryAfter)));
+      }
+      throw new OpenBatchError("bad_gateway", `${req.module} at ${url} failed: ${last}`, { code: "vectorizer_failed" });
+    };
+    const check = (vectors: unknown, url: string): number[][] => {
+      if (!Array.isArray(vectors) || vectors.length !== texts.length || !vectors.every((v) => Array.isArray(v))) {
+        throw new OpenBatchError("bad_gateway", `${req.module} at ${url} did not answer one embedding per input`, { code: "vectorizer_failed" });
+      }
+      return vectors as number[][];
+    };
+    if (req.module === "text2vec-ollama") {
+      const url = `${base}/api/embed`;
+      return check(((await call(url, { model: req.model, input: texts })) as { embeddings?: unknown }).embeddings, url);
+    }
+    if (req.module === "text2vec-openai") {
+      const url = /\/v1$/.test(base) ? `${base}/embeddings` : `${base}/v1/embeddings`;
+      const data = ((await call(url, { model: req.model, input: texts })) as { data?: { index: number; embedding: number[] }[] }).data;
+      return check(Array.isArray(data) ? [...data].sort((a, b) => a.index - b.index).map((d) => d.embedding) : null, url);
+    }
+    const url = `${base}/vectors`;
+    const out: number[][] = [];
+    for (const text of texts) out.push(((await call(url, { text })) as { vector?: number[] }).vector as number[]);
+    return check(out, url);
+  }
 }

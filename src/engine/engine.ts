@@ -575,6 +575,11 @@ export class Engine {
     return this.direct.embedTexts(model, texts, signal);
   }
 
+  /** Embeddings for a collection's Weaviate vectorizer module (config collections.vectorizerModels); see DirectCalls.embedForModule. */
+  embedForModule(req: { module: string; model: string; endpoint: string | null }, texts: string[], signal?: AbortSignal): Promise<number[][]> {
+    return this.direct.embedForModule(req, texts, this.config.collections.vectorizerModels, signal);
+  }
+
   /** Model ids a caller can route to: exact ids in the config's `models`, and the built-in `local/glove-100d`. */
   listModels(): string[] {
     return this.providers.modelIds();

@@ -21,8 +21,10 @@ export interface StoredObject {
   class: string;
   id: string;
   properties: Record<string, unknown>;
-  /** Null when not read (see `withVectors`) or when the object has none. */
+  /** Null when not read (see `withVectors`) or when the object has none. The legacy vector, which is also the named vector `default`. */
   vector: Float32Array | null;
+  /** Named vectors other than `default`; null when not read or when it has none. */
+  vectors: Record<string, Float32Array> | null;
   created_at: number;
   updated_at: number;
 }
@@ -42,6 +44,8 @@ export interface ObjectWrite {
   id: string;
   properties: Record<string, unknown>;
   vector: Float32Array | null;
+  /** Named vectors other than `default` (they replace any it had). */
+  vectors?: Record<string, Float32Array> | null;
   /** The object's cross-references (they replace any it had). */
   references: { property: string; to_class: string; to_id: string }[];
 }
@@ -55,6 +59,8 @@ export interface ObjectWriteResult {
   created: boolean;
   /** True when the object existed and had a vector (so the index holds its label). */
   hadVector: boolean;
+  /** Names of the named vectors (other than `default`) the object had before. */
+  hadVectors: string[];
 }
 
 /** Where collections are kept (store/sqlite/collection-store.ts). Every method that writes runs in one transaction. */
@@ -79,10 +85,13 @@ export interface CollectionStore {
   scanObjects(cls: string, afterSeq: number, limit: number, withVectors: boolean): Promise<StoredObject[]>;
   /** Number of objects per class. */
   countObjects(): Promise<Map<string, number>>;
-  /** Number of objects with a vector in a class. */
-  countVectors(cls: string): Promise<number>;
-  /** Deletes objects of a class and the references from them, in one transaction. @returns the ids deleted, and the seqs of those that had a vector. */
-  deleteObjects(cls: string, ids: readonly string[]): Promise<{ deleted: string[]; vectorSeqs: number[] }>;
+  /** Number of objects with a vector in a class: the legacy / `default` one, or the named vector `name`. */
+  countVectors(cls: string, name?: string): Promise<number>;
+  /**
+   * Deletes objects of a class and the references from them, in one transaction. @returns the ids deleted, the seqs
+   * of those that had a (`default`) vector, and for each other named vector the seqs of those that had it.
+   */
+  deleteObjects(cls: string, ids: readonly string[]): Promise<{ deleted: string[]; vectorSeqs: number[]; namedSeqs: Record<string, number[]> }>;
 
   /** Appends references, in one transaction. */
   addReferences(refs: readonly StoredReference[]): Promise<void>;

@@ -85,18 +85,52 @@ interface FiltersMsg {
   valueNumberArray?: { values?: number[] };
   target?: { property?: string };
 }
+interface TargetsMsg {
+  targetVectors?: string[];
+  combination?: number;
+  weightsForTargets?: Buffer[];
+}
+/** Fields of a near* message naming the vectors searched. */
+interface TargetedMsg {
+  targetVectors?: string[];
+  targets?: TargetsMsg;
+  selection?: Buffer;
+}
 interface SearchRequestMsg {
   collection?: string;
   tenant?: string;
-  properties?: { nonRefProperties?: string[]; returnAllNonrefProperties?: boolean };
+  properties?: { nonRefProperties?: string[]; returnAllNonrefProperties?: boolean; refProperties?: Buffer[]; objectProperties?: Buffer[] };
   metadata?: { uuid?: boolean; vector?: boolean; creationTimeUnix?: boolean; lastUpdateTimeUnix?: boolean; distance?: boolean; certainty?: boolean; isConsistent?: boolean; vectors?: string[] };
   limit?: number;
   offset?: number;
   after?: string;
   filters?: FiltersMsg;
-  nearVector?: { vector?: number[]; certainty?: number; distance?: number; vectorBytes?: Buffer; vectors?: VectorsMsg[] };
-  nearObject?: { id?: string; certainty?: number; distance?: number };
-  nearText?: { query?: string[]; certainty?: number; distance?: number };
+  nearVector?: TargetedMsg & {
+    vector?: number[];
+    certainty?: number;
+    distance?: number;
+    vectorBytes?: Buffer;
+    vectors?: VectorsMsg[];
+    vectorPerTarget?: Record<string, Buffer>;
+    vectorForTargets?: { name?: string; vectorBytes?: Buffer; vectors?: VectorsMsg[] }[];
+  };
+  nearObject?: TargetedMsg & { id?: string; certainty?: number; distance?: number };
+  nearText?: TargetedMsg & { query?: string[]; certainty?: number; distance?: number; moveTo?: Buffer; moveAway?: Buffer };
+  // Sent only to be refused (UNIMPLEMENTED).
+  groupBy?: Buffer;
+  sortBy?: Buffer[];
+  hybridSearch?: Buffer;
+  bm25Search?: Buffer;
+  nearImage?: Buffer;
+  nearAudio?: Buffer;
+  nearVideo?: Buffer;
+  nearDepth?: Buffer;
+  nearThermal?: Buffer;
+  nearImu?: Buffer;
+  generative?: Buffer;
+  rerank?: Buffer;
+  boost?: Buffer;
+  autocut?: number;
 }
 interface BatchDeleteRequestMsg {
   collection?: string;
@@ -149,6 +183,7 @@ function loadServices(): Services {
 function toStatus(err: unknown): Partial<grpc.StatusObject> {
   const message = err instanceof Error ? err.message : String(err);
   let code = grpc.status.INTERNAL;
+  if (err instanceof GrpcUnimplementedError) return { code: grpc.status.UNIMPLEMENTED, details: message };
   const status = err instanceof CollectionError || err instanceof OpenBatchError ? err.status : err instanceof GrpcInputError ? 400 : 500;
   if (status === 400 || status === 422) code = grpc.status.INVALID_ARGUMENT;
   else if (status === 401) code = grpc.status.UNAUTHENTICATED;
@@ -160,6 +195,8 @@ function toStatus(err: unknown): Partial<grpc.StatusObject> {
 
 /** A request we cannot serve (an unsupported option). */
 class GrpcInputError extends Error {}
+/** An option of the Weaviate API OpenBatch does not implement: UNIMPLEMENTED, naming it. */
+class GrpcUnimplementedError extends Error {}
 
 // ---------------------------------------------------------------- vectors and values
 
@@ -397,15 +434,29 @@ async function batchObjects(collections: CollectionService, caller: Caller, req:
 async function search(collections: CollectionService, caller: Caller, req: SearchRequestMsg): Promise<unknown> {
   const start = performance.now();
   if (req.tenant) throw new GrpcInputError(`class ${req.collection} has multi-tenancy disabled, but request was with tenant`);
+  refuseUnimplemented(req);
   const def = collections.getClass(caller, req.collection ?? "");
   const meta = req.metadata ?? {};
   const wantVector = meta.vector === true || (meta.vectors ?? []).length > 0;
   const q: SearchQuery = { class: req.collection ?? "", limit: req.limit || DEFAULT_LIMIT, offset: req.offset || undefined, after: req.after || undefined, includeVector: wantVector };
   if (req.filters) q.where = toWhere(req.filters, def);
   const near = req.nearVector ?? req.nearText ?? req.nearObject;
+  const target = near ? targetOf(near) : undefined;
+  if (target !== undefined) q.targetVector = target;
   if (req.nearVector) {
     const nv = req.nearVector;
-    const v = floatsFromBytes(nv.vectorBytes) ?? (nv.vector && nv.vector.length ? nv.vector : null) ?? singleVector(nv.vectors).vector;
+    let v = floatsFromBytes(nv.vectorBytes) ?? (nv.vector && nv.vector.length ? nv.vector : null) ?? singleVector(nv.vectors).vector;
+    // A vector per target (one target served): {name: vector}.
+    const perTarget = [
+      ...Object.entries(nv.vectorPerTarget ?? {}).map(([name, bytes]) => ({ name, v: floatsFromBytes(bytes) })),
+      ...(nv.vectorForTargets ?? []).map((t) => ({ name: t.name ?? "", v: floatsFromBytes(t.vectorBytes) ?? singleVector(t.vectors).vector })),
+    ];
+    if (perTarget.length > 1) throw new GrpcUnimplementedError("nearVector: a search over several target vectors (multi-target search) is not supported by OpenBatch: search one target vector at a time");
+    if (perTarget.length === 1) {
+      if (target !== undefined && target !== perTarget[0]!.name) throw new GrpcInputError(`nearVector: the vector is given for target ${perTarget[0]!.name}, but the search targets ${target}`);
+      q.targetVector = perTarget[0]!.name;
+      v = perTarget[0]!.v;
+    }
     if (!v) throw new GrpcInputError("nearVector: no vector given");
     q.vector = v;
   } else if (req.nearText) {
@@ -420,6 +471,17 @@ async function search(collections: CollectionService, caller: Caller, req: Searc
   if (near?.certainty !== undefined) q.certainty = near.certainty;
 
   const hits = await collections.search(caller, q);
+  const named = def?.vectorConfig !== undefined;
+  const wantNames = new Set(meta.vectors ?? []);
+  /** The vectors of a hit as the client reads them: `vectorBytes` for a legacy class, named `vectors` otherwise. */
+  const vectorFields = (h: SearchResult) => {
+    if (!wantVector) return {};
+    if (!named) return h.vector ? { vectorBytes: floatsToBytes(h.vector) } : {};
+    const list = Object.entries(h.vectors ?? {})
+      .filter(([name]) => meta.vector === true || wantNames.has(name))
+      .map(([name, v]) => ({ name, vectorBytes: floatsToBytes(v), type: 1 }));
+    return list.length ? { vectors: list } : {};
+  };
   const props = req.properties;
   const only = !props || props.returnAllNonrefProperties ? null : new Set((props.nonRefProperties ?? []).map(normalizePropertyName));
   const results = hits.map((h: SearchResult) => ({
@@ -431,10 +493,44 @@ async function search(collections: CollectionService, caller: Caller, req: Searc
       ...(meta.distance && h.distance !== null ? { distance: h.distance, distancePresent: true } : {}),
       ...(meta.certainty && h.certainty !== null ? { certainty: h.certainty, certaintyPresent: true } : {}),
       ...(meta.isConsistent ? { isConsistent: true, isConsistentPresent: true } : {}),
-      ...(wantVector && h.vector ? { vectorBytes: floatsToBytes(h.vector) } : {}),
+      ...vectorFields(h),
     },
   }));
   return { took: seconds(start), results };
+}
+
+/** The one target vector a near* search names (absent: none named). @throws GrpcUnimplementedError for several. */
+function targetOf(near: TargetedMsg): string | undefined {
+  const names = [...new Set([...(near.targetVectors ?? []), ...(near.targets?.targetVectors ?? [])])];
+  if (near.selection && near.selection.length) throw new GrpcUnimplementedError("search: diversity selection (MMR) is not supported by OpenBatch");
+  if (names.length > 1) throw new GrpcUnimplementedError(`search: a search over several target vectors (${names.join(", ")}) is not supported by OpenBatch: search one target vector at a time`);
+  if (near.targets?.weightsForTargets?.length) throw new GrpcUnimplementedError("search: weights for target vectors are not supported by OpenBatch");
+  return names[0];
+}
+
+/** Search options the client can send that OpenBatch does not implement: UNIMPLEMENTED naming the first one set. */
+function refuseUnimplemented(req: SearchRequestMsg): void {
+  const sent = (b: Buffer | Buffer[] | undefined) => (Array.isArray(b) ? b.length > 0 : b !== undefined && b !== null);
+  const options: [keyof SearchRequestMsg, string][] = [
+    ["groupBy", "groupBy"],
+    ["sortBy", "sort"],
+    ["hybridSearch", "hybrid search"],
+    ["bm25Search", "bm25 search"],
+    ["nearImage", "nearImage"],
+    ["nearAudio", "nearAudio"],
+    ["nearVideo", "nearVideo"],
+    ["nearDepth", "nearDepth"],
+    ["nearThermal", "nearThermal"],
+    ["nearImu", "nearIMU"],
+    ["generative", "generative search (generate)"],
+    ["rerank", "rerank"],
+    ["boost", "boost"],
+  ];
+  for (const [field, name] of options) if (sent(req[field] as Buffer | Buffer[] | undefined)) throw new GrpcUnimplementedError(`search: ${name} is not supported by OpenBatch`);
+  if (req.autocut) throw new GrpcUnimplementedError("search: autoLimit (autocut) is not supported by OpenBatch");
+  if (sent(req.properties?.refProperties)) throw new GrpcUnimplementedError("search: returnReferences is not supported by OpenBatch over gRPC");
+  if (sent(req.properties?.objectProperties)) throw new GrpcUnimplementedError("search: returning nested object properties is not supported by OpenBatch");
+  if (sent(req.nearText?.moveTo) || sent(req.nearText?.moveAway)) throw new GrpcUnimplementedError("nearText: moveTo / moveAway are not supported by OpenBatch");
 }
 
 const uuidBytes = (id: string) => Buffer.from(id.replace(/-/g, ""), "hex");

@@ -2,6 +2,7 @@ import { hostname } from "node:os";
 import type { FastifyPluginAsync } from "fastify";
 import type { CollectionService } from "../../collections/collection-service.js";
 import { DEFAULT_MODEL, normalizeClassName, VECTORIZER } from "../../collections/schema.js";
+import { MODULES } from "../../collections/vector-config.js";
 
 /** The Weaviate version we answer as: recent enough for the v4 Python and v3 TypeScript clients. */
 export const WEAVIATE_VERSION = "1.27.0";
@@ -16,7 +17,15 @@ export const weaviateMetaRoutes: FastifyPluginAsync<{ collections: CollectionSer
   app.get("/v1/meta", async (req) => ({
     hostname: `${req.protocol}://${req.host}`,
     version: WEAVIATE_VERSION,
-    modules: { [VECTORIZER]: { name: VECTORIZER, documentationHref: "https://github.com/openbatch/openbatch", defaultModel: DEFAULT_MODEL, models: models() } },
+    // Every vectorizer module a class may name: ours, and Weaviate's served through the engine (see README).
+    modules: Object.fromEntries(
+      Object.keys(MODULES).map((name) => [
+        name,
+        name === VECTORIZER
+          ? { name, documentationHref: "https://github.com/openbatch/openbatch", defaultModel: DEFAULT_MODEL, models: models() }
+          : { name, documentationHref: "https://github.com/openbatch/openbatch#collections", servedBy: "openbatch" },
+      ]),
+    ),
     grpcMaxMessageSize: 10 * 1024 * 1024,
   }));
 

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from "fastify";
 import type { CollectionService } from "../../collections/collection-service.js";
+import { renderClass } from "../../collections/schema.js";
 
 /**
  * Weaviate's schema endpoints: `GET /v1/schema` → `{classes}`, `POST /v1/schema` (a class; 422 when invalid or
@@ -9,13 +10,14 @@ import type { CollectionService } from "../../collections/collection-service.js"
  * others answer 403 in Weaviate's shape (see collections/access.ts).
  */
 export const weaviateSchemaRoutes: FastifyPluginAsync<{ collections: CollectionService }> = async (app, { collections }) => {
-  app.get("/v1/schema", async (req) => ({ classes: collections.listClasses(req.caller) }));
+  // Classes are rendered as Weaviate returns them (named vectors as `vectorConfig`; every config block the clients read).
+  app.get("/v1/schema", async (req) => ({ classes: collections.listClasses(req.caller).map(renderClass) }));
 
-  app.post("/v1/schema", async (req) => collections.createClass(req.caller, req.body));
+  app.post("/v1/schema", async (req) => renderClass(await collections.createClass(req.caller, req.body)));
 
   app.get<{ Params: { className: string } }>("/v1/schema/:className", async (req, reply) => {
     const def = collections.getClass(req.caller, req.params.className);
-    return def ?? reply.status(404).send();
+    return def ? renderClass(def) : reply.status(404).send();
   });
 
   app.delete<{ Params: { className: string } }>("/v1/schema/:className", async (req, reply) => {

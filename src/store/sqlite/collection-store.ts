@@ -45,6 +45,8 @@ CREATE INDEX IF NOT EXISTS collection_references_from ON collection_references(f
 const MIGRATIONS: string[] = [
   // 1: the owner of each class (owner fingerprint of the API key that created it; NULL: created with auth off).
   `ALTER TABLE collection_classes ADD COLUMN owner TEXT`,
+  // 2: named vectors other than `default` (JSON: name → base64 of little-endian float32).
+  `ALTER TABLE collection_objects ADD COLUMN vectors TEXT`,
 ];
 
 type Row = Record<string, unknown>;
@@ -61,6 +63,20 @@ function fromBlob(b: unknown): Float32Array | null {
   return out;
 }
 
+/** Named vectors as stored: JSON of name → base64 float32 bytes; null for none. */
+function toNamed(v: Record<string, Float32Array> | null | undefined): string | null {
+  if (!v || Object.keys(v).length === 0) return null;
+  return JSON.stringify(Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toBlob(x)!.toString("base64")])));
+}
+
+function fromNamed(text: unknown): Record<string, Float32Array> | null {
+  if (typeof text !== "string" || !text) return null;
+  const parsed = JSON.parse(text) as Record<string, string>;
+  return Object.fromEntries(Object.entries(parsed).map(([k, b64]) => [k, fromBlob(Buffer.from(b64, "base64"))!]));
+}
+
+const namedKeys = (text: unknown): string[] => (typeof text === "string" && text ? Object.keys(JSON.parse(text) as object) : []);
+
 function toObject(row: Row): StoredObject {
   return {
     seq: row.seq as number,
@@ -68,12 +84,13 @@ function toObject(row: Row): StoredObject {
     id: row.id as string,
     properties: JSON.parse(row.properties as string) as Record<string, unknown>,
     vector: fromBlob(row.vector),
+    vectors: fromNamed(row.vectors),
     created_at: row.created_at as number,
     updated_at: row.updated_at as number,
   };
 }
 
-const COLUMNS = (withVectors: boolean) => `seq, class, id, properties, ${withVectors ? "vector" : "NULL AS vector"}, created_at, updated_at`;
+const COLUMNS = (withVectors: boolean) => `seq, class, id, properties, ${withVectors ? "vector, vectors" : "NULL AS vector, NULL AS vectors"}, created_at, updated_at`;
 
 /**
  * Collections in SQLite. It opens its own connection to a database file (the engine's `openbatch.db`: better-sqlite3
@@ -139,19 +156,19 @@ export class SqliteCollectionStore implements CollectionStore {
       const classes = new Set<string>();
       for (const w of writes) {
         classes.add(w.class);
-        const before = this.sql(`SELECT seq, vector IS NOT NULL AS has_vector FROM collection_objects WHERE class = ? AND id = ?`).get(w.class, w.id) as
-          | { seq: number; has_vector: number }
+        const before = this.sql(`SELECT seq, vector IS NOT NULL AS has_vector, vectors FROM collection_objects WHERE class = ? AND id = ?`).get(w.class, w.id) as
+          | { seq: number; has_vector: number; vectors: string | null }
           | undefined;
         const row = this.sql(
-          `INSERT INTO collection_objects (class, id, properties, vector, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-           ON CONFLICT(class, id) DO UPDATE SET properties = excluded.properties, vector = excluded.vector, updated_at = excluded.updated_at
+          `INSERT INTO collection_objects (class, id, properties, vector, vectors, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT(class, id) DO UPDATE SET properties = excluded.properties, vector = excluded.vector, vectors = excluded.vectors, updated_at = excluded.updated_at
            RETURNING seq, created_at, updated_at`,
-        ).get(w.class, w.id, JSON.stringify(w.properties), toBlob(w.vector), now, now) as { seq: number; created_at: number; updated_at: number };
+        ).get(w.class, w.id, JSON.stringify(w.properties), toBlob(w.vector), toNamed(w.vectors), now, now) as { seq: number; created_at: number; updated_at: number };
         if (before) this.sql(`DELETE FROM collection_references WHERE from_class = ? AND from_id = ?`).run(w.class, w.id);
         for (const r of w.references) {
           this.sql(`INSERT INTO collection_references (from_class, from_id, property, to_class, to_id) VALUES (?, ?, ?, ?, ?)`).run(w.class, w.id, r.property, r.to_class, r.to_id);
         }
-        results.push({ ...row, created: !before, hadVector: before?.has_vector === 1 });
+        results.push({ ...row, created: !before, hadVector: before?.has_vector === 1, hadVectors: namedKeys(before?.vectors) });
       }
       for (const c of classes) this.sql(`UPDATE collection_classes SET version = version + 1 WHERE name = ?`).run(c);
       return results;
@@ -188,25 +205,29 @@ export class SqliteCollectionStore implements CollectionStore {
     return new Map(rows.map((r) => [r.class, r.n]));
   }
 
-  async countVectors(cls: string): Promise<number> {
-    return (this.sql(`SELECT count(*) AS n FROM collection_objects WHERE class = ? AND vector IS NOT NULL`).get(cls) as { n: number }).n;
+  async countVectors(cls: string, name?: string): Promise<number> {
+    if (name === undefined || name === "default") return (this.sql(`SELECT count(*) AS n FROM collection_objects WHERE class = ? AND vector IS NOT NULL`).get(cls) as { n: number }).n;
+    const path = `$.${JSON.stringify(name)}`;
+    return (this.sql(`SELECT count(*) AS n FROM collection_objects WHERE class = ? AND json_extract(vectors, ?) IS NOT NULL`).get(cls, path) as { n: number }).n;
   }
 
-  async deleteObjects(cls: string, ids: readonly string[]): Promise<{ deleted: string[]; vectorSeqs: number[] }> {
+  async deleteObjects(cls: string, ids: readonly string[]): Promise<{ deleted: string[]; vectorSeqs: number[]; namedSeqs: Record<string, number[]> }> {
     return this.db.transaction(() => {
       const vectorSeqs: number[] = [];
+      const namedSeqs: Record<string, number[]> = {};
       const deleted: string[] = [];
       for (const id of ids) {
-        const row = this.sql(`DELETE FROM collection_objects WHERE class = ? AND id = ? RETURNING seq, vector IS NOT NULL AS has_vector`).get(cls, id) as
-          | { seq: number; has_vector: number }
+        const row = this.sql(`DELETE FROM collection_objects WHERE class = ? AND id = ? RETURNING seq, vector IS NOT NULL AS has_vector, vectors`).get(cls, id) as
+          | { seq: number; has_vector: number; vectors: string | null }
           | undefined;
         if (!row) continue;
         deleted.push(id);
         if (row.has_vector) vectorSeqs.push(row.seq);
+        for (const name of namedKeys(row.vectors)) (namedSeqs[name] ??= []).push(row.seq);
         this.sql(`DELETE FROM collection_references WHERE from_class = ? AND from_id = ?`).run(cls, id);
       }
       if (deleted.length) this.sql(`UPDATE collection_classes SET version = version + 1 WHERE name = ?`).run(cls);
-      return { deleted, vectorSeqs };
+      return { deleted, vectorSeqs, namedSeqs };
     })();
   }
 
