@@ -4,14 +4,27 @@
  */
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { benchCoalesce } from "./coalesce.js";
 import { benchCollections } from "./collections.js";
 import { benchEventLoop } from "./event-loop.js";
 import { benchLocalEmbeddings } from "./local-embeddings.js";
 import { benchLocalLlm } from "./local-llm.js";
 import { benchRateLimits } from "./rate-limits.js";
-import { report } from "./report.js";
+import { report, type BenchRow } from "./report.js";
 import { benchScale } from "./scale.js";
 
 const cacheDir = process.env.OPENBATCH_CACHE_DIR ?? join(tmpdir(), "openbatch-bench-cache");
-const rows = [...(await benchRateLimits()), ...(await benchLocalEmbeddings(cacheDir)), ...(await benchLocalLlm()), ...(await benchCollections()), ...(await benchScale()), ...(await benchEventLoop())];
+/** OPENBATCH_BENCH_ONLY=coalesce,rate-limits (comma-separated names) runs only those benches. */
+const only = process.env.OPENBATCH_BENCH_ONLY?.split(",").map((s) => s.trim());
+const benches: [string, () => Promise<BenchRow[]>][] = [
+  ["rate-limits", benchRateLimits],
+  ["coalesce", () => benchCoalesce(cacheDir)],
+  ["local-embeddings", () => benchLocalEmbeddings(cacheDir)],
+  ["local-llm", benchLocalLlm],
+  ["collections", benchCollections],
+  ["scale", benchScale],
+  ["event-loop", benchEventLoop],
+];
+const rows: BenchRow[] = [];
+for (const [name, run] of benches) if (!only || only.includes(name)) rows.push(...(await run()));
 console.log(`report: ${report("openbatch-bench", rows)}`);

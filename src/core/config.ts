@@ -16,8 +16,17 @@ const remote = {
   tpm: z.number().positive().optional(),
   /** Budgets of single models on this provider (model id or glob → {rpm, tpm}), on top of the provider's. */
   modelBudgets: z.record(z.string(), z.strictObject({ rpm: z.number().positive().optional(), tpm: z.number().positive().optional() })).default({}),
+  embeddingsCoalesce: embeddingsCoalesce(),
   ...nativeBatchFields(),
 };
+
+/**
+ * Most one-text embeddings requests of a batch sent upstream as one call (engine/coalesce.ts): 64 by default, 1 turns
+ * coalescing off. Each item's answer is still its own (vector, `index` 0, usage). OpenAI takes up to 2048 inputs a call.
+ */
+function embeddingsCoalesce() {
+  return z.number().int().positive().max(2048).default(64);
+}
 
 /**
  * How a provider's batches run (engine/native): `direct` (we send each request), `native` (vendor jobs on the
@@ -62,7 +71,7 @@ const gemini = z.strictObject({
 });
 
 /** In-process sentence embeddings from GloVe-derived word vectors (model `local/glove-100d`). */
-const localEmbeddings = z.strictObject({ type: z.literal("local-embeddings") });
+const localEmbeddings = z.strictObject({ type: z.literal("local-embeddings"), embeddingsCoalesce: embeddingsCoalesce() });
 
 /** An embedded GGUF model run in-process by node-llama-cpp (chat, completions and embeddings). */
 const localLlm = z.strictObject({

@@ -9,6 +9,7 @@ import type { ProviderRegistry } from "../providers/registry.js";
 import type { OutcomeRecord, Store } from "../store/store.js";
 import type { KeyVault } from "./key-vault.js";
 import { ProviderRateLimiter } from "./rate-limiter.js";
+import { coalesces, planCalls, sendGroup, type GroupEntry, type GroupHost, type Judged } from "./coalesce.js";
 import { requestTokenCost } from "./token-cost.js";
 import type { Log } from "./log.js";
 import type { NativeGate } from "./native/runner.js";
@@ -29,7 +30,7 @@ export interface DispatcherOptions {
   leaseSweepMs: number;
   /**
    * Longest wait, ms, before a group commit writes the outcomes buffered so far (default 5). A commit happens sooner
-   * when every call in flight is waiting for it, or 256 outcomes are buffered.
+   * when every call in flight is waiting for it, or 1024 outcomes are buffered.
    */
   groupCommitMs?: number;
   /**
@@ -65,8 +66,12 @@ export class Dispatcher {
   private readonly finalizing = new Set<string>();
   /** The condition failing every dispatcher pass, while one does (logged once), and how many passes it failed. */
   private passFailure: { condition: string; count: number } | null = null;
-  /** Outcomes waiting for the next group commit, each with the resolver of the call that waits for it. */
-  private pending: { record: OutcomeRecord; committed: () => void }[] = [];
+  /** Outcomes waiting for the next group commit, by the call that waits for them (a coalesced call has many). */
+  private pending: { records: OutcomeRecord[]; committed: () => void }[] = [];
+  /** Outcomes in `pending`. */
+  private pendingRecords = 0;
+  /** Batch id → items claimed per concurrency slot while its embeddings coalesce (engine/coalesce.ts). */
+  private readonly coalesceFactor = new Map<string, number>();
   private flushing: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private running = false;
@@ -235,14 +240,19 @@ export class Dispatcher {
         } else if (free > 0 && paused <= 0) {
           const share = Math.ceil(free / (order.length - i));
           const leaseUntil = now + (this.options.leaseMs ?? provider.timeoutMs + 60_000);
-          const items = await this.store.claimItems(batch.id, this.workerId, share, now, leaseUntil);
-          free -= items.length;
+          // Coalescing embeddings: a slot carries up to embeddingsCoalesce items (one upstream call).
+          const k = coalesces(provider, batch.endpoint) ? (this.coalesceFactor.get(batch.id) ?? provider.embeddingsCoalesce!) : 1;
+          const items = await this.store.claimItems(batch.id, this.workerId, share * k, now, leaseUntil);
           if (items.length > 0 && !claimed) {
             claimed = true;
             // The next pass that hands out work starts from the batch after this one.
             this.turn.set(name, offset + i + 1);
           }
-          for (const item of items) void this.send(item, batch, provider);
+          if (k > 1) free -= await this.dispatchCoalesced(items, batch, provider, share, k);
+          else {
+            free -= items.length;
+            for (const item of items) void this.send(item, batch, provider);
+          }
         }
         if (!this.inFlightByBatch.get(batch.id)?.size && !(await this.store.hasUnfinished(batch.id))) {
           await this.flush();
@@ -297,6 +307,7 @@ export class Dispatcher {
       .finally(() => {
         this.finalizing.delete(batch.id);
         this.apiKeys.delete(batch.id);
+        this.coalesceFactor.delete(batch.id);
       });
   }
 
@@ -327,8 +338,9 @@ export class Dispatcher {
         started = performance.now();
         const cap = this.options.maxResponseBytes;
         const res = await provider.send({ endpoint: wire.endpoint, model: batch.model, body: wire.body, apiKey, maxResponseBytes: cap }, controller.signal);
-        limiter.onAnswer(res.status, res.headers);
-        this.observer?.upstreamAnswer(provider.name, res.status, performance.now() - started);
+        const latencyMs = performance.now() - started;
+        limiter.onAnswer(res.status, res.headers, Date.now(), { latencyMs, inFlight: this.inFlightCount(provider.name) });
+        this.observer?.upstreamAnswer(provider.name, res.status, latencyMs);
         const ok = res.status >= 200 && res.status < 300;
         // In-process providers build their answers themselves: the cap holds for them too.
         if (cap !== undefined && utf8LengthOver(res.body, cap)) result = { outcome: tooLarge(new ResponseTooLargeError(cap, res.status)) };
@@ -371,6 +383,88 @@ export class Dispatcher {
     }
   }
 
+  /**
+   * Starts the calls of a coalescing claim (engine/coalesce.ts): one per group, one per item that goes alone, at most
+   * `share` of them; the items of calls past it go back to the queue at once (their claim counted an attempt). The
+   * batch's claim factor follows how well its items group (halved towards items per call on such an overflow,
+   * doubled back up to embeddingsCoalesce otherwise), so a batch of list inputs soon claims one item per slot.
+   * @returns the calls started (concurrency slots taken).
+   */
+  private async dispatchCoalesced(items: RequestItem[], batch: Batch, provider: Provider, share: number, k: number): Promise<number> {
+    const plan = planCalls(items, batch.endpoint, provider, batch.model);
+    const calls: (GroupEntry[] | RequestItem)[] = [...plan.groups, ...plan.alone];
+    const max = provider.embeddingsCoalesce ?? 1;
+    if (calls.length > share) {
+      for (const c of calls.slice(share)) {
+        for (const item of Array.isArray(c) ? c.map((e) => e.item) : [c]) await this.store.requeueItem(item.batch_id, item.line, this.workerId, Date.now());
+      }
+      this.coalesceFactor.set(batch.id, Math.max(1, Math.floor(items.length / calls.length)));
+      calls.length = share;
+    } else if (k < max) this.coalesceFactor.set(batch.id, Math.min(max, k * 2));
+    for (const c of calls) void (Array.isArray(c) ? this.sendCoalesced(c, batch, provider) : this.send(c, batch, provider));
+    return calls.length;
+  }
+
+  /**
+   * Sends one group of leased embeddings items as one call (split and sent again when the upstream refuses the group)
+   * and records every item's outcome in one commit, holding one concurrency slot throughout, as `send` does for one.
+   */
+  private async sendCoalesced(entries: GroupEntry[], batch: Batch, provider: Provider): Promise<void> {
+    const controller = new AbortController();
+    const set = this.inFlightByBatch.get(batch.id) ?? new Set();
+    set.add(controller);
+    this.inFlightByBatch.set(batch.id, set);
+    this.inFlight.set(provider.name, this.inFlightCount(provider.name) + 1);
+    try {
+      const limiter = this.limiterFor(provider);
+      const host: GroupHost = {
+        provider,
+        limiter,
+        model: batch.model,
+        apiKey: await this.apiKeyFor(batch.id),
+        maxResponseBytes: this.options.maxResponseBytes,
+        judge: (status, headers, text) => this.judge(status, headers, text),
+        translateBack: (wireEndpoint, body) => translateResponse(batch.endpoint, wireEndpoint, body),
+        answered: (outcome, latencyMs, status, headers) => {
+          if (status === null) limiter.onNoAnswer();
+          else limiter.onAnswer(status, headers ?? {}, Date.now(), { latencyMs, inFlight: this.inFlightCount(provider.name) });
+          this.observer?.upstreamAnswer(provider.name, outcome, latencyMs);
+        },
+      };
+      let judged: Judged[];
+      try {
+        judged = await sendGroup(host, entries, controller.signal);
+      } catch (err) {
+        if (controller.signal.aborted) return; // cancel, expiry or shutdown decides these items' fate
+        throw err;
+      }
+      const records: OutcomeRecord[] = [];
+      const requeues: Promise<boolean>[] = [];
+      // One backoff per attempt count: a group retried together comes due together, and coalesces again.
+      const due = new Map<string, number>();
+      entries.forEach(({ item }, i) => {
+        const r = judged[i]!;
+        if ("outcome" in r) records.push({ batch_id: item.batch_id, line: item.line, lease_owner: this.workerId, outcome: r.outcome });
+        else if (item.attempts >= this.options.retry.maxAttempts) records.push({ batch_id: item.batch_id, line: item.line, lease_owner: this.workerId, outcome: r.last });
+        else {
+          const key = `${item.attempts}/${r.retryAfter}`;
+          if (!due.has(key)) due.set(key, Date.now() + backoffMs(item.attempts, this.options.retry, r.retryAfter));
+          requeues.push(this.store.requeueItem(item.batch_id, item.line, this.workerId, due.get(key)!));
+        }
+      });
+      await Promise.all(requeues);
+      // Awaiting the commit keeps this call's slot until its outcomes are durable (see the class docstring).
+      if (records.length > 0) await this.record(records);
+    } catch (err) {
+      this.log.error({ err, batch: batch.id, items: entries.length }, "coalesced dispatch failed; the leases will return the items to the queue");
+    } finally {
+      set.delete(controller);
+      if (set.size === 0) this.inFlightByBatch.delete(batch.id);
+      this.inFlight.set(provider.name, this.inFlightCount(provider.name) - 1);
+      this.wake();
+    }
+  }
+
   /** Decides what an upstream answer means: a final outcome, or a retry (with the outcome to keep if none is left). */
   private judge(status: number, headers: Record<string, string>, text: string): { outcome: ItemOutcome } | { retryAfter: number | null; last: ItemOutcome } {
     const requestId = headers["x-request-id"] ?? newId("req_");
@@ -401,14 +495,19 @@ export class Dispatcher {
     return { outcome };
   }
 
-  /** Buffers an outcome for the next group commit. @returns once the commit that holds it has ended (written or failed). */
-  private record(r: OutcomeRecord): Promise<void> {
+  /**
+   * Buffers one call's outcomes (one, or a coalesced group's) for the next group commit.
+   * @returns once the commit that holds them has ended (written or failed).
+   */
+  private record(r: OutcomeRecord | OutcomeRecord[]): Promise<void> {
     return new Promise((committed) => {
-      this.pending.push({ record: r, committed });
+      const records = Array.isArray(r) ? r : [r];
+      this.pending.push({ records, committed });
+      this.pendingRecords += records.length;
       // Every call in flight waiting for the commit: waiting longer groups nothing more.
       let calls = 0;
       for (const n of this.inFlight.values()) calls += n;
-      if (this.pending.length >= 256 || this.pending.length >= calls) void this.flush();
+      if (this.pendingRecords >= 1024 || this.pending.length >= calls) void this.flush();
       else if (this.pending.length === 1) setTimeout(() => void this.flush(), this.options.groupCommitMs ?? 5);
     });
   }
@@ -419,9 +518,10 @@ export class Dispatcher {
     if (this.pending.length === 0) return;
     const group = this.pending;
     this.pending = [];
+    this.pendingRecords = 0;
     this.flushing = this.store
       .recordOutcomes(
-        group.map((g) => g.record),
+        group.length === 1 ? group[0]!.records : group.flatMap((g) => g.records),
         Date.now(),
       )
       // A batch whose last outcomes just landed can be finalized now rather than at the next poll.

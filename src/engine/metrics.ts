@@ -13,7 +13,8 @@ export interface MetricsSources {
 /**
  * Prometheus metrics of one engine (its own registry, so several engines in one process do not collide):
  * items by state and queue depth, upstream latency and answers (429s among them), and per provider the current
- * concurrency window, calls in flight and the request/token budgets in force.
+ * concurrency window, calls in flight, the latency-aware limit and its no-load latency (queueing upstreams), and the
+ * request/token budgets in force. A coalesced embeddings call counts as one upstream answer.
  */
 export class EngineMetrics implements DispatchObserver {
   readonly registry = new Registry();
@@ -68,14 +69,22 @@ export class EngineMetrics implements DispatchObserver {
         labelNames: ["provider"],
         registers,
         collect() {
+          // A value that no longer applies (the adaptive limit once a budget is known) leaves the exposition.
+          this.reset();
           for (const [provider, limiter] of sources.limiters()) {
             const value = read(limiter, provider);
             if (value !== null) this.set({ provider }, value);
           }
         },
       });
-    perProvider("openbatch_provider_concurrency", "Calls the provider may have in flight now (AIMD window).", (l) => l.concurrency);
+    perProvider("openbatch_provider_concurrency", "Calls the provider may have in flight now (adaptive or AIMD window, or maxConcurrency under a budget).", (l) => l.concurrency);
     perProvider("openbatch_provider_in_flight", "Calls in flight to the provider.", (_, p) => sources.inFlight(p));
+    perProvider(
+      "openbatch_provider_adaptive_limit",
+      "The latency-aware concurrency limit chosen for a provider with no budget known (a queueing server): where its throughput stops rising.",
+      (l) => l.adaptiveLimit,
+    );
+    perProvider("openbatch_provider_noload_latency_seconds", "The no-load latency the adaptive limit compares answers with.", (l) => (l.noLoadLatencyMs === null ? null : l.noLoadLatencyMs / 1000));
     perProvider("openbatch_provider_rpm_budget", "Requests per minute in force (configured or discovered).", (l) => l.rpm);
     perProvider("openbatch_provider_tpm_budget", "Tokens per minute in force (configured or discovered).", (l) => l.tpm);
   }

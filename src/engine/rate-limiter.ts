@@ -1,5 +1,6 @@
 import picomatch from "picomatch";
 import type { ProviderBudgets } from "../providers/provider.js";
+import { AdaptiveConcurrency } from "./adaptive-concurrency.js";
 import { MinuteBudget } from "./minute-budget.js";
 import { retryAfterMs } from "./retry-policy.js";
 
@@ -14,8 +15,11 @@ const DECREASE_COOLDOWN_MS = 1000;
 /**
  * Rate limits of one provider: request and token budgets per minute (configured, or discovered from the upstream's
  * `x-ratelimit-*` headers) spent at 98 %, per-model budgets, a provider-wide pause after a 429 with Retry-After (or an
- * exhausted `remaining`), and, while no request budget is known, an AIMD concurrency window: +1 per window's worth
- * of successes, halved on 429, 5xx or no answer. Once a request budget is known the window opens to maxConcurrency.
+ * exhausted `remaining`), and, while no budget is known, an adaptive concurrency window: latency-aware (Vegas style,
+ * engine/adaptive-concurrency.ts) once answers come with their latency, so a queueing server that never answers 429
+ * is held where its throughput stops rising; before that (and for answers without a latency) AIMD, +1 per window's
+ * worth of successes. Both halve on 429, 5xx or no answer. Once a request budget is known the window opens to
+ * maxConcurrency.
  */
 export class ProviderRateLimiter {
   private requests: MinuteBudget | null;
@@ -31,6 +35,10 @@ export class ProviderRateLimiter {
   private lastDecrease = 0;
   /** 429 answers seen. */
   throttled = 0;
+  /** The latency-aware limit while no budget is known (null with budgets, or for an in-process provider). */
+  private readonly adaptive: AdaptiveConcurrency | null;
+  /** True once an answer came with its latency: the latency-aware limit drives the window from then on. */
+  private sampled = false;
 
   /**
    * @param maxConcurrency ceiling of the window.
@@ -51,6 +59,21 @@ export class ProviderRateLimiter {
     }));
     const adaptive = this.discoverRequests && this.discoverTokens;
     this.window = adaptive ? Math.min(INITIAL_WINDOW, maxConcurrency) : maxConcurrency;
+    this.adaptive = adaptive ? new AdaptiveConcurrency({ initial: this.window, max: maxConcurrency }) : null;
+  }
+
+  /** The latency-aware limit in force (calls), or null while it does not drive the window (a budget is known, or no latency yet). */
+  get adaptiveLimit(): number | null {
+    return this.adaptiveInForce() ? this.adaptive!.limit : null;
+  }
+
+  /** The no-load latency the adaptive limit measures against, ms, or null while it does not drive the window. */
+  get noLoadLatencyMs(): number | null {
+    return this.adaptiveInForce() ? this.adaptive!.noLoadLatencyMs : null;
+  }
+
+  private adaptiveInForce(): boolean {
+    return this.adaptive !== null && this.sampled && this.requests === null && this.tokens === null;
   }
 
   /** Calls this provider may have in flight now. */
@@ -94,8 +117,12 @@ export class ProviderRateLimiter {
     }
   }
 
-  /** Learns from an upstream answer: discovered limits, exhausted budgets, Retry-After, and the AIMD window. */
-  onAnswer(status: number, headers: Record<string, string>, now = Date.now()): void {
+  /**
+   * Learns from an upstream answer: discovered limits, exhausted budgets, Retry-After, and the concurrency window.
+   * @param sample the call's latency (ms) and the calls in flight when it answered (itself included): what the
+   * latency-aware limit learns from; an answer without one (a synchronous call) feeds AIMD until a sample arrives.
+   */
+  onAnswer(status: number, headers: Record<string, string>, now = Date.now(), sample?: { latencyMs: number; inFlight: number }): void {
     this.discover(headers, now);
     if (status === 429) {
       this.throttled++;
@@ -105,7 +132,11 @@ export class ProviderRateLimiter {
     } else if (status >= 500) {
       this.decrease(now);
     } else if (status < 400) {
-      this.increase();
+      if (sample && this.adaptive && this.requests === null && this.tokens === null) {
+        this.sampled = true;
+        this.adaptive.onSample(sample.latencyMs, sample.inFlight, now);
+        this.window = Math.min(this.maxConcurrency, this.adaptive.limit);
+      } else if (!this.adaptiveInForce()) this.increase();
     }
   }
 
@@ -127,6 +158,11 @@ export class ProviderRateLimiter {
     // With a request budget in force, the budget and the pause already hold the rate; halving concurrency as well
     // would starve a fast upstream (measured: 0.72-0.76 of capacity at 400 req/s, 0.94 without).
     if (this.requests !== null) return;
+    if (this.adaptiveInForce()) {
+      this.adaptive!.onOverload(now);
+      this.window = this.adaptive!.limit;
+      return;
+    }
     if (now - this.lastDecrease < DECREASE_COOLDOWN_MS) return;
     this.lastDecrease = now;
     this.successes = 0;

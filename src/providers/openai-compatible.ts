@@ -1,6 +1,8 @@
 import { Pool, type Dispatcher } from "undici";
 import type { ProviderConfig } from "../core/config.js";
 import { flattenHeaders, isEventStream, readBoundedText, ResponseTooLargeError, sseFrames, withModel } from "./http-upstream.js";
+import { createRequire } from "node:module";
+import { mergeOpenAIEmbeddings, openAIEmbeddingsKey, splitOpenAIEmbeddings, type CoalescedAnswer } from "./coalesce-embeddings.js";
 import { UpstreamUnreachableError, type Provider, type ProviderBudgets, type UpstreamRequest, type UpstreamResponse, type UpstreamStreamResult } from "./provider.js";
 
 type OpenAICompatibleConfig = Extract<ProviderConfig, { type: "openai-compatible" }>;
@@ -17,6 +19,7 @@ export class OpenAICompatibleProvider implements Provider {
   readonly maxConcurrency: number;
   readonly timeoutMs: number;
   readonly budgets: ProviderBudgets;
+  readonly embeddingsCoalesce: number;
   private readonly pool: Pool;
   private readonly basePath: string;
 
@@ -27,6 +30,7 @@ export class OpenAICompatibleProvider implements Provider {
     this.maxConcurrency = config.maxConcurrency;
     this.timeoutMs = config.timeoutMs;
     this.budgets = { rpm: config.rpm, tpm: config.tpm, modelBudgets: config.modelBudgets };
+    this.embeddingsCoalesce = config.embeddingsCoalesce;
     const url = new URL(config.baseURL);
     this.basePath = url.pathname.replace(/\/+$/, "");
     this.pool = new Pool(url.origin, {
@@ -45,6 +49,24 @@ export class OpenAICompatibleProvider implements Provider {
       if (err instanceof ResponseTooLargeError && !signal.aborted) throw err;
       throw this.unreachable(err, signal);
     }
+  }
+
+  /** Grouping key of a one-text `/v1/embeddings` request (see openAIEmbeddingsKey), or null. */
+  embeddingsKey(request: UpstreamRequest): string | null {
+    return openAIEmbeddingsKey(request);
+  }
+
+  /**
+   * One `/v1/embeddings` call with every request's text as `input`, split back per request. Each item's `usage` is
+   * its share of the upstream's total by its cl100k_base token count (the tokenizer of OpenAI's embedding models), so
+   * against OpenAI it is what the item alone is billed; the shares always sum to the call's usage.
+   */
+  async sendEmbeddings(requests: UpstreamRequest[], signal: AbortSignal): Promise<CoalescedAnswer> {
+    const { body, texts } = mergeOpenAIEmbeddings(requests);
+    const answer = await this.send({ ...requests[0]!, body }, signal);
+    if (answer.status < 200 || answer.status >= 300) return { kind: "whole", answer };
+    const bodies = splitOpenAIEmbeddings(answer.body, texts.length, texts.map(embeddingTokens));
+    return bodies ? { kind: "each", status: answer.status, headers: answer.headers, bodies } : { kind: "whole", answer };
   }
 
   /**
@@ -119,4 +141,12 @@ export class OpenAICompatibleProvider implements Provider {
 function isTimeout(err: unknown): boolean {
   const code = (err as { code?: string }).code;
   return code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT";
+}
+
+let cl100k: ((text: string) => number) | null = null;
+
+/** Tokens of one embeddings input as OpenAI's embedding models count them (cl100k_base), loaded on first use. */
+function embeddingTokens(text: string): number {
+  cl100k ??= (createRequire(import.meta.url)("gpt-tokenizer/encoding/cl100k_base") as { countTokens: (t: string) => number }).countTokens;
+  return cl100k(text);
 }

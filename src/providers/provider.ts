@@ -1,4 +1,5 @@
 import type { Endpoint, WireFormat } from "../core/wire-format.js";
+import type { CoalescedAnswer } from "./coalesce-embeddings.js";
 
 /** One upstream call, already in the provider's format: endpoint, model, and the request body as JSON text. */
 export interface UpstreamRequest {
@@ -82,5 +83,20 @@ export interface Provider {
    * once the answer's status is known; rejects like `send`. Aborting `signal` ends the upstream call, stream included.
    */
   stream?(request: UpstreamRequest, signal: AbortSignal): Promise<UpstreamStreamResult>;
+  /**
+   * Most one-text embeddings requests `sendEmbeddings` puts in one upstream call (config `embeddingsCoalesce`,
+   * default 64); absent or 1: every request goes alone. See providers/coalesce-embeddings.ts and engine/coalesce.ts.
+   */
+  readonly embeddingsCoalesce?: number;
+  /**
+   * Grouping key of an embeddings request in this provider's format: requests with equal keys may share one call
+   * (`sendEmbeddings`). @returns null for a request that must go alone (not one text, another endpoint).
+   */
+  embeddingsKey?(request: UpstreamRequest): string | null;
+  /**
+   * Sends `requests` (all with one `embeddingsKey`, at most `embeddingsCoalesce`) as one upstream call, and splits the
+   * answer into one answer per request, each as if sent alone. Rejects like `send`.
+   */
+  sendEmbeddings?(requests: UpstreamRequest[], signal: AbortSignal): Promise<CoalescedAnswer>;
   close(): Promise<void>;
 }

@@ -13,6 +13,9 @@ const PRESETS: Record<string, ProviderConfig> = {
   xai: providerConfigSchema.parse({ type: "openai-compatible", baseURL: "https://api.x.ai/v1", maxConcurrency: 64 }),
 };
 
+/** The built-in local embeddings provider's config (all defaults). */
+const BUILTIN_LOCAL_CONFIG: ProviderConfig = providerConfigSchema.parse({ type: "local-embeddings" });
+
 /** Name of the built-in provider that serves `local/glove-100d` with no config. */
 export const BUILTIN_LOCAL = "local";
 
@@ -31,7 +34,7 @@ export function createProvider(name: string, config: ProviderConfig, ctx: Provid
     case "gemini":
       return new GeminiProvider(name, config);
     case "local-embeddings":
-      return new LocalEmbeddingsProvider(name, ctx.cacheDir);
+      return new LocalEmbeddingsProvider(name, ctx.cacheDir, config.embeddingsCoalesce);
     case "local-llm":
       return new LocalLlmProvider(name, config, ctx.cacheDir);
   }
@@ -57,7 +60,7 @@ export class ProviderRegistry {
   get(name: string): Provider | undefined {
     let p = this.providers.get(name);
     if (!p && (Object.hasOwn(PRESETS, name) || name === BUILTIN_LOCAL)) {
-      p = createProvider(name, Object.hasOwn(PRESETS, name) ? PRESETS[name]! : { type: "local-embeddings" }, this.ctx);
+      p = createProvider(name, Object.hasOwn(PRESETS, name) ? PRESETS[name]! : BUILTIN_LOCAL_CONFIG, this.ctx);
       this.providers.set(name, p);
     }
     return p;
@@ -67,7 +70,7 @@ export class ProviderRegistry {
   configOf(name: string): ProviderConfig | undefined {
     if (Object.hasOwn(this.config.providers, name)) return this.config.providers[name];
     if (Object.hasOwn(PRESETS, name)) return PRESETS[name];
-    return name === BUILTIN_LOCAL ? { type: "local-embeddings" } : undefined;
+    return name === BUILTIN_LOCAL ? BUILTIN_LOCAL_CONFIG : undefined;
   }
 
   /** Provider name that serves `model` per the `models` routes, or null when none matches. */

@@ -1,5 +1,7 @@
+import { mergeOpenAIEmbeddings, openAIEmbeddingsKey, splitOpenAIEmbeddings, type CoalescedAnswer } from "../coalesce-embeddings.js";
 import type { Provider, UpstreamRequest, UpstreamResponse } from "../provider.js";
 import { startModuleWorker, WorkerChannel } from "../worker-thread.js";
+import { tokenize } from "./sentence-embedder.js";
 
 /** The model id the embedded sentence embedder answers to. */
 export const GLOVE_MODEL = "local/glove-100d";
@@ -26,6 +28,8 @@ export class LocalEmbeddingsProvider implements Provider {
   constructor(
     readonly name: string,
     cacheDir: string,
+    /** Most one-text requests answered by one `embed` of the worker (config `embeddingsCoalesce`). */
+    readonly embeddingsCoalesce = 64,
   ) {
     this.worker = new WorkerChannel(() => startModuleWorker(new URL("./embedding-worker.js", import.meta.url), { cacheDir }));
   }
@@ -50,6 +54,23 @@ export class LocalEmbeddingsProvider implements Provider {
       signal.addEventListener("abort", onAbort, { once: true });
       answer.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
     });
+  }
+
+  /** Grouping key of a one-text `/v1/embeddings` request (see openAIEmbeddingsKey), or null. */
+  embeddingsKey(request: UpstreamRequest): string | null {
+    return openAIEmbeddingsKey(request);
+  }
+
+  /**
+   * Embeds the requests' texts in one worker call and splits the answer per request. Each item's usage is its own
+   * token count (the worker's tokenizer, run here on the text), so every answer is the one the request gets alone.
+   */
+  async sendEmbeddings(requests: UpstreamRequest[], signal: AbortSignal): Promise<CoalescedAnswer> {
+    const { body, texts } = mergeOpenAIEmbeddings(requests);
+    const answer = await this.send({ ...requests[0]!, body }, signal);
+    if (answer.status !== 200) return { kind: "whole", answer };
+    const bodies = splitOpenAIEmbeddings(answer.body, texts.length, texts.map((t) => tokenize(t).length));
+    return bodies ? { kind: "each", status: answer.status, headers: answer.headers, bodies } : { kind: "whole", answer };
   }
 
   /** Ends the worker thread (and frees the vectors). */
