@@ -31,6 +31,7 @@ import { weaviateGraphqlRoutes } from "./weaviate/graphql.js";
 import { weaviateMetaRoutes } from "./weaviate/meta.js";
 import { weaviateObjectsRoutes } from "./weaviate/objects.js";
 import { weaviateSchemaRoutes } from "./weaviate/schema.js";
+import { dashboardRoutes, isPublicDashboardPath } from "../web/dashboard.js";
 
 declare module "fastify" {
   interface FastifyInstance {
@@ -189,7 +190,9 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
         if (!reply.raw.writableEnded) socket.setTimeout(0);
       });
     }
-    if (PUBLIC_ROUTES.has(req.url.split("?")[0]!)) return;
+    const path = req.url.split("?")[0]!;
+    // The dashboard page loads without a key (its API does not): web/dashboard.ts names the public paths.
+    if (PUBLIC_ROUTES.has(path) || isPublicDashboardPath(path)) return;
     req.caller = auth.authenticate(req.headers);
   });
 
@@ -230,5 +233,6 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(weaviateObjectsRoutes, { collections });
   await app.register(weaviateGraphqlRoutes, { collections });
   await app.register(weaviateMetaRoutes, { collections, models: () => options.engine.listModels() });
+  await app.register(dashboardRoutes, { engine: options.engine, collections, apiKeys: options.apiKeys, adminKeys: options.adminKeys });
   return app;
 }
