@@ -43,8 +43,8 @@ const DENIED = { name: "WeaviateInsufficientPermissionsError", message: expect.s
 /** What the client's query and deleteMany raise for gRPC PERMISSION_DENIED (wrapped in their own error types). */
 const GRPC_DENIED = { message: expect.stringMatching(/PERMISSION_DENIED: forbidden: this API key has insufficient permissions/) };
 
-/** Class names `GET /v1/schema` lists for a key (weaviate-client 3.14's listAll needs vector index fields OpenBatch does not render). */
-const schemaNames = async (server: TestServer, key: string) => ((await call(server, key, "GET", "/v1/schema")).body.classes as { class: string }[]).map((c) => c.class).sort();
+/** Collection names the client's `listAll` (`GET /v1/schema`) gives a key. */
+const schemaNames = async (client: WeaviateClient) => (await client.collections.listAll()).map((c) => c.name).sort();
 
 const connect = (server: TestServer, apiKey: string) =>
   weaviate.connectToLocal({ host: "127.0.0.1", port: Number(new URL(server.url).port), grpcPort: server.grpcPort!, authCredentials: new weaviate.ApiKey(apiKey) });
@@ -75,9 +75,8 @@ describe("collections belong to the key that created them (REST, GraphQL, gRPC t
     b = await connect(server, KEY_B);
     admin = await connect(server, ADMIN);
     for (const name of ["Private", "SharedDocs"]) {
-      // weaviate-client 3.14 creates collections with named vectors, which OpenBatch does not serve: REST as Weaviate's docs show it.
-      const made = await call(server, KEY_A, "POST", "/v1/schema", { class: name, properties: [{ name: "title", dataType: ["text"] }, { name: "rank", dataType: ["int"] }] });
-      expect(made.status).toBe(200);
+      // As a user writes it: the client sends a named vector `default` (self-provided).
+      await a.collections.create({ name, properties: [{ name: "title", dataType: "text" }, { name: "rank", dataType: "int" }], vectorizers: weaviate.configure.vectors.selfProvided() });
       const r = await a.collections.use(name).data.insertMany([1, 2, 3].map((n) => ({ id: uuid(name === "Private" ? n : 100 + n), properties: { title: `${name} ${n}`, rank: n }, vectors: [n, 1] })));
       expect(r.hasErrors).toBe(false);
     }
@@ -90,9 +89,9 @@ describe("collections belong to the key that created them (REST, GraphQL, gRPC t
   });
 
   it("B does not see A's collection in the schema, and cannot read, search, write or delete it over gRPC and REST", async () => {
-    expect((await schemaNames(server, KEY_A))).toEqual(["Private", "SharedDocs"]);
+    expect((await schemaNames(a))).toEqual(["Private", "SharedDocs"]);
     // Listing leaves out what B may not see; the granted one stays.
-    expect((await schemaNames(server, KEY_B))).toEqual(["SharedDocs"]);
+    expect((await schemaNames(b))).toEqual(["SharedDocs"]);
 
     const priv = b.collections.use("Private");
     // gRPC Search / BatchDelete: PERMISSION_DENIED with Weaviate's message.
@@ -161,11 +160,11 @@ describe("collections belong to the key that created them (REST, GraphQL, gRPC t
   it("auto-schema makes a class owned by the importing key; admin keys reach every collection", async () => {
     const own = await b.collections.use("BeeNotes").data.insertMany([{ properties: { note: "mine" }, vectors: [1, 0] }]);
     expect(own.hasErrors).toBe(false);
-    expect((await schemaNames(server, KEY_B))).toEqual(["BeeNotes", "SharedDocs"]);
-    expect((await schemaNames(server, KEY_A))).not.toContain("BeeNotes");
+    expect((await schemaNames(b))).toEqual(["BeeNotes", "SharedDocs"]);
+    expect((await schemaNames(a))).not.toContain("BeeNotes");
     await expect(a.collections.use("BeeNotes").query.fetchObjects()).rejects.toMatchObject(GRPC_DENIED);
 
-    expect((await schemaNames(server, ADMIN))).toEqual(["BeeNotes", "Private", "SharedDocs"]);
+    expect((await schemaNames(admin))).toEqual(["BeeNotes", "Private", "SharedDocs"]);
     expect((await admin.collections.use("Private").query.fetchObjects()).objects).toHaveLength(3);
   });
 
@@ -176,7 +175,7 @@ describe("collections belong to the key that created them (REST, GraphQL, gRPC t
     a = await connect(server, KEY_A);
     b = await connect(server, KEY_B);
     admin = await connect(server, ADMIN);
-    expect((await schemaNames(server, KEY_B))).toEqual(["BeeNotes", "SharedDocs"]);
+    expect((await schemaNames(b))).toEqual(["BeeNotes", "SharedDocs"]);
     await expect(b.collections.use("Private").query.fetchObjects()).rejects.toMatchObject(GRPC_DENIED);
     expect((await a.collections.use("Private").query.fetchObjects()).objects).toHaveLength(3);
   });

@@ -66,17 +66,16 @@ describe("the official weaviate-client (v3) over REST + gRPC", () => {
   });
 
   it("insertMany imports over gRPC; nearVector finds the brute-force nearest; a wrong type fails that object only", async () => {
-    const created = await call(server, "POST", "/v1/schema", {
-      class: "Article",
-      vectorIndexConfig: { distance: "cosine" },
+    await client.collections.create({
+      name: "Article",
+      vectorizers: weaviate.configure.vectors.selfProvided({ vectorIndexConfig: weaviate.configure.vectorIndex.hnsw({ distanceMetric: "cosine" }) }),
       properties: [
-        { name: "title", dataType: ["text"] },
-        { name: "rank", dataType: ["int"] },
-        { name: "tags", dataType: ["text[]"] },
-        { name: "score", dataType: ["number"] },
+        { name: "title", dataType: "text" },
+        { name: "rank", dataType: "int" },
+        { name: "tags", dataType: "text[]" },
+        { name: "score", dataType: "number" },
       ],
     });
-    expect(created.status).toBe(200);
     const next = rng(7);
     const vectors = Array.from({ length: 100 }, () => Array.from({ length: 16 }, next));
     const articles = client.collections.use("Article");
@@ -135,7 +134,15 @@ describe("the official weaviate-client (v3) over REST + gRPC", () => {
   });
 
   it("nearText embeds the concepts with the collection's vectorizer", async () => {
-    await call(server, "POST", "/v1/schema", { class: "Sentence", vectorizer: "text2vec-openbatch", properties: [{ name: "text", dataType: ["text"] }, { name: "topic", dataType: ["text"] }] });
+    // text2vec-ollama with a model a provider serves (the built-in local/glove-100d): no Ollama is called.
+    await client.collections.create({
+      name: "Sentence",
+      vectorizers: weaviate.configure.vectors.text2VecOllama({ apiEndpoint: "http://127.0.0.1:9", model: "local/glove-100d" }),
+      properties: [
+        { name: "text", dataType: "text" },
+        { name: "topic", dataType: "text" },
+      ],
+    });
     const sentences = client.collections.use("Sentence");
     const texts = [
       ["The cell is the basic unit of all living organisms and the study of it is biology", "science"],
