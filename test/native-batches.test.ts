@@ -28,6 +28,7 @@ describe("native mode: A runs its batches on B's OpenAI Batch API", () => {
         vendor: { type: "openai-compatible", baseURL: b.url, apiKey: "b-key", ...native },
         claude: { type: "anthropic", baseURL: origin, apiKey: "ant-key", ...native },
         gem: { type: "gemini", baseURL: origin, apiKey: "goog-key", ...native },
+        emb: { type: "local-embeddings" },
       },
       models: { "claude-*": "claude", "gemini-*": "gem", "*": "vendor" },
       prices: { "*": { input: 1, output: 2 } },
@@ -85,6 +86,21 @@ describe("native mode: A runs its batches on B's OpenAI Batch API", () => {
     const err = await apiError(client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" }, { headers: { "x-openbatch-batch-mode": "cheap" } }));
     expect(err.status).toBe(400);
     expect(err.message).toContain("x-openbatch-batch-mode");
+  });
+
+  it("native on a provider without a batch API is refused (400 at create when the provider is known, per item otherwise)", async () => {
+    const client = a.client();
+    const lines = JSON.stringify({ custom_id: "g", method: "POST", url: "/v1/embeddings", body: { model: "local/glove-100d", input: "hello" } }) + "\n";
+    const file = await uploadJsonl(client, lines);
+    const create = (headers: Record<string, string>) => client.batches.create({ input_file_id: file.id, endpoint: "/v1/embeddings", completion_window: "24h" }, { headers });
+    const err = await apiError(create({ "x-openbatch-batch-mode": "native", "x-openbatch-provider": "emb" }));
+    expect(err.status).toBe(400);
+    expect(err.message).toContain("has no batch API");
+    // Routed by its model only after validation: the item fails and says why, rather than running at another price.
+    const batch = await create({ "x-openbatch-batch-mode": "native" });
+    const done = await waitFor(client, batch.id);
+    const errors = await readJsonl(client, done.error_file_id);
+    expect(errors.map((l) => l.error.code)).toEqual(["native_unsupported"]);
   });
 
   /** Runs an OpenAI-dialect chat batch on A with `model`, and checks every answer came back once, translated back. */

@@ -25,6 +25,7 @@ import { WebhookSender } from "./webhooks.js";
 import type { WebhookDeliveryLog } from "../store/webhook-outbox.js";
 import { RetentionSweeper, type RetentionOptions } from "./retention.js";
 import { NativeRunner } from "./native/runner.js";
+import { isRemote } from "../providers/native/native-apis.js";
 import type { RunMode } from "../store/vendor-jobs.js";
 
 /** A new batch record with every timestamp empty. */
@@ -260,6 +261,7 @@ export class Engine {
     });
     if (file.purpose !== "batch") throw invalidRequest(`File ${file.id} has purpose "${file.purpose}"; a batch input needs purpose "batch".`, "input_file_id");
     const { provider, sealedKey } = this.resolveGateway(input.gateway);
+    if (input.batchMode === "native" && provider) this.requireBatchApi(provider);
     const batch = draftBatch({
       dialect: input.dialect,
       owner: caller ?? "",
@@ -277,6 +279,17 @@ export class Engine {
     await this.store.insertBatch(batch, sealedKey);
     await this.ingest(batch);
     return this.view(batch.id);
+  }
+
+  /**
+   * Refuses `x-openbatch-batch-mode: native` for a provider without a batch API of its own (in-process models), rather
+   * than run the batch directly at another price. @throws OpenBatchError 400 (native_unsupported).
+   */
+  private requireBatchApi(provider: string): void {
+    const config = this.providers.configOf(provider);
+    if (config && !isRemote(config)) {
+      throw invalidRequest(`Provider "${provider}" (${config.type}) has no batch API: x-openbatch-batch-mode: native needs an OpenAI, Anthropic or Gemini provider.`, "x-openbatch-batch-mode", "native_unsupported");
+    }
   }
 
   /** The provider and sealed upstream key a gateway header names. @throws OpenBatchError 400 for an unknown provider. */
@@ -298,11 +311,13 @@ export class Engine {
   async createInlineBatch(caller: Caller, input: InlineBatchInput): Promise<BatchView> {
     const windowMs = parseCompletionWindow(input.completion_window ?? "24h");
     const { provider, sealedKey } = this.resolveGateway(input.gateway);
+    const routed = provider ?? this.providers.routeModel(input.model);
+    if (input.batchMode === "native" && routed) this.requireBatchApi(routed);
     const batch = draftBatch({
       dialect: input.dialect,
       owner: caller ?? "",
       endpoint: input.endpoint,
-      provider: provider ?? this.providers.routeModel(input.model),
+      provider: routed,
       input_file_id: null,
       completion_window: input.completion_window ?? "24h",
       windowMs,

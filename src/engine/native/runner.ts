@@ -165,8 +165,8 @@ export class NativeRunner implements NativeGate {
   private chooseMode(batch: Batch, requested: RunMode | null): RunMode {
     const config = batch.provider ? this.providers.configOf(batch.provider) : undefined;
     if (!config || !this.apiFor(batch.provider!)) {
-      if (requested === "native") this.log.warn({ batch: batch.id, provider: batch.provider }, "native mode asked for, but the provider has no batch API: running directly");
-      return "direct";
+      // Asked for native on a provider without a batch API: held, so `advance` fails its items with native_unsupported.
+      return requested === "native" && config ? "native" : "direct";
     }
     if (requested) return requested;
     const mode = effectiveBatchMode(config);
@@ -243,6 +243,12 @@ export class NativeRunner implements NativeGate {
   private async advance(batch: Batch): Promise<number> {
     const api = this.apiFor(batch.provider ?? "");
     if (!api) {
+      const config = this.providers.configOf(batch.provider ?? "");
+      // Native was asked for (a file batch routed by model only now) on a provider without a batch API: say so per item.
+      if (config) {
+        const outcome = noAnswer("failed", "native_unsupported", `Provider "${batch.provider}" (${config.type}) has no batch API; x-openbatch-batch-mode: native needs an OpenAI, Anthropic or Gemini provider.`);
+        await this.store.vendorJobs.settleRange(batch.id, 1, Number.MAX_SAFE_INTEGER, outcome, Date.now());
+      }
       await this.release(batch.id);
       return Infinity;
     }
