@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { SqliteCollectionStore } from "../store/sqlite/collection-store.js";
+import { openCollectionStore } from "../store/open.js";
 import type { CollectionAccess } from "./access.js";
 import { CollectionService, type CollectionLog, type Embedder } from "./collection-service.js";
 
@@ -9,7 +9,8 @@ import { CollectionService, type CollectionLog, type Embedder } from "./collecti
  * memory only. `access`: admins and grants when API keys are on (absent: each key reaches only the classes it created).
  */
 export function openCollections(opts: { embedder: Embedder; dataDir?: string | null; autoSchema?: boolean; access?: CollectionAccess; log?: CollectionLog }): Promise<CollectionService> {
-  const store = new SqliteCollectionStore(opts.dataDir ? join(opts.dataDir, "openbatch.db") : ":memory:");
+  // store/open.ts picks the store; the service sees only the CollectionStore interface.
+  const store = openCollectionStore(opts.dataDir);
   return CollectionService.open({
     store,
     embedder: opts.embedder,

@@ -38,6 +38,8 @@ export interface DispatcherOptions {
    * further (providers stop reading) nor stored: the item fails alone with `response_too_large`, without retry.
    */
   maxResponseBytes?: number;
+  /** Makes a provider's rate limiter (default: a local ProviderRateLimiter); workers sharing a database share budgets. */
+  limiterFor?: (provider: Provider) => ProviderRateLimiter;
 }
 
 /** Hears about upstream calls as they end (e.g. for Prometheus metrics). */
@@ -128,7 +130,7 @@ export class Dispatcher {
   limiterFor(provider: Provider): ProviderRateLimiter {
     let limiter = this.limiters.get(provider.name);
     if (!limiter) {
-      limiter = new ProviderRateLimiter(provider.maxConcurrency, provider.budgets);
+      limiter = this.options.limiterFor?.(provider) ?? new ProviderRateLimiter(provider.maxConcurrency, provider.budgets);
       this.limiters.set(provider.name, limiter);
     }
     return limiter;
@@ -236,6 +238,8 @@ export class Dispatcher {
       for (let i = 0; i < order.length; i++) {
         const batch = order[i]!;
         if (!provider) {
+          // On a shared store another worker may have this provider (a GPU box's local model): leave its items to it.
+          if (this.store.shared && batch.provider !== null) continue;
           await this.failUnroutable(batch, now);
         } else if (free > 0 && paused <= 0) {
           const share = Math.ceil(free / (order.length - i));
@@ -299,10 +303,27 @@ export class Dispatcher {
     await this.store.settleUnfinished(batch.id, outcome, now);
   }
 
+  /**
+   * Finalizes a batch unless another process of a shared store is finalizing it (its lock, store.lockBatch) or already
+   * has: the batch is read again under the lock, so a finished finalization is not repeated.
+   */
+  private async finalizeOnce(batch: Batch): Promise<void> {
+    if (!this.store.lockBatch) return this.finalize(batch);
+    const release = await this.store.lockBatch(batch.id);
+    if (!release) return;
+    try {
+      const fresh = await this.store.getBatch(batch.id);
+      if (!fresh || (fresh.status !== "finalizing" && fresh.status !== "cancelling")) return;
+      await this.finalize({ ...fresh, final_status: fresh.final_status ?? batch.final_status });
+    } finally {
+      await release();
+    }
+  }
+
   private startFinalize(batch: Batch): void {
     if (this.finalizing.has(batch.id)) return;
     this.finalizing.add(batch.id);
-    this.finalize(batch)
+    this.finalizeOnce(batch)
       .catch((err) => this.log.error({ err, batch: batch.id }, "finalization failed; it will be retried"))
       .finally(() => {
         this.finalizing.delete(batch.id);

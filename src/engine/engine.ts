@@ -1,4 +1,3 @@
-import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { BATCH_ENDPOINTS, isTerminal, type Batch, type BatchEndpoint, type BatchView, type BatchValidationError, type ItemState } from "../core/batch.js";
 import type { Endpoint } from "../core/wire-format.js";
@@ -9,8 +8,9 @@ import { invalidRequest, notFound, OpenBatchError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import { validateMetadata } from "../core/metadata.js";
 import { ProviderRegistry } from "../providers/registry.js";
-import { BlobStore } from "../store/blob-store.js";
-import { SqliteStore } from "../store/sqlite/sqlite-store.js";
+import type { BlobStorage } from "../store/blob-store.js";
+import { openStore } from "../store/open.js";
+import { SharedRateLimiter, type BudgetCoordinator } from "./shared-budget.js";
 import type { BatchListQuery, FinishedItem, Page, Store } from "../store/store.js";
 import { DirectCalls, type InferAnswer } from "./direct-calls.js";
 import { Dispatcher } from "./dispatcher.js";
@@ -125,7 +125,14 @@ export interface EngineOptions {
   /** How result files are written (page limits) and how long a failing finalization is retried (engine/finalizer.ts). */
   finalization?: FinalizeOptions;
   /** Blob storage to use instead of `<dataDir>/files` (tests inject faults with it). */
-  blobs?: BlobStore;
+  blobs?: BlobStorage;
+  /**
+   * A `postgres://` URL: every table and file in that database, shared with any number of other servers and workers
+   * (store/open.ts). Absent: the embedded store in `dataDir`.
+   */
+  databaseUrl?: string | null;
+  /** Run batches in this process (default true); false serves the API only (`openbatch serve --no-dispatch`). */
+  dispatch?: boolean;
 }
 
 /** Most bytes of results read from the store at once for a listing or a results stream (at least one item). */
@@ -150,7 +157,7 @@ export class Engine {
 
   private constructor(
     readonly store: Store,
-    private readonly blobs: BlobStore,
+    private readonly blobs: BlobStorage,
     private readonly vault: KeyVault,
     private readonly config: Config,
     private readonly log: Log,
@@ -158,6 +165,8 @@ export class Engine {
     cacheDir: string,
     retention: RetentionOptions = {},
     finalization: FinalizeOptions = {},
+    /** Budgets shared with other workers (PostgreSQL), and whether this process dispatches. */
+    private readonly scale: { budgets: BudgetCoordinator | null; dispatch: boolean } = { budgets: null, dispatch: true },
   ) {
     this.files = new FileService(store, blobs, config.limits.maxFileBytes, retention.now);
     this.finalizer = new Finalizer(store, this.files, log, finalization);
@@ -174,7 +183,15 @@ export class Engine {
       store,
       this.providers,
       vault,
-      { retry: config.retry, leaseMs: config.leaseMs, pollMs, leaseSweepMs: 5_000, maxResponseBytes: config.limits.maxResponseBytes },
+      {
+        retry: config.retry,
+        leaseMs: config.leaseMs,
+        pollMs,
+        leaseSweepMs: 5_000,
+        maxResponseBytes: config.limits.maxResponseBytes,
+        // Workers sharing a database spend their share of each provider's budgets and share its pauses.
+        limiterFor: scale.budgets ? (provider) => new SharedRateLimiter(provider, scale.budgets!) : undefined,
+      },
       log,
       (batch) => this.finalize(batch),
       this.metrics,
@@ -184,13 +201,12 @@ export class Engine {
     this.webhooks = new WebhookSender(store.webhookOutbox, config.webhooks, config.webhookDelivery, log, pollMs);
   }
 
-  /** Opens (creating if needed) the embedded store in `dataDir`: `openbatch.db` (SQLite) and `files/`. */
+  /**
+   * Opens (creating if needed) the store: the embedded one in `dataDir` (`openbatch.db` in SQLite, and `files/`), or
+   * PostgreSQL when `databaseUrl` is given (store/open.ts picks).
+   */
   static async open(options: EngineOptions): Promise<Engine> {
-    await mkdir(options.dataDir, { recursive: true });
-    const blobs = options.blobs ?? new BlobStore(join(options.dataDir, "files"));
-    await blobs.init();
-    const store = new SqliteStore(join(options.dataDir, "openbatch.db"));
-    const vault = await KeyVault.open(options.dataDir);
+    const { store, blobs, vault, budgets } = await openStore({ dataDir: options.dataDir, databaseUrl: options.databaseUrl }, { blobs: options.blobs });
     return new Engine(
       store,
       blobs,
@@ -201,6 +217,7 @@ export class Engine {
       options.cacheDir ?? join(options.dataDir, "cache"),
       options.retention,
       options.finalization,
+      { budgets, dispatch: options.dispatch ?? true },
     );
   }
 
@@ -210,6 +227,7 @@ export class Engine {
    */
   async start(): Promise<void> {
     await sweepOrphans(this.store, this.blobs, this.log);
+    if (this.store.shared) return this.startShared();
     for (const batch of await this.store.batchesInStatus(["in_progress", "cancelling", "finalizing"])) {
       const released = await this.store.releaseLeases(batch.id, Infinity);
       if (released > 0) this.log.info({ batch: batch.id, released }, "returned items leased by a previous process to the queue");
@@ -223,6 +241,25 @@ export class Engine {
     }
     this.dispatcher.start();
     this.native.start();
+    this.webhooks.start();
+    this.retention.start();
+  }
+
+  /**
+   * Start-up on a store many processes share: leases and validations in progress may be other live processes', so none
+   * is taken back here (a dead worker's leases return when its heartbeat stops, or at lease expiry). A dispatching
+   * process registers its worker with the providers it has, and wakes whenever another process announces work.
+   */
+  private async startShared(): Promise<void> {
+    if (this.scale.dispatch) {
+      await this.store.registerWorker?.(this.dispatcher.workerId, this.providers.names());
+      this.store.onWork?.(() => {
+        this.dispatcher.wake();
+        this.native.wake();
+      });
+      this.dispatcher.start();
+      this.native.start();
+    }
     this.webhooks.start();
     this.retention.start();
   }
@@ -560,6 +597,17 @@ export class Engine {
 
   private async withCounts(batch: Batch): Promise<BatchView> {
     const { counts, usage } = await this.store.countItems(batch.id);
+    if (batch.status === "in_progress" || batch.status === "cancelling") {
+      // A native batch's counts follow the vendor's progress while its jobs run (results are recorded when a job ends).
+      const p = await this.store.vendorJobs.progressOf(batch.id);
+      const moved = Math.min(counts.pending, p.completed + p.failed);
+      if (moved > 0) {
+        const completed = Math.min(p.completed, moved);
+        counts.completed += completed;
+        counts.failed += moved - completed;
+        counts.pending -= moved;
+      }
+    }
     const price = priceOf(this.config.prices, batch.model);
     let estimated_cost = price ? costOf(price, { input: usage.input_tokens, output: usage.output_tokens }) : null;
     if (price && estimated_cost) {

@@ -1,9 +1,8 @@
-import { createWriteStream } from "node:fs";
 import { Readable, Transform, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { invalidRequest, notFound, OpenBatchError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
-import type { BlobStore } from "../store/blob-store.js";
+import type { BlobStorage, BlobWriter } from "../store/blob-store.js";
 import type { FileRecord, Page, Store } from "../store/store.js";
 
 /** Purposes a user may upload with (OpenAI Files); `batch_output` is ours to write. */
@@ -108,7 +107,7 @@ export class FileService {
    */
   constructor(
     private readonly store: Store,
-    private readonly blobs: BlobStore,
+    private readonly blobs: BlobStorage,
     private readonly maxFileBytes: number,
     private readonly now: () => number = Date.now,
   ) {}
@@ -159,8 +158,7 @@ export class FileService {
   beginPiecewiseUpload(): PiecewiseUpload {
     const id = newId("file-");
     const limit = this.maxFileBytes;
-    let writer: ReturnType<BlobStore["openWriter"]> | null = null;
-    let partialPath: string | null = null;
+    let writer: BlobWriter | null = null;
     let bytes = 0;
     let aborted = false;
     /** The stream of the piece being written, so `abort` can stop it. */
@@ -178,13 +176,13 @@ export class FileService {
           else done(null, chunk);
         },
       });
-      // The first piece creates the partial file (BlobStore names it); later ones append to the same path.
+      // The first piece opens the blob's writer; later ones append to the same uncommitted blob.
       if (!writer) {
         writer = this.blobs.openWriter(id);
-        partialPath = String(writer.stream.path);
         current = writer.stream;
       } else {
-        current = createWriteStream(partialPath!, { flags: "a" });
+        if (!writer.append) throw new Error("This blob storage cannot append to an upload.");
+        current = writer.append();
       }
       try {
         // pipeline settles only once the write stream has closed its descriptor.
@@ -256,7 +254,7 @@ export class FileService {
     await this.store.deleteFile(id);
   }
 
-  private async copy(content: Readable, writer: ReturnType<BlobStore["openWriter"]>, limit: number): Promise<number> {
+  private async copy(content: Readable, writer: BlobWriter, limit: number): Promise<number> {
     let bytes = 0;
     const counter = new Transform({
       transform(chunk: Buffer, _enc, done) {

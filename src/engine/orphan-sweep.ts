@@ -1,5 +1,5 @@
 import { isTerminal, type Batch } from "../core/batch.js";
-import type { BlobStore } from "../store/blob-store.js";
+import type { BlobStorage } from "../store/blob-store.js";
 import type { Store } from "../store/store.js";
 import { resultFileId } from "./finalizer.js";
 import type { Log } from "./log.js";
@@ -29,7 +29,7 @@ const RESULT_FILE_NAME = /^(batch_[0-9a-f]+)_(output|error)\.jsonl$/;
  * also removes.
  * @returns the counts deleted (logged when any).
  */
-export async function sweepOrphans(store: Store, blobs: BlobStore, log: Log): Promise<OrphanSweepResult> {
+export async function sweepOrphans(store: Store, blobs: BlobStorage, log: Log): Promise<OrphanSweepResult> {
   // Collected first and deleted after the listing: its cursor is a file id, which must stay.
   const orphans: string[] = [];
   const batches = new Map<string, Batch | null>();

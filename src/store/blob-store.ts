@@ -1,6 +1,40 @@
 import { createReadStream, createWriteStream, type ReadStream, type WriteStream } from "node:fs";
 import { mkdir, opendir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
+import type { Readable, Writable } from "node:stream";
+
+/** A blob being written: pipe bytes into `stream`, then `commit` (it becomes the blob) or `abort` (dropped). */
+export interface BlobWriter {
+  stream: Writable;
+  commit: () => Promise<void>;
+  abort: () => Promise<void>;
+  /**
+   * A further stream appending to the same uncommitted blob (an upload arriving in pieces over several requests);
+   * open it only after the previous stream finished. Absent on writers that cannot append.
+   */
+  append?: () => Writable;
+}
+
+/**
+ * Where file bytes live, by id: the local-files BlobStore below (the embedded store), or PostgreSQL
+ * (store/postgres/blob-store.ts) when many nodes share a database; store/open.ts picks one. Writers commit atomically:
+ * a reader never sees part of a write, and committing onto an id that has bytes replaces them.
+ */
+export interface BlobStorage {
+  init(): Promise<void>;
+  /** Opens a writer for `id`; call `commit` after it finished, or `abort` to drop it. */
+  openWriter(id: string): BlobWriter;
+  /** Streams a blob; `start`/`end` are inclusive byte offsets. A missing blob errors the stream (code ENOENT). */
+  openReader(id: string, range?: { start: number; end?: number }): Readable;
+  /** Size in bytes, or null when missing. */
+  size(id: string): Promise<number | null>;
+  remove(id: string): Promise<void>;
+  /**
+   * Deletes writes a dead process left and blobs `isKnown` denies (see each implementation for which are safe to take).
+   * @returns how many partial writes and orphan blobs were deleted.
+   */
+  sweep(isKnown: (id: string) => Promise<boolean>): Promise<{ partials: number; orphans: number }>;
+}
 
 /** The suffix of a blob still being written; it becomes the blob's id on commit. */
 const PARTIAL = ".partial";
@@ -11,7 +45,7 @@ const PARTIAL = ".partial";
  * replaces them atomically (rename), which lets a retried writer of a fixed id start over.
  * `.partial` files never outlive the process that writes them: `sweep` deletes them at start-up.
  */
-export class BlobStore {
+export class BlobStore implements BlobStorage {
   constructor(private readonly dir: string) {}
 
   async init(): Promise<void> {
@@ -24,11 +58,12 @@ export class BlobStore {
   }
 
   /** Opens a temp writer for `id`; call `commit` after it finished, or `abort` to drop it. */
-  openWriter(id: string): { stream: WriteStream; commit: () => Promise<void>; abort: () => Promise<void> } {
+  openWriter(id: string): { stream: WriteStream; commit: () => Promise<void>; abort: () => Promise<void>; append?: () => WriteStream } {
     const temp = this.path(id) + PARTIAL;
     const stream = createWriteStream(temp);
     return {
       stream,
+      append: () => createWriteStream(temp, { flags: "a" }),
       commit: () => rename(temp, this.path(id)),
       abort: () => rm(temp, { force: true }),
     };

@@ -146,5 +146,24 @@ export interface Store {
   /** Native runs and vendor jobs of batches run on a vendor's own batch API (engine/native runs them). */
   readonly vendorJobs: VendorJobStore;
 
+  /**
+   * True when many processes use this store at once (PostgreSQL): start-up then must not take back leases or claims
+   * (they may be a live process's), and dispatchers leave batches of providers they lack to the workers that have them.
+   * Absent or false: one process owns the store (SQLite).
+   */
+  readonly shared?: boolean;
+  /**
+   * Registers a dispatching process (its lease owner id) and the providers it has, with a heartbeat: when the heartbeat
+   * stops, its leases are returned to the queue at once. Shared stores only.
+   */
+  registerWorker?(workerId: string, providers: string[]): Promise<void>;
+  /** Calls `listener` whenever another process announces work (LISTEN/NOTIFY). Shared stores only. @returns unsubscribe. */
+  onWork?(listener: () => void): () => void;
+  /**
+   * One process at a time per batch (its finalizer): @returns a release function when this process holds the batch's
+   * lock now, null while another does. Shared stores only; a lock dies with its process.
+   */
+  lockBatch?(batchId: string): Promise<(() => Promise<void>) | null>;
+
   close(): Promise<void>;
 }

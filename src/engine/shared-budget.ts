@@ -1,0 +1,135 @@
+import type { Provider } from "../providers/provider.js";
+import { MinuteBudget } from "./minute-budget.js";
+import { parseResetDuration, ProviderRateLimiter } from "./rate-limiter.js";
+import { retryAfterMs } from "./retry-policy.js";
+
+/** The share of a limit spent, as ProviderRateLimiter does, so arrival jitter does not cross the upstream's limit. */
+const HEADROOM = 0.98;
+
+/**
+ * What several workers on one shared store agree on about a provider's budgets (store/postgres/budgets.ts keeps it in
+ * PostgreSQL): this worker's share of them, and a pause any worker set.
+ */
+export interface BudgetCoordinator {
+  /** This worker's share, in (0, 1], of a provider's rpm and tpm: 1 / the live workers that have the provider. */
+  share(provider: string): number;
+  /** Unix ms before which no worker may call the provider (a Retry-After one of them was told); 0 when none. */
+  pausedUntil(provider: string): number;
+  /** Pauses the provider for every worker until `until` (unix ms); a later pause already set stays. */
+  pause(provider: string, until: number): Promise<void>;
+}
+
+/**
+ * A provider's rate limiter when many workers share its budgets: everything ProviderRateLimiter does locally, plus
+ * this worker's share of each request and token budget (configured, or discovered from `x-ratelimit-limit-*` headers),
+ * rebalanced as workers come and go, and pauses shared with every worker. N workers together therefore stay within the
+ * budget, each spending it evenly (GCRA pacing, minute-budget.ts), while all are busy.
+ */
+export class SharedRateLimiter extends ProviderRateLimiter {
+  private readonly rpmLimit: number | null;
+  private readonly tpmLimit: number | null;
+  private discoveredRpm: number | null = null;
+  private discoveredTpm: number | null = null;
+  private requestShare: MinuteBudget | null = null;
+  private tokenShare: MinuteBudget | null = null;
+
+  constructor(
+    private readonly provider: Pick<Provider, "name" | "maxConcurrency" | "budgets">,
+    private readonly coordinator: BudgetCoordinator,
+  ) {
+    super(provider.maxConcurrency, provider.budgets);
+    this.rpmLimit = provider.budgets?.rpm ?? null;
+    this.tpmLimit = provider.budgets?.tpm ?? null;
+  }
+
+  /** This worker's request budget per minute now (its share of the provider's), or null when none is known. */
+  get sharedRpm(): number | null {
+    const rpm = this.rpmLimit ?? this.discoveredRpm;
+    return rpm === null ? null : rpm * HEADROOM * this.coordinator.share(this.provider.name);
+  }
+
+  /** The per-minute share budgets, made or resized to the current share. */
+  private shares(): { requests: MinuteBudget | null; tokens: MinuteBudget | null } {
+    const share = this.coordinator.share(this.provider.name);
+    const rpm = this.rpmLimit ?? this.discoveredRpm;
+    const tpm = this.tpmLimit ?? this.discoveredTpm;
+    if (rpm !== null) {
+      if (!this.requestShare) this.requestShare = new MinuteBudget(rpm * HEADROOM * share);
+      else this.requestShare.perMinute = rpm * HEADROOM * share;
+    }
+    if (tpm !== null) {
+      if (!this.tokenShare) this.tokenShare = new MinuteBudget(tpm * HEADROOM * share);
+      else this.tokenShare.perMinute = tpm * HEADROOM * share;
+    }
+    return { requests: this.requestShare, tokens: this.tokenShare };
+  }
+
+  /**
+   * Waits until the shared pause is over and the call fits this worker's share, then the local limits (per-model
+   * budgets, local pause), then spends the share. @throws the signal's reason when `signal` aborts while waiting.
+   */
+  override async acquire(model: string | null, tokens: number, signal: AbortSignal): Promise<void> {
+    for (;;) {
+      await this.waitShare(tokens, signal);
+      await super.acquire(model, tokens, signal);
+      const now = Date.now();
+      const { requests, tokens: tokenBudget } = this.shares();
+      // The local wait may have outlasted a pause or share set meanwhile: check again before spending.
+      const wait = Math.max(this.coordinator.pausedUntil(this.provider.name) - now, requests?.waitMs(1, now) ?? 0, tokenBudget?.waitMs(tokens, now) ?? 0);
+      if (wait <= 0) {
+        requests?.spend(1, now);
+        tokenBudget?.spend(tokens, now);
+        return;
+      }
+    }
+  }
+
+  private async waitShare(tokens: number, signal: AbortSignal): Promise<void> {
+    for (;;) {
+      signal.throwIfAborted();
+      const now = Date.now();
+      const { requests, tokens: tokenBudget } = this.shares();
+      const wait = Math.max(this.coordinator.pausedUntil(this.provider.name) - now, requests?.waitMs(1, now) ?? 0, tokenBudget?.waitMs(tokens, now) ?? 0);
+      if (wait <= 0) return;
+      await sleep(Math.ceil(wait), signal);
+    }
+  }
+
+  /** Learns locally (ProviderRateLimiter), discovers limits for the share, and shares any pause with every worker. */
+  override onAnswer(...args: Parameters<ProviderRateLimiter["onAnswer"]>): void {
+    super.onAnswer(...args);
+    const [status, headers] = args;
+    const now = Date.now();
+    const budgets = this.provider.budgets;
+    const limitRequests = Number(headers["x-ratelimit-limit-requests"]);
+    if (budgets !== null && !budgets.rpm && limitRequests > 0) this.discoveredRpm = limitRequests;
+    const limitTokens = Number(headers["x-ratelimit-limit-tokens"]);
+    if (budgets !== null && !budgets.tpm && limitTokens > 0) this.discoveredTpm = limitTokens;
+    let until = 0;
+    if (status === 429) {
+      const wait = retryAfterMs(headers, now);
+      if (wait !== null) until = now + wait;
+    }
+    for (const kind of ["requests", "tokens"] as const) {
+      if (headers[`x-ratelimit-remaining-${kind}`] === "0") {
+        const reset = parseResetDuration(headers[`x-ratelimit-reset-${kind}`]);
+        if (reset !== null) until = Math.max(until, now + reset);
+      }
+    }
+    if (until > now) void this.coordinator.pause(this.provider.name, until).catch(() => undefined);
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
