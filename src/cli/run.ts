@@ -24,7 +24,8 @@ export interface RunOptions {
 /**
  * `openbatch run input.jsonl`: the whole batch in-process, like `vllm run-batch`. The batch is keyed by the sha256 of
  * the input, so running the same command again after an interruption resumes it instead of starting over.
- * @returns the process exit code: 0 when the batch ran (even with failed items), 1 when the file was rejected.
+ * @returns the process exit code: 0 when the batch ran (even with failed items), 1 when the file was rejected or
+ *   its results could not be written.
  */
 export async function run(input: string, options: RunOptions): Promise<number> {
   const config = await loadConfig(options.config);
@@ -44,8 +45,11 @@ export async function run(input: string, options: RunOptions): Promise<number> {
       return 130;
     }
     if (batch.status === "failed") {
-      process.stderr.write(`The input was rejected:\n`);
-      for (const e of batch.errors ?? []) process.stderr.write(`  line ${e.line ?? "-"}: [${e.code}] ${e.message}\n`);
+      const errors = batch.errors ?? [];
+      // A batch fails either on its input (line-numbered validation errors) or after running (its results could not be written).
+      const rejected = !errors.some((e) => e.code === "finalization_failed");
+      process.stderr.write(rejected ? `The input was rejected:\n` : `Batch ${batch.id} failed after running:\n`);
+      for (const e of errors) process.stderr.write(rejected ? `  line ${e.line ?? "-"}: [${e.code}] ${e.message}\n` : `  [${e.code}] ${e.message}\n`);
       return 1;
     }
     await copyFile(engine, batch.output_file_id, options.output);
