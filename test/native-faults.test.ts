@@ -141,4 +141,21 @@ describe("native mode: vendor faults and ends", () => {
     const errors = await readJsonl(client, done.error_file_id);
     expect(errors.map((l) => l.error.code)).toEqual(Array(4).fill("batch_cancelled"));
   });
+
+  it("request_counts follow the vendor's progress while its job runs", async () => {
+    const server = await serverA();
+    vendor.pollsToEnd = 1_000_000;
+    const client = server.client();
+    const file = await uploadJsonl(client, chatLines(keys(4)));
+    const batch = await client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+    for (let i = 0; i < 400 && vendor.batches.size === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    const vb = [...vendor.batches.values()][0]!;
+    vb.reported = { completed: 2, failed: 1 };
+    const running = await waitFor(client, batch.id, (b) => (b.request_counts?.completed ?? 0) > 0);
+    expect(running.status).toBe("in_progress");
+    expect(running.request_counts).toEqual({ total: 4, completed: 2, failed: 1 });
+    vendor.pollsToEnd = 0;
+    const done = await waitFor(client, batch.id);
+    expect(done.request_counts).toEqual({ total: 4, completed: 4, failed: 0 });
+  });
 });

@@ -597,6 +597,18 @@ export class Engine {
 
   private async withCounts(batch: Batch): Promise<BatchView> {
     const { counts, usage } = await this.store.countItems(batch.id);
+    const progress = batch.status === "in_progress" || batch.status === "cancelling" ? await this.store.vendorJobs.progressOf?.(batch.id) : undefined;
+    if (progress) {
+      // A native batch's counts follow the vendor's progress while its jobs run (results are recorded when a job ends).
+      const p = progress;
+      const moved = Math.min(counts.pending, p.completed + p.failed);
+      if (moved > 0) {
+        const completed = Math.min(p.completed, moved);
+        counts.completed += completed;
+        counts.failed += moved - completed;
+        counts.pending -= moved;
+      }
+    }
     const price = priceOf(this.config.prices, batch.model);
     let estimated_cost = price ? costOf(price, { input: usage.input_tokens, output: usage.output_tokens }) : null;
     if (price && estimated_cost) {

@@ -92,6 +92,13 @@ export interface VendorJobStore {
    * the batch did not run natively.
    */
   nativeUsage(batchId: string): Promise<{ input_tokens: number; output_tokens: number } | null>;
+  /**
+   * Stores what the vendor reports of a running job (requests finished so far), or clears it (null: its results are
+   * being recorded). Optional: a store without it shows a native batch's counts as its recorded results only.
+   */
+  setProgress?(jobId: string, batchId: string, counts: { completed: number; failed: number } | null): Promise<void>;
+  /** Requests the vendor reports finished in a batch's running jobs, whose results are not recorded yet (see setProgress). */
+  progressOf?(batchId: string): Promise<{ completed: number; failed: number }>;
   /** Hands a native batch back to the dispatcher (its vendor work is over, or its leftovers fall back to direct). */
   release(batchId: string): Promise<void>;
   /** Ids of batches whose vendor jobs hold them. */

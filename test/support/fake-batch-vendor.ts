@@ -21,6 +21,8 @@ export interface FakeVendorBatch {
   output_file_id: string | null;
   error_file_id: string | null;
   errors: { data: { code: string; message: string; line?: number }[] } | null;
+  /** The request_counts it reports while it runs (default: none finished). */
+  reported?: { completed: number; failed: number };
 }
 
 /** The operations a fault can hit. */
@@ -256,6 +258,6 @@ function render(b: FakeVendorBatch) {
     created_at: b.created_at,
     metadata: b.metadata,
     errors: b.errors,
-    request_counts: { total: b.lines.length, completed: 0, failed: 0 },
+    request_counts: { total: b.lines.length, completed: b.reported?.completed ?? 0, failed: b.reported?.failed ?? 0 },
   };
 }

@@ -261,6 +261,7 @@ export class NativeRunner implements NativeGate {
         if (isFinalJobState(j.state)) continue;
         this.log.warn({ batch: batch.id, job: j.id, vendor_id: j.vendor_id }, "vendor job did not end within an hour of the cancel or expiry; given up");
         await this.store.vendorJobs.updateJob(j.id, { state: "abandoned", last_error: "given up: the vendor job did not end after the batch was cancelled or expired" });
+        await this.store.vendorJobs.setProgress?.(j.id, batch.id, null);
       }
       await this.release(batch.id);
       return Infinity;
@@ -475,9 +476,12 @@ export class NativeRunner implements NativeGate {
       this.polls.inc({ provider: job.provider });
       const p = await api.poll(vendorId, call);
       if (!p.ended) {
+        if (p.counts) await jobs.setProgress?.(job.id, batch.id, p.counts);
         await jobs.updateJob(job.id, { vendor_status: p.status, errors: 0, next_attempt_at: Date.now() + this.pollMsOf(job.provider) });
         return;
       }
+      // From here the recorded items count, not the vendor's report.
+      await jobs.setProgress?.(job.id, batch.id, null);
       const ended = { state: "ended" as const, vendor_status: p.status, outcome: p.ended, result_ref: JSON.stringify(p.resultRef ?? null), failure: p.failure ? JSON.stringify(p.failure) : null, errors: 0 };
       await jobs.updateJob(job.id, ended);
       job = { ...job, ...ended };

@@ -84,8 +84,8 @@ export class AnthropicBatches implements NativeBatchApi {
   async poll(vendorId: string, call: VendorCall): Promise<VendorProgress> {
     const b = await this.http.json("GET", `${this.root}/${encodeURIComponent(vendorId)}`, this.auth(call), null, call.signal);
     const status = String(b.processing_status);
-    if (status !== "ended") return { status, ended: null };
     const counts = (b.request_counts ?? {}) as Json;
+    if (status !== "ended") return { status, ended: null, counts: { completed: Number(counts.succeeded) || 0, failed: Number(counts.errored) || 0 } };
     // A batch has no failed state: per-request results say what ran; expiry or a cancel leaves some unrun.
     const ended: VendorEnd = Number(counts.expired) > 0 ? "expired" : Number(counts.canceled) > 0 ? "cancelled" : "completed";
     return { status, ended, resultRef: { results_url: b.results_url ?? null } };

@@ -127,7 +127,9 @@ export class GeminiBatches implements NativeBatchApi {
     const state = String(meta.state ?? "BATCH_STATE_PENDING");
     const ended = ENDS[state] ?? (op.done === true ? (op.error ? "failed" : "completed") : null);
     const output = (meta.output ?? ((op.response ?? {}) as Json)) as Json;
-    const progress: VendorProgress = { status: state, ended, resultRef: { responsesFile: typeof output.responsesFile === "string" ? output.responsesFile : null } };
+    const stats = (meta.batchStats ?? {}) as Json;
+    const counts = { completed: Number(stats.successfulRequestCount) || 0, failed: Number(stats.failedRequestCount) || 0 };
+    const progress: VendorProgress = { status: state, ended, counts, resultRef: { responsesFile: typeof output.responsesFile === "string" ? output.responsesFile : null } };
     if (ended === "failed") progress.failure = { message: String(((op.error ?? {}) as Json).message ?? "The vendor failed the batch."), lines: [] };
     return progress;
   }

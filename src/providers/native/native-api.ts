@@ -44,6 +44,8 @@ export interface VendorProgress {
   ended: VendorEnd | null;
   /** The vendor's message when it failed the whole job (its validation), with per-line errors (0-based index of the line in the job). */
   failure?: { message: string; lines: { index: number; code: string; message: string }[] };
+  /** Requests the vendor reports finished so far (while it runs), when it reports them. */
+  counts?: { completed: number; failed: number };
   /** What `results` needs (file ids, a URL), JSON-serialisable. */
   resultRef?: unknown;
 }

@@ -95,7 +95,13 @@ export class OpenAIBatches implements NativeBatchApi {
     const b = await this.http.json("GET", `${this.base}/batches/${encodeURIComponent(vendorId)}`, this.auth(call), null, call.signal);
     const status = String(b.status);
     const ended: VendorEnd | null = status === "completed" || status === "failed" || status === "expired" || status === "cancelled" ? status : null;
-    const progress: VendorProgress = { status, ended, resultRef: { output_file_id: b.output_file_id ?? null, error_file_id: b.error_file_id ?? null } };
+    const counts = (b.request_counts ?? {}) as Json;
+    const progress: VendorProgress = {
+      status,
+      ended,
+      counts: { completed: Number(counts.completed) || 0, failed: Number(counts.failed) || 0 },
+      resultRef: { output_file_id: b.output_file_id ?? null, error_file_id: b.error_file_id ?? null },
+    };
     if (ended === "failed") {
       const data = Array.isArray((b.errors as Json | null)?.data) ? (((b.errors as Json).data as Json[]) ?? []) : [];
       const lines = data

@@ -368,6 +368,7 @@ export class SqliteStore implements Store {
       this.sql(`DELETE FROM vendor_jobs WHERE batch_id = ?`).run(batchId);
       this.sql(`DELETE FROM native_runs WHERE batch_id = ?`).run(batchId);
       this.sql(`DELETE FROM native_usage WHERE batch_id = ?`).run(batchId);
+      this.sql(`DELETE FROM vendor_job_progress WHERE batch_id = ?`).run(batchId);
     })();
   }
 

@@ -51,6 +51,14 @@ CREATE TABLE IF NOT EXISTS vendor_jobs (
   UNIQUE (batch_id, chunk)
 );
 CREATE INDEX IF NOT EXISTS vendor_jobs_open ON vendor_jobs(state, seq);
+-- What the vendor reports of a running job (requests finished so far), until its results are recorded.
+CREATE TABLE IF NOT EXISTS vendor_job_progress (
+  job_id    TEXT PRIMARY KEY,
+  batch_id  TEXT NOT NULL,
+  completed INTEGER NOT NULL DEFAULT 0,
+  failed    INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS vendor_job_progress_by_batch ON vendor_job_progress(batch_id);
 `;
 
 const STATES: readonly VendorJobState[] = ["pending", "uploaded", "submitted", "ended", "recorded", "abandoned"];
@@ -113,6 +121,24 @@ export class SqliteVendorJobs implements VendorJobStore {
   async nativeUsage(batchId: string): Promise<{ input_tokens: number; output_tokens: number } | null> {
     const row = this.sql(`SELECT input_tokens, output_tokens FROM native_usage WHERE batch_id = ?`).get(batchId) as { input_tokens: number; output_tokens: number } | undefined;
     return row ?? null;
+  }
+
+  async setProgress(jobId: string, batchId: string, counts: { completed: number; failed: number } | null): Promise<void> {
+    if (counts === null) {
+      this.sql(`DELETE FROM vendor_job_progress WHERE job_id = ?`).run(jobId);
+      return;
+    }
+    this.sql(
+      `INSERT INTO vendor_job_progress (job_id, batch_id, completed, failed) VALUES (?, ?, ?, ?)
+       ON CONFLICT (job_id) DO UPDATE SET completed = excluded.completed, failed = excluded.failed`,
+    ).run(jobId, batchId, counts.completed, counts.failed);
+  }
+
+  async progressOf(batchId: string): Promise<{ completed: number; failed: number }> {
+    return this.sql(`SELECT coalesce(sum(completed), 0) AS completed, coalesce(sum(failed), 0) AS failed FROM vendor_job_progress WHERE batch_id = ?`).get(batchId) as {
+      completed: number;
+      failed: number;
+    };
   }
 
   async release(batchId: string): Promise<void> {
