@@ -160,8 +160,10 @@ export class LiveSampler {
     for (const [name, limiter] of rateLimitersOf(this.engine)) {
       const cur = current.get(name) ?? emptySnapshot(now);
       const ring = this.snapshots.get(name) ?? [];
-      const windowStart = ring.find((s) => s.t >= now - PROVIDER_WINDOW_MS) ?? emptySnapshot(this.startedAt);
-      const minuteStart = ring.find((s) => s.t >= now - 60_000) ?? emptySnapshot(this.startedAt);
+      // Counters start at zero with the process: a window reaching back before it starts from zero.
+      const since = (ms: number) => (this.startedAt >= now - ms ? emptySnapshot(this.startedAt) : (ring.find((s) => s.t >= now - ms) ?? emptySnapshot(this.startedAt)));
+      const windowStart = since(PROVIDER_WINDOW_MS);
+      const minuteStart = since(60_000);
       const diff = diffBuckets(cur.buckets, windowStart.buckets);
       const calls = diff.get(Infinity) ?? 0;
       panels.push({

@@ -6,19 +6,28 @@ import type { Point } from "./api";
 /** Seconds each plotted point averages over: per-tick counts are spiky, a 10 s mean reads as a rate. */
 const SMOOTH_S = 10;
 
-/** Items/s done and failed over the last hour, from per-tick counts (tickMs apart). */
+/** Items/s done and failed over the last hour, each tick's value the mean of the 10 s up to it (trailing window). */
 function toSeries(points: Point[], tickMs: number): [number[], number[], number[]] {
   const per = Math.max(1, Math.round((SMOOTH_S * 1000) / tickMs));
   const xs: number[] = [];
   const ok: number[] = [];
   const bad: number[] = [];
-  for (let i = 0; i < points.length; i += per) {
-    const chunk = points.slice(i, i + per);
-    const span = (chunk.length * tickMs) / 1000;
-    xs.push(chunk[chunk.length - 1]![0] / 1000);
-    ok.push(chunk.reduce((s, p) => s + p[1], 0) / span);
-    bad.push(chunk.reduce((s, p) => s + p[2], 0) / span);
-  }
+  let sumOk = 0;
+  let sumBad = 0;
+  // uPlot needs at least one x to draw axes from.
+  if (points.length === 0) return [[Date.now() / 1000], [0], [0]];
+  points.forEach((p, i) => {
+    sumOk += p[1];
+    sumBad += p[2];
+    if (i >= per) {
+      sumOk -= points[i - per]![1];
+      sumBad -= points[i - per]![2];
+    }
+    const span = (Math.min(i + 1, per) * tickMs) / 1000;
+    xs.push(p[0] / 1000);
+    ok.push(sumOk / span);
+    bad.push(sumBad / span);
+  });
   return [xs, ok, bad];
 }
 
@@ -32,7 +41,19 @@ export function ThroughputChart({ points, tickMs }: { points: Point[]; tickMs: n
       height: 220,
       legend: { show: true },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.15)] } },
+      // The last hour, or since the server started when that is less: a fresh server's first minutes fill the width.
+      scales: {
+        x: {
+          time: true,
+          range: (_u, min, max) => {
+            // A server with no samples yet gives no bounds: show the minute up to now.
+            const hi = Number.isFinite(max) ? max : Date.now() / 1000;
+            const lo = Number.isFinite(min) ? min : hi;
+            return [Math.max(lo, hi - 3600), Math.max(hi, lo + 60)];
+          },
+        },
+        y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.15)] },
+      },
       axes: [
         { stroke: "#64748b", grid: { stroke: "#eef2f7" }, ticks: { stroke: "#e2e8f0" } },
         { stroke: "#64748b", grid: { stroke: "#eef2f7" }, ticks: { stroke: "#e2e8f0" }, label: "items/s", labelSize: 18, size: 56 },
