@@ -4,6 +4,8 @@ import { estimate } from "./estimate.js";
 import { importFile } from "./import.js";
 import { run } from "./run.js";
 import { serve } from "./serve.js";
+import { worker } from "./worker.js";
+import { resolveDatabaseUrl } from "../store/open.js";
 import { watch } from "./watch.js";
 
 const program = new Command("openbatch").description("Self-hosted batch engine for AI workloads.");
@@ -16,8 +18,32 @@ program
   .option("--data-dir <dir>", "where the database and files live", "./openbatch-data")
   .option("-c, --config <file>", "config file (JSON)")
   .option("--grpc-port <port>", "port of the Weaviate gRPC API (0 disables it)", (v) => Number(v), 50051)
+  .option("--database-url <url>", "PostgreSQL URL shared by many servers and workers (default: $OPENBATCH_DATABASE_URL; none: the data dir's SQLite)")
+  .option("--no-dispatch", "serve the API only; workers (openbatch worker) run the batches")
   .action(async (opts) => {
-    await serve({ port: opts.port, host: opts.host, dataDir: opts.dataDir, config: opts.config, grpcPort: opts.grpcPort });
+    await serve({
+      port: opts.port,
+      host: opts.host,
+      dataDir: opts.dataDir,
+      config: opts.config,
+      grpcPort: opts.grpcPort,
+      databaseUrl: resolveDatabaseUrl(opts.databaseUrl),
+      dispatch: opts.dispatch !== false,
+    });
+  });
+
+program
+  .command("worker")
+  .description("Run batches from a shared PostgreSQL database (no API); start as many as you like, on any machines")
+  .option("--database-url <url>", "PostgreSQL URL (default: $OPENBATCH_DATABASE_URL)")
+  .option("-c, --config <file>", "config file (JSON): the providers this worker has")
+  .option("--data-dir <dir>", "local caches (model files)", "./openbatch-worker")
+  .option("--metrics-port <port>", "serve Prometheus metrics on this port (GET /metrics)", (v) => Number(v))
+  .option("--host <host>", "interface the metrics port binds", "127.0.0.1")
+  .action(async (opts) => {
+    const databaseUrl = resolveDatabaseUrl(opts.databaseUrl);
+    if (!databaseUrl) throw new Error("openbatch worker needs --database-url postgres://… (or OPENBATCH_DATABASE_URL).");
+    await worker({ databaseUrl, config: opts.config, dataDir: opts.dataDir, metricsPort: opts.metricsPort, host: opts.host });
   });
 
 program

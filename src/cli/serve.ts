@@ -14,13 +14,17 @@ export interface ServeOptions {
   config?: string;
   /** Port of the Weaviate gRPC API (the official Weaviate clients need it); 0 or absent: off. */
   grpcPort?: number;
+  /** A `postgres://` URL (flag or OPENBATCH_DATABASE_URL): batches and files in PostgreSQL, shared with other nodes. */
+  databaseUrl?: string | null;
+  /** Run batches here too (default true); false: the API only, workers run them (`--no-dispatch`). */
+  dispatch?: boolean;
 }
 
 /** `openbatch serve`: the HTTP server and the dispatcher in one process, until SIGINT/SIGTERM. */
 export async function serve(options: ServeOptions): Promise<void> {
   const config = await loadConfig(options.config);
   const log = pino(withRedaction({ level: process.env.OPENBATCH_LOG_LEVEL ?? "info" }));
-  const engine = await Engine.open({ dataDir: options.dataDir, config, log });
+  const engine = await Engine.open({ dataDir: options.dataDir, config, log, databaseUrl: options.databaseUrl, dispatch: options.dispatch });
   await engine.start();
   const app = await buildServer({
     engine,

@@ -211,4 +211,14 @@ CREATE TABLE openbatch_settings (
   value TEXT NOT NULL
 );
 `,
+  // 3: what the vendor reports of a running native job (requests finished so far), until its results are recorded.
+  `
+CREATE TABLE vendor_job_progress (
+  job_id    TEXT PRIMARY KEY,
+  batch_id  TEXT NOT NULL,
+  completed BIGINT NOT NULL DEFAULT 0,
+  failed    BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX vendor_job_progress_by_batch ON vendor_job_progress(batch_id);
+`,
 ];

@@ -50,6 +50,26 @@ export class PgVendorJobs implements VendorJobStore {
     return row ?? null;
   }
 
+  async setProgress(jobId: string, batchId: string, counts: { completed: number; failed: number } | null): Promise<void> {
+    if (counts === null) {
+      await this.db.rows(`DELETE FROM vendor_job_progress WHERE job_id = $1`, [jobId]);
+      return;
+    }
+    await this.db.rows(
+      `INSERT INTO vendor_job_progress (job_id, batch_id, completed, failed) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (job_id) DO UPDATE SET completed = excluded.completed, failed = excluded.failed`,
+      [jobId, batchId, counts.completed, counts.failed],
+    );
+  }
+
+  async progressOf(batchId: string): Promise<{ completed: number; failed: number }> {
+    const [row] = await this.db.rows<{ completed: number; failed: number }>(
+      `SELECT coalesce(sum(completed), 0)::bigint AS completed, coalesce(sum(failed), 0)::bigint AS failed FROM vendor_job_progress WHERE batch_id = $1`,
+      [batchId],
+    );
+    return row!;
+  }
+
   async release(batchId: string): Promise<void> {
     await this.db.rows(`UPDATE native_runs SET held = false WHERE batch_id = $1`, [batchId]);
   }
