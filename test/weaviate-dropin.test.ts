@@ -232,7 +232,7 @@ describe("Weaviate drop-in: the official weaviate-client with its defaults", () 
     await client.collections.create({ name: "Quiet", properties: [{ name: "t", dataType: "text" }], vectorizers: weaviate.configure.vectors.selfProvided() });
     const quiet = client.collections.use("Quiet");
     await expect(quiet.query.hybrid("x")).rejects.toThrow(/hybrid search is not supported by OpenBatch/);
-    await expect(quiet.query.fetchObjects({ sort: quiet.sort.byProperty("t") })).rejects.toThrow(/sort is not supported by OpenBatch/);
+    await expect(quiet.query.fetchObjects({ sort: quiet.sort.byProperty("t" as never) })).rejects.toThrow(/sort is not supported by OpenBatch/);
   });
 });
 
@@ -270,5 +270,75 @@ describe("Weaviate drop-in: a server config maps a module's model to any provide
   it("refuses unknown keys in collections.vectorizerModels", async () => {
     const { parseConfig } = await import("../src/core/config.js");
     expect(() => parseConfig({ collections: { vectorizerModels: { "text2vec-nope": {} } } })).toThrow();
+  });
+});
+
+describe("Weaviate drop-in: single-object routes through the client and raw HTTP", () => {
+  let server: TestServer;
+  let client: WeaviateClient;
+  beforeAll(async () => {
+    server = await startServer({}, { grpcPort: 0 });
+    client = await connect(server);
+  });
+  afterAll(async () => {
+    await client?.close();
+    await server?.close();
+  });
+
+  it("update (PATCH) merges, replace (PUT) replaces; references are added, replaced and deleted on one object", async () => {
+    await client.collections.create({ name: "Author", properties: [{ name: "name", dataType: "text" }], vectorizers: weaviate.configure.vectors.selfProvided() });
+    const books = await client.collections.create({
+      name: "Book",
+      properties: [
+        { name: "title", dataType: "text" },
+        { name: "year", dataType: "int" },
+      ],
+      references: [{ name: "writtenBy", targetCollection: "Author" }],
+      vectorizers: weaviate.configure.vectors.selfProvided(),
+    });
+    const authors = client.collections.use("Author");
+    const [a1, a2] = ["00000000-0000-4000-8000-0000000000a1", "00000000-0000-4000-8000-0000000000a2"];
+    await authors.data.insertMany([
+      { id: a1, properties: { name: "Ann" }, vectors: [1, 0] },
+      { id: a2, properties: { name: "Bob" }, vectors: [0, 1] },
+    ]);
+    const id = await books.data.insert({ properties: { title: "First", year: 2001 }, vectors: [1, 1] });
+
+    await books.data.update({ id, properties: { year: 2002 } });
+    let got = await call(server, "GET", `/v1/objects/Book/${id}?include=vector`);
+    expect(got.body.properties).toMatchObject({ title: "First", year: 2002 });
+    // The client made a named vector `default`: REST shows it in `vectors`.
+    expect(got.body.vectors.default).toEqual([1, 1]);
+    await books.data.replace({ id, properties: { title: "Second" }, vectors: [2, 1] });
+    got = await call(server, "GET", `/v1/objects/Book/${id}`);
+    expect(got.body.properties).toEqual({ title: "Second" });
+
+    await books.data.referenceAdd({ fromUuid: id, fromProperty: "writtenBy", to: a1 });
+    await books.data.referenceAdd({ fromUuid: id, fromProperty: "writtenBy", to: a2 });
+    got = await call(server, "GET", `/v1/objects/Book/${id}`);
+    expect(got.body.properties.writtenBy.map((r: any) => r.beacon)).toEqual([`weaviate://localhost/Author/${a1}`, `weaviate://localhost/Author/${a2}`]);
+    await books.data.referenceDelete({ fromUuid: id, fromProperty: "writtenBy", to: a1 });
+    got = await call(server, "GET", `/v1/objects/Book/${id}`);
+    expect(got.body.properties.writtenBy.map((r: any) => r.beacon)).toEqual([`weaviate://localhost/Author/${a2}`]);
+    await books.data.referenceReplace({ fromUuid: id, fromProperty: "writtenBy", to: [a1] });
+    got = await call(server, "GET", `/v1/objects/Book/${id}`);
+    expect(got.body.properties.writtenBy.map((r: any) => r.beacon)).toEqual([`weaviate://localhost/Author/${a1}`]);
+    // A reference to an object of a class the property does not target: Weaviate's 422.
+    const bad = await call(server, "POST", `/v1/objects/Book/${id}/references/title`, { beacon: `weaviate://localhost/Author/${a1}` });
+    expect(bad.status).toBe(422);
+    expect(bad.body.error[0].message).toMatch(/not a cross-reference property/);
+
+    // HEAD and DELETE by id alone.
+    expect((await fetch(server.url + `/objects/${id}`, { method: "HEAD" })).status).toBe(204);
+    expect((await call(server, "DELETE", `/v1/objects/${id}`)).status).toBe(204);
+    expect((await fetch(server.url + `/objects/${id}`, { method: "HEAD" })).status).toBe(404);
+  });
+
+  it("unknown routes under Weaviate paths answer in Weaviate's error shape; /v1/cluster/statistics answers for one node", async () => {
+    const unknown = await call(server, "GET", "/v1/cluster/nothing-here");
+    expect(unknown.status).toBe(404);
+    expect(unknown.body).toEqual({ error: [{ message: expect.stringContaining("Unknown route") }] });
+    const stats = await call(server, "GET", "/v1/cluster/statistics");
+    expect(stats.body).toMatchObject({ synchronized: true, statistics: [{ status: "HEALTHY", ready: true }] });
   });
 });

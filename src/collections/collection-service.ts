@@ -4,7 +4,7 @@ import { batchObjects } from "./batch-import.js";
 import { CollectionContext } from "./collection-context.js";
 import type { CollectionServiceOptions, DeleteQuery, DeleteResult, ObjectResult, ObjectView, ReferenceResult, SearchQuery, SearchResult } from "./collection-types.js";
 import { deleteObject, deleteObjects, getObject, listObjects } from "./object-ops.js";
-import { batchReferences } from "./reference-ops.js";
+import { batchReferences, objectReferences } from "./reference-ops.js";
 import { addProperty, createClass, deleteClass, getClass, listClasses } from "./schema-ops.js";
 import type { ClassDef, PropertyDef } from "./schema.js";
 import { count, search } from "./search.js";
@@ -115,6 +115,14 @@ export class CollectionService {
   /** `POST /v1/batch/references` (see reference-ops.ts). @returns one result per reference. @throws CollectionError 422 for an empty list. */
   batchReferences(caller: Caller, input: unknown[]): Promise<ReferenceResult[]> {
     return batchReferences(this.ctx, caller, input);
+  }
+
+  /**
+   * `POST|PUT|DELETE /v1/objects/{class}/{id}/references/{prop}`: add, replace or delete one object's references
+   * (see reference-ops.ts). @throws CollectionError 422/404 with Weaviate's message, 403 when not allowed.
+   */
+  objectReferences(caller: Caller, op: "add" | "replace" | "delete", cls: string, id: string, property: string, beacons: unknown[]): Promise<void> {
+    return objectReferences(this.ctx, caller, op, cls, id, property, beacons);
   }
 
   // ---------------------------------------------------------------- objects

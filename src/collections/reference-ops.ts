@@ -1,10 +1,10 @@
 import type { StoredReference } from "../store/collection-store.js";
-import { forbiddenMessage, type Caller } from "./access.js";
+import { FORBIDDEN_PREFIX, forbiddenMessage, type Caller } from "./access.js";
 import { type CollectionContext, isObject } from "./collection-context.js";
 import type { ReferenceResult } from "./collection-types.js";
-import { unprocessable } from "./errors.js";
+import { CollectionError, unprocessable } from "./errors.js";
 import { parseSourceBeacon, parseTargetBeacon } from "./references.js";
-import { isReferenceType } from "./schema.js";
+import { isReferenceType, normalizeClassName, normalizePropertyName } from "./schema.js";
 
 /*
  * Batch references (`POST /v1/batch/references`): each `{from, to}` checked against the schema, then stored. A
@@ -32,6 +32,39 @@ export async function batchReferences(ctx: CollectionContext, caller: Caller, in
     }
     if (valid.length) await ctx.options.store.addReferences(valid);
     return results;
+  });
+}
+
+/**
+ * The references of one object's property (`/v1/objects/{class}/{id}/references/{prop}`): `add` appends the beacons,
+ * `replace` makes them the property's only references, `delete` removes the references to them.
+ * @throws CollectionError 422 with Weaviate's message for a bad beacon, class, property or object; 403 when `caller`
+ * may not write the class (or read a target).
+ */
+export async function objectReferences(ctx: CollectionContext, caller: Caller, op: "add" | "replace" | "delete", cls: string, id: string, property: string, beacons: unknown[]): Promise<void> {
+  const from = `weaviate://localhost/${normalizeClassName(cls)}/${id}/${property}`;
+  await ctx.writeLock.run(async () => {
+    const checked: StoredReference[] = [];
+    for (const b of beacons) {
+      const beacon = isObject(b) ? b.beacon : undefined;
+      if (typeof beacon !== "string") throw unprocessable("invalid reference: give {\"beacon\": \"weaviate://localhost/<Class>/<uuid>\"}");
+      const r = await checkReference(ctx, caller, { from, to: beacon });
+      if (typeof r === "string") throw new CollectionError(r.startsWith(FORBIDDEN_PREFIX) ? 403 : 422, r);
+      checked.push(r);
+    }
+    if (op === "replace" && beacons.length === 0) {
+      // No target to check the property by: check it alone.
+      const st = ctx.requireClass(cls, caller, "write");
+      const prop = st.def.properties.find((p) => p.name === normalizePropertyName(property));
+      if (!prop || !isReferenceType(prop.dataType)) throw unprocessable(`property ${property} does not exist for class ${st.def.class} or is not a cross-reference`);
+      if (!(await ctx.options.store.getObject(st.def.class, id.toLowerCase(), false))) throw new CollectionError(404, `object ${st.def.class}/${id} not found`);
+      await ctx.options.store.deleteReferences(st.def.class, id.toLowerCase(), prop.name, null);
+      return;
+    }
+    const first = checked[0]!;
+    if (op === "replace") await ctx.options.store.deleteReferences(first.from_class, first.from_id, first.property, null);
+    if (op === "delete") for (const r of checked) await ctx.options.store.deleteReferences(r.from_class, r.from_id, r.property, { to_class: r.to_class, to_id: r.to_id });
+    else await ctx.options.store.addReferences(checked);
   });
 }
 

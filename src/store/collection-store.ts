@@ -95,6 +95,11 @@ export interface CollectionStore {
 
   /** Appends references, in one transaction. */
   addReferences(refs: readonly StoredReference[]): Promise<void>;
+  /**
+   * Deletes references from one object's property, in one transaction: those to `to` (class and id), or all of them
+   * when `to` is null. @returns how many were deleted.
+   */
+  deleteReferences(cls: string, id: string, property: string, to: { to_class: string; to_id: string } | null): Promise<number>;
   /** References from these objects of a class, in insertion order. */
   referencesFrom(cls: string, ids: readonly string[]): Promise<StoredReference[]>;
 

@@ -16,4 +16,4 @@ export function renderWeaviateError(err: unknown): { status: number; body: unkno
 }
 
 /** URL prefixes of the Weaviate dialect (errors under them are rendered in its shape). */
-export const WEAVIATE_PATH = /^\/v1\/(schema|batch|objects|graphql|meta|nodes|\.well-known)(\/|\?|$)/;
+export const WEAVIATE_PATH = /^\/v1\/(schema|batch|objects|graphql|meta|nodes|cluster|backups|classifications|aliases|authz|users|replication|tokenize|modules|\.well-known)(\/|\?|$)/;

@@ -54,6 +54,11 @@ export const weaviateMetaRoutes: FastifyPluginAsync<{ collections: CollectionSer
       ],
     };
   };
+  // A single node: always in sync with itself.
+  app.get("/v1/cluster/statistics", async () => ({
+    statistics: [{ name: hostname(), status: "HEALTHY", ready: true, open: true, isVoter: true, leaderId: hostname(), leaderAddress: "127.0.0.1", dbLoaded: true, initialLastAppliedIndex: 0, lastAppliedIndex: 0, raft: { state: "Leader", numPeers: "0" }, candidates: {} }],
+    synchronized: true,
+  }));
   app.get<{ Querystring: { output?: string } }>("/v1/nodes", async (req) => nodes(req.caller, req.query.output));
   app.get<{ Params: { className: string }; Querystring: { output?: string } }>("/v1/nodes/:className", async (req) => nodes(req.caller, req.query.output, normalizeClassName(req.params.className)));
 };

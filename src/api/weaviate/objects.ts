@@ -2,6 +2,7 @@ import type { FastifyPluginAsync, FastifyReply } from "fastify";
 import type { CollectionService } from "../../collections/collection-service.js";
 import { FORBIDDEN_PREFIX } from "../../collections/access.js";
 import { CollectionError, unprocessable } from "../../collections/errors.js";
+import { vectorSlots } from "../../collections/schema.js";
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 /** `include=vector` (or a comma list holding it). */
@@ -24,7 +25,10 @@ export const weaviateObjectsRoutes: FastifyPluginAsync<{ collections: Collection
   app.get<{ Params: { className: string; id: string }; Querystring: { include?: string } }>("/v1/objects/:className/:id", { exposeHeadRoute: false }, async (req, reply) =>
     one(req.caller, req.params.className, req.params.id, req.query.include, reply),
   );
-  app.get<{ Params: { id: string }; Querystring: { include?: string } }>("/v1/objects/:id", async (req, reply) => one(req.caller, null, req.params.id, req.query.include, reply));
+  app.get<{ Params: { id: string }; Querystring: { include?: string } }>("/v1/objects/:id", { exposeHeadRoute: false }, async (req, reply) =>
+    one(req.caller, null, req.params.id, req.query.include, reply),
+  );
+  app.head<{ Params: { id: string } }>("/v1/objects/:id", async (req, reply) => reply.status((await collections.getObject(req.caller, null, req.params.id, false)) ? 204 : 404).send());
 
   app.head<{ Params: { className: string; id: string } }>("/v1/objects/:className/:id", async (req, reply) => {
     const o = await collections.getObject(req.caller, req.params.className, req.params.id, false);
@@ -52,6 +56,47 @@ export const weaviateObjectsRoutes: FastifyPluginAsync<{ collections: Collection
     return r!.object;
   };
   app.post("/v1/objects", async (req) => createOne(req.caller, req.body));
+
+  // PATCH merges: the given properties over the stored ones; vectors kept unless given (a vectorized one is
+  // re-embedded when properties change, as Weaviate does). 204, or 404 when absent.
+  app.patch<{ Params: { className: string; id: string } }>("/v1/objects/:className/:id", async (req, reply) => {
+    const body = isObject(req.body) ? req.body : {};
+    const existing = await collections.getObject(req.caller, req.params.className, req.params.id, true);
+    if (!existing) return reply.status(404).send();
+    const def = collections.getClass(req.caller, existing.class)!;
+    const props = isObject(body.properties) ? body.properties : {};
+    const changed = Object.keys(props).length > 0;
+    const kept: Record<string, number[]> = {};
+    for (const slot of vectorSlots(def)) {
+      const v = slot.name === "default" ? (existing.vector ?? existing.vectors?.default) : existing.vectors?.[slot.name];
+      if (v && v.length && !(changed && slot.module !== "none")) kept[slot.name] = v;
+    }
+    const given = isObject(body.vectors) ? body.vectors : {};
+    const vectors: Record<string, unknown> = { ...kept, ...given };
+    if (Array.isArray(body.vector)) vectors.default = body.vector;
+    await createOne(req.caller, { class: existing.class, id: existing.id, properties: { ...existing.properties, ...props }, vectors });
+    return reply.status(204).send();
+  });
+
+  app.delete<{ Params: { id: string } }>("/v1/objects/:id", async (req, reply) => {
+    const o = await collections.getObject(req.caller, null, req.params.id, false);
+    if (!o) return reply.status(404).send();
+    await collections.deleteObject(req.caller, o.class, o.id);
+    return reply.status(204).send();
+  });
+
+  // One object's references: POST adds `{beacon}`, PUT replaces the property's list with `[{beacon}]`, DELETE removes `{beacon}`.
+  type RefRoute = { Params: { className: string; id: string; prop: string } };
+  const refs = (op: "add" | "replace" | "delete") => async (req: { caller: string | null; params: RefRoute["Params"]; body: unknown }, reply: FastifyReply) => {
+    const { className, id, prop } = req.params;
+    if (op === "replace" && !Array.isArray(req.body)) throw unprocessable("PUT .../references/{property} takes a list of references: [{\"beacon\": …}]");
+    if (op !== "replace" && !isObject(req.body)) throw unprocessable("a reference is an object: {\"beacon\": \"weaviate://localhost/<Class>/<uuid>\"}");
+    await collections.objectReferences(req.caller, op, className, id, prop, op === "replace" ? (req.body as unknown[]) : [req.body]);
+    return reply.status(op === "delete" ? 204 : 200).send();
+  };
+  app.post<RefRoute>("/v1/objects/:className/:id/references/:prop", (req, reply) => refs("add")(req, reply));
+  app.put<RefRoute>("/v1/objects/:className/:id/references/:prop", (req, reply) => refs("replace")(req, reply));
+  app.delete<RefRoute>("/v1/objects/:className/:id/references/:prop", (req, reply) => refs("delete")(req, reply));
   app.put<{ Params: { className: string; id: string } }>("/v1/objects/:className/:id", async (req) =>
     createOne(req.caller, { ...(isObject(req.body) ? req.body : {}), class: req.params.className, id: req.params.id }),
   );

@@ -239,6 +239,13 @@ export class SqliteCollectionStore implements CollectionStore {
     })();
   }
 
+  async deleteReferences(cls: string, id: string, property: string, to: { to_class: string; to_id: string } | null): Promise<number> {
+    const r = to
+      ? this.sql(`DELETE FROM collection_references WHERE from_class = ? AND from_id = ? AND property = ? AND to_class = ? AND to_id = ?`).run(cls, id, property, to.to_class, to.to_id)
+      : this.sql(`DELETE FROM collection_references WHERE from_class = ? AND from_id = ? AND property = ?`).run(cls, id, property);
+    return r.changes;
+  }
+
   async referencesFrom(cls: string, ids: readonly string[]): Promise<StoredReference[]> {
     const out: StoredReference[] = [];
     for (let i = 0; i < ids.length; i += 100) {
