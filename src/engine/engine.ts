@@ -206,14 +206,15 @@ export class Engine {
    * PostgreSQL when `databaseUrl` is given (store/open.ts picks).
    */
   static async open(options: EngineOptions): Promise<Engine> {
-    const { store, blobs, vault, budgets } = await openStore({ dataDir: options.dataDir, databaseUrl: options.databaseUrl }, { blobs: options.blobs });
+    const { kind, store, blobs, vault, budgets } = await openStore({ dataDir: options.dataDir, databaseUrl: options.databaseUrl }, { blobs: options.blobs });
     return new Engine(
       store,
       blobs,
       vault,
       options.config,
       options.log ?? silentLog,
-      options.pollMs ?? 250,
+      // On PostgreSQL, NOTIFY wakes dispatchers when work arrives: the poll is only a fallback.
+      options.pollMs ?? (kind === "postgres" ? 1000 : 250),
       options.cacheDir ?? join(options.dataDir, "cache"),
       options.retention,
       options.finalization,
