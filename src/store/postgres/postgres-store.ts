@@ -255,7 +255,9 @@ export class PostgresStore implements Store {
 
   async insertBatch(b: Batch, providerKey: string | null): Promise<void> {
     const row: Row = { ...b, provider_key: providerKey, errors: b.errors && JSON.stringify(b.errors), metadata: b.metadata && JSON.stringify(b.metadata) };
-    const cols = Object.keys(row).filter((c) => c === "id" || c === "provider_key" || BATCH_COLUMNS.has(c));
+    const cols = Object.keys(row);
+    // As in SQLite, where an unknown key fails the INSERT: a Batch field without a column must not vanish silently.
+    for (const c of cols) if (c !== "id" && c !== "provider_key" && !BATCH_COLUMNS.has(c)) throw new Error(`Unknown batch column ${c}`);
     await this.db.tx(async (c) => {
       await c.query(`INSERT INTO batches (${cols.join(", ")}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(", ")})`, cols.map((k) => row[k] ?? null));
       await c.query(`INSERT INTO batch_counts (batch_id) VALUES ($1)`, [b.id]);
@@ -533,6 +535,7 @@ export class PostgresStore implements Store {
         `DELETE FROM batches WHERE id = $1`,
         `DELETE FROM vendor_jobs WHERE batch_id = $1`,
         `DELETE FROM native_runs WHERE batch_id = $1`,
+        `DELETE FROM vendor_job_progress WHERE batch_id = $1`,
       ]) {
         await c.query(sql, [batchId]);
       }
