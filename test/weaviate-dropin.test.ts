@@ -343,3 +343,42 @@ describe("Weaviate drop-in: single-object routes through the client and raw HTTP
     expect(stats.body).toMatchObject({ synchronized: true, statistics: [{ status: "HEALTHY", ready: true }] });
   });
 });
+
+describe("Weaviate drop-in: classes stored by an earlier OpenBatch", () => {
+  it("are completed with Weaviate's defaults at start, so config.get() reads them", async () => {
+    const { mkdtemp, rm } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { SqliteCollectionStore } = await import("../src/store/sqlite/collection-store.js");
+    const dataDir = await mkdtemp(join(tmpdir(), "openbatch-old-class-"));
+    // The class JSON OpenBatch stored before it rendered every index field.
+    const store = new SqliteCollectionStore(join(dataDir, "openbatch.db"));
+    await store.putClass(
+      "Old",
+      {
+        class: "Old",
+        vectorizer: "none",
+        moduleConfig: {},
+        vectorIndexType: "hnsw",
+        vectorIndexConfig: { distance: "dot", ef: -1, efConstruction: 128, maxConnections: 32, dynamicEfMin: 100, dynamicEfMax: 500, dynamicEfFactor: 8 },
+        properties: [{ name: "title", dataType: ["text"], tokenization: "word", indexFilterable: true, indexSearchable: true }],
+        invertedIndexConfig: { bm25: { b: 0.75, k1: 1.2 }, cleanupIntervalSeconds: 60, stopwords: { preset: "en", additions: null, removals: null } },
+        multiTenancyConfig: { enabled: false },
+        replicationConfig: { factor: 1 },
+        shardingConfig: { virtualPerPhysical: 128, desiredCount: 1, actualCount: 1, desiredVirtualCount: 128, actualVirtualCount: 128, key: "_id", strategy: "hash", function: "murmur3" },
+      },
+      null,
+    );
+    await store.close();
+    const server = await startServer({}, { dataDir, grpcPort: 0 });
+    const client = await connect(server);
+    try {
+      const config = await client.collections.use("Old").config.get();
+      expect(config.vectorizers.default!.indexConfig).toMatchObject({ distance: "dot", cleanupIntervalSeconds: 300, flatSearchCutoff: 40000 });
+    } finally {
+      await client.close();
+      await server.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -7,9 +7,26 @@ import { deleteObject, deleteObjects, getObject, listObjects } from "./object-op
 import { batchReferences, objectReferences } from "./reference-ops.js";
 import { addProperty, createClass, deleteClass, getClass, listClasses } from "./schema-ops.js";
 import type { ClassDef, PropertyDef } from "./schema.js";
+import { completeIndexConfig } from "./vector-config.js";
 import { count, search } from "./search.js";
 
 export * from "./collection-types.js";
+
+/**
+ * A class as stored before OpenBatch rendered every block Weaviate returns, completed with Weaviate's defaults
+ * (stored values kept), so `config.get()` of the clients reads it.
+ */
+function completeClass(def: ClassDef): ClassDef {
+  return {
+    ...def,
+    vectorIndexConfig: completeIndexConfig(def.vectorIndexType, def.vectorIndexConfig),
+    properties: def.properties.map((p) => ({ ...p, indexRangeFilters: p.indexRangeFilters ?? false })),
+    invertedIndexConfig: { indexTimestamps: false, indexPropertyLength: false, indexNullState: false, ...def.invertedIndexConfig },
+    // Typed as complete, but a class stored earlier holds only `enabled` / `factor`.
+    multiTenancyConfig: { ...{ enabled: false, autoTenantCreation: false, autoTenantActivation: false }, ...def.multiTenancyConfig },
+    replicationConfig: { ...{ factor: 1, asyncEnabled: false, deletionStrategy: "NoAutomatedResolution" }, ...def.replicationConfig },
+  };
+}
 export type { Caller } from "./access.js";
 
 /**
@@ -40,7 +57,7 @@ export class CollectionService {
     if (options.indexDir) await mkdir(options.indexDir, { recursive: true });
     const counts = await options.store.countObjects();
     for (const stored of await options.store.listClasses()) {
-      const def = stored.definition as ClassDef;
+      const def = completeClass(stored.definition as ClassDef);
       const { index, named } = await ctx.openIndexes(def, stored.version);
       ctx.classes.set(def.class, { def, owner: stored.owner, index, named, count: counts.get(def.class) ?? 0, lastWrite: 0, lastSave: Date.now() });
     }

@@ -158,6 +158,16 @@ function parseDistance(path: string, raw: unknown): Distance {
 }
 
 /**
+ * A stored index config with the fields Weaviate returns that it lacks filled in with their defaults (classes saved
+ * before OpenBatch rendered them), so the clients can read it. Stored values win.
+ */
+export function completeIndexConfig(type: IndexType, stored: VectorIndexConfig): VectorIndexConfig {
+  if (stored.cleanupIntervalSeconds !== undefined && stored.pq !== undefined) return stored;
+  const defaults = type === "flat" ? { ...HNSW_DEFAULTS, ...FLAT_DEFAULTS, pq: PQ_DEFAULT, bq: { enabled: false, rescoreLimit: -1, cache: false } } : { ...HNSW_DEFAULTS, pq: PQ_DEFAULT, bq: BQ_DEFAULT, sq: SQ_DEFAULT };
+  return { ...structuredClone(defaults), ...stored } as VectorIndexConfig;
+}
+
+/**
  * Validates a vector index config of `type` and fills in Weaviate's defaults.
  * @returns the config to store: for hnsw Weaviate's JSON; for flat and dynamic their JSON plus the HNSW fields our index
  * reads (left out of the JSON by `renderIndexConfig`).
