@@ -75,6 +75,28 @@ export interface SearchResult {
   certainty: number | null;
   creationTimeUnix: number;
   lastUpdateTimeUnix: number;
+  /** BM25F or hybrid score (bm25.ts, hybrid.ts); absent for other searches. */
+  score?: number;
+  /** How the score came about, in Weaviate's words; absent for other searches. */
+  explainScore?: string;
+}
+
+/** A keyword (BM25F) search: see bm25.ts. `properties` may carry boosts (`title^2`). */
+export interface KeywordQuery {
+  query: string;
+  properties?: string[];
+  operator?: "Or" | "And";
+  minimumOrTokensMatch?: number;
+}
+
+/** A hybrid search (keyword + vector, fused; hybrid.ts): the vector is given, or the query embedded by the vectorizer. */
+export interface HybridQuery extends KeywordQuery {
+  /** Weight of the vector search, 0..1 (Weaviate's default 0.75). */
+  alpha?: number;
+  fusionType?: "rankedFusion" | "relativeScoreFusion";
+  vector?: number[];
+  /** Largest vector distance of the vector part (`maxVectorDistance`). */
+  maxVectorDistance?: number;
 }
 
 /** A search: at most one of `vector`, `concepts` (embedded with the class's vectorizer) and `nearObject`. */
@@ -95,6 +117,14 @@ export interface SearchQuery {
   /** Smallest certainty returned (cosine only). */
   certainty?: number;
   includeVector?: boolean;
+  /** Keyword search (BM25F); with `where` it ranks the objects the filter lets through. */
+  bm25?: KeywordQuery;
+  /** Hybrid search; `targetVector` names the vector searched. */
+  hybrid?: HybridQuery;
+  /** Sort keys of a listing (sort.ts). */
+  sort?: { path: string[]; order: "asc" | "desc" }[];
+  /** Weaviate's autocut: keep the results before the n-th jump of the score/distance curve. */
+  autocut?: number;
 }
 
 /** `DELETE /v1/batch/objects`. */

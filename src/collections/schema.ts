@@ -24,7 +24,7 @@ const UNSUPPORTED_TYPES = new Set(["geoCoordinates", "phoneNumber", "blob", "obj
 /** Deprecated spellings Weaviate still accepts. */
 const ALIASES: Record<string, PrimitiveType> = { string: "text", "string[]": "text[]" };
 
-export const TOKENIZATIONS = ["word", "lowercase", "whitespace", "field"] as const;
+export const TOKENIZATIONS = ["word", "lowercase", "whitespace", "field", "trigram"] as const;
 export type Tokenization = (typeof TOKENIZATIONS)[number];
 
 /** A property of a class, as `GET /v1/schema` renders it. */

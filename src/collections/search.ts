@@ -8,6 +8,9 @@ import { DEFAULT_VECTOR } from "./vector-config.js";
 import { embedForSlot } from "./vectorizers.js";
 import { exactSearch, type SearchHit } from "./vector-index.js";
 import { compileWhere } from "./where-filter.js";
+import { autocut } from "./hybrid.js";
+import { keywordSearch } from "./keyword-search.js";
+import { compileSort } from "./sort.js";
 
 /* Search: vector (given, nearText, nearObject) and filtered, or a listing in insertion order; counts. Both need `read` (access.ts). */
 
@@ -27,6 +30,9 @@ export async function search(ctx: CollectionContext, caller: Caller, q: SearchQu
   const offset = q.offset ?? 0;
   const want = offset + q.limit;
   if (q.limit <= 0) return [];
+  if (q.autocut !== undefined && (!Number.isInteger(q.autocut) || q.autocut < 0)) throw unprocessable("autocut must be an integer >= 0");
+  if (q.bm25 && q.hybrid) throw unprocessable("found more than one search operator (bm25, hybrid): use one");
+  if (q.bm25 || q.hybrid) return keywordSearch(ctx, caller, st, q, predicate, (o) => result(o, null, st, null), search);
 
   let query: Float32Array | null = null;
   const searching = q.vector !== undefined || q.concepts !== undefined || q.nearObject !== undefined;
@@ -52,6 +58,16 @@ export async function search(ctx: CollectionContext, caller: Caller, q: SearchQu
     query = v;
   }
 
+  if (q.sort && query) throw unprocessable("sort cannot be combined with a vector search (nearVector, nearText, nearObject): results are ordered by distance");
+  if (q.sort) {
+    // A sorted listing: every match, sorted, then paged (sort.ts).
+    if (q.after) throw unprocessable("sort cannot be combined with the cursor (after)");
+    const cmp = compileSort(q.sort, st.def);
+    const found: StoredObject[] = [];
+    await ctx.scan(st, predicate, (o) => (found.push(o), true), 0, q.includeVector === true);
+    return found.sort(cmp).slice(offset, want).map((o) => result(o, null, st, null));
+  }
+  if (!query && q.autocut) throw unprocessable("autocut needs a search (nearVector, nearText, nearObject, bm25, hybrid) to cut by score");
   if (!query) {
     // A listing: insertion order, after a cursor.
     let afterSeq = 0;
@@ -88,7 +104,9 @@ export async function search(ctx: CollectionContext, caller: Caller, q: SearchQu
     if (distance !== "cosine") throw unprocessable(`can't compute and return certainty when vector index is configured with ${distance} distance`);
     maxDistance = Math.min(maxDistance, 2 * (1 - q.certainty));
   }
-  hits = hits.filter((h) => h.distance <= maxDistance + 1e-6).slice(offset);
+  hits = hits.filter((h) => h.distance <= maxDistance + 1e-6);
+  if (q.autocut) hits = hits.slice(0, autocut(hits.map((h) => h.distance), q.autocut));
+  hits = hits.slice(offset);
   const objects = new Map((await ctx.options.store.objectsBySeq(cls, hits.map((h) => h.label), q.includeVector === true)).map((o) => [o.seq, o]));
   return hits.filter((h) => objects.has(h.label)).map((h) => result(objects.get(h.label)!, h.distance, st, distance));
 }

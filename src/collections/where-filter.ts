@@ -7,17 +7,19 @@
  * (Weaviate's default `word`: lower-cased runs of letters and digits; all the value's tokens must be present).
  */
 import { unprocessable } from "./errors.js";
+import { analyze } from "./inverted-index.js";
+import { compileTimestampFilter, isTimestampPath, type TimestampTarget } from "./meta-filters.js";
 import { isReferenceType, normalizePropertyName, type ClassDef, type PropertyDef, type Tokenization } from "./schema.js";
 
 /** What a filter sees of an object. */
-export interface FilterTarget {
+export interface FilterTarget extends TimestampTarget {
   id: string;
   properties: Record<string, unknown>;
 }
 
 export type Predicate = (o: FilterTarget) => boolean;
 
-const OPERATORS = ["And", "Or", "Not", "Equal", "NotEqual", "GreaterThan", "GreaterThanEqual", "LessThan", "LessThanEqual", "Like", "IsNull", "ContainsAny", "ContainsAll"] as const;
+const OPERATORS = ["And", "Or", "Not", "Equal", "NotEqual", "GreaterThan", "GreaterThanEqual", "LessThan", "LessThanEqual", "Like", "IsNull", "ContainsAny", "ContainsAll", "ContainsNone"] as const;
 type Operator = (typeof OPERATORS)[number];
 
 const VALUE_KEYS = ["valueText", "valueString", "valueInt", "valueNumber", "valueBoolean", "valueDate"] as const;
@@ -34,6 +36,8 @@ export function tokenize(text: string, tokenization: Tokenization | undefined): 
       return text.split(/\s+/).filter(Boolean);
     case "lowercase":
       return text.toLowerCase().split(/\s+/).filter(Boolean);
+    case "trigram":
+      return analyze(text, "trigram");
     default:
       return text.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [];
   }
@@ -75,6 +79,9 @@ export function compileWhere(filter: unknown, def: ClassDef): Predicate {
     return (o) => cmp([o.id]);
   }
 
+  // The object's creation / last update time (meta-filters.ts).
+  if (isTimestampPath(name)) return compileTimestampFilter(name, op, filter);
+
   const prop = def.properties.find((p) => p.name === normalizePropertyName(name));
   if (!prop) throw unprocessable(`no such prop with name '${normalizePropertyName(name)}' found in class '${def.class}' in the schema. Check your schema files for which properties in this class are available`);
   if (isReferenceType(prop.dataType)) throw unprocessable("invalid where filter: filtering on reference properties is not supported by OpenBatch");
@@ -89,14 +96,14 @@ export function compileWhere(filter: unknown, def: ClassDef): Predicate {
   const cmp = comparator(op, values, (x) => (base === "text" ? tokenize(String(x), prop.tokenization) : [x]), prop.tokenization);
   return (o) => {
     const v = o.properties[prop.name];
-    if (v === undefined || v === null) return op === "NotEqual";
+    if (v === undefined || v === null) return op === "NotEqual" || op === "ContainsNone";
     return cmp(Array.isArray(v) ? v : [v]);
   };
 }
 
 /** The one value (or array, for Contains*) a filter carries. */
 function valueOf(filter: Record<string, unknown>, op: Operator): unknown {
-  const keys: readonly string[] = op === "ContainsAny" || op === "ContainsAll" ? [...ARRAY_VALUE_KEYS, ...VALUE_KEYS] : VALUE_KEYS;
+  const keys: readonly string[] = op === "ContainsAny" || op === "ContainsAll" || op === "ContainsNone" ? [...ARRAY_VALUE_KEYS, ...VALUE_KEYS] : VALUE_KEYS;
   const present = keys.filter((k) => filter[k] !== undefined && filter[k] !== null);
   if (present.length !== 1) throw unprocessable(`invalid where filter: operator ${op} needs exactly one of ${keys.join(", ")}`);
   return filter[present[0]!];
@@ -162,6 +169,11 @@ function comparator(op: Operator, filterValues: unknown[], tokensOf: (x: unknown
       return (values) => {
         const have = propTokens(values);
         return filterTokens.every((t) => contains(have, t));
+      };
+    case "ContainsNone":
+      return (values) => {
+        const have = propTokens(values);
+        return !filterTokens.some((t) => contains(have, t));
       };
     case "Like": {
       const ci = tokenization === undefined || tokenization === "word" || tokenization === "lowercase";

@@ -9,6 +9,7 @@ import { isReferenceType, normalizePropertyName, type ClassDef } from "../../col
 import { OpenBatchError } from "../../core/errors.js";
 import type { ApiKeyAuth } from "../auth.js";
 import { MalformedRequest, malformedStatus, withMalformedRequests } from "./malformed.js";
+import { applySearchOptions, UnimplementedSearchOption, type SearchOptionsMsg } from "./search-options.js";
 
 /** Settings of the Weaviate gRPC endpoint. */
 export interface WeaviateGrpcOptions {
@@ -96,11 +97,11 @@ interface TargetedMsg {
   targets?: TargetsMsg;
   selection?: Buffer;
 }
-interface SearchRequestMsg {
+interface SearchRequestMsg extends SearchOptionsMsg {
   collection?: string;
   tenant?: string;
   properties?: { nonRefProperties?: string[]; returnAllNonrefProperties?: boolean; refProperties?: Buffer[]; objectProperties?: Buffer[] };
-  metadata?: { uuid?: boolean; vector?: boolean; creationTimeUnix?: boolean; lastUpdateTimeUnix?: boolean; distance?: boolean; certainty?: boolean; isConsistent?: boolean; vectors?: string[] };
+  metadata?: { uuid?: boolean; vector?: boolean; creationTimeUnix?: boolean; lastUpdateTimeUnix?: boolean; distance?: boolean; certainty?: boolean; score?: boolean; explainScore?: boolean; isConsistent?: boolean; vectors?: string[] };
   limit?: number;
   offset?: number;
   after?: string;
@@ -118,9 +119,6 @@ interface SearchRequestMsg {
   nearText?: TargetedMsg & { query?: string[]; certainty?: number; distance?: number; moveTo?: Buffer; moveAway?: Buffer };
   // Sent only to be refused (UNIMPLEMENTED).
   groupBy?: Buffer;
-  sortBy?: Buffer[];
-  hybridSearch?: Buffer;
-  bm25Search?: Buffer;
   nearImage?: Buffer;
   nearAudio?: Buffer;
   nearVideo?: Buffer;
@@ -130,7 +128,6 @@ interface SearchRequestMsg {
   generative?: Buffer;
   rerank?: Buffer;
   boost?: Buffer;
-  autocut?: number;
 }
 interface BatchDeleteRequestMsg {
   collection?: string;
@@ -183,7 +180,7 @@ function loadServices(): Services {
 function toStatus(err: unknown): Partial<grpc.StatusObject> {
   const message = err instanceof Error ? err.message : String(err);
   let code = grpc.status.INTERNAL;
-  if (err instanceof GrpcUnimplementedError) return { code: grpc.status.UNIMPLEMENTED, details: message };
+  if (err instanceof GrpcUnimplementedError || err instanceof UnimplementedSearchOption) return { code: grpc.status.UNIMPLEMENTED, details: message };
   const status = err instanceof CollectionError || err instanceof OpenBatchError ? err.status : err instanceof GrpcInputError ? 400 : 500;
   if (status === 400 || status === 422) code = grpc.status.INVALID_ARGUMENT;
   else if (status === 401) code = grpc.status.UNAUTHENTICATED;
@@ -440,6 +437,7 @@ async function search(collections: CollectionService, caller: Caller, req: Searc
   const wantVector = meta.vector === true || (meta.vectors ?? []).length > 0;
   const q: SearchQuery = { class: req.collection ?? "", limit: req.limit || DEFAULT_LIMIT, offset: req.offset || undefined, after: req.after || undefined, includeVector: wantVector };
   if (req.filters) q.where = toWhere(req.filters, def);
+  applySearchOptions(req, q);
   const near = req.nearVector ?? req.nearText ?? req.nearObject;
   const target = near ? targetOf(near) : undefined;
   if (target !== undefined) q.targetVector = target;
@@ -492,6 +490,8 @@ async function search(collections: CollectionService, caller: Caller, req: Searc
       ...(meta.lastUpdateTimeUnix ? { lastUpdateTimeUnix: h.lastUpdateTimeUnix, lastUpdateTimeUnixPresent: true } : {}),
       ...(meta.distance && h.distance !== null ? { distance: h.distance, distancePresent: true } : {}),
       ...(meta.certainty && h.certainty !== null ? { certainty: h.certainty, certaintyPresent: true } : {}),
+      ...(meta.score && h.score !== undefined ? { score: h.score, scorePresent: true } : {}),
+      ...(meta.explainScore && h.explainScore !== undefined ? { explainScore: h.explainScore, explainScorePresent: true } : {}),
       ...(meta.isConsistent ? { isConsistent: true, isConsistentPresent: true } : {}),
       ...vectorFields(h),
     },
@@ -513,9 +513,6 @@ function refuseUnimplemented(req: SearchRequestMsg): void {
   const sent = (b: Buffer | Buffer[] | undefined) => (Array.isArray(b) ? b.length > 0 : b !== undefined && b !== null);
   const options: [keyof SearchRequestMsg, string][] = [
     ["groupBy", "groupBy"],
-    ["sortBy", "sort"],
-    ["hybridSearch", "hybrid search"],
-    ["bm25Search", "bm25 search"],
     ["nearImage", "nearImage"],
     ["nearAudio", "nearAudio"],
     ["nearVideo", "nearVideo"],
@@ -527,7 +524,6 @@ function refuseUnimplemented(req: SearchRequestMsg): void {
     ["boost", "boost"],
   ];
   for (const [field, name] of options) if (sent(req[field] as Buffer | Buffer[] | undefined)) throw new GrpcUnimplementedError(`search: ${name} is not supported by OpenBatch`);
-  if (req.autocut) throw new GrpcUnimplementedError("search: autoLimit (autocut) is not supported by OpenBatch");
   if (sent(req.properties?.refProperties)) throw new GrpcUnimplementedError("search: returnReferences is not supported by OpenBatch over gRPC");
   if (sent(req.properties?.objectProperties)) throw new GrpcUnimplementedError("search: returning nested object properties is not supported by OpenBatch");
   if (sent(req.nearText?.moveTo) || sent(req.nearText?.moveAway)) throw new GrpcUnimplementedError("nearText: moveTo / moveAway are not supported by OpenBatch");

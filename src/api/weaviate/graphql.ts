@@ -3,6 +3,7 @@ import { CollectionError } from "../../collections/errors.js";
 import { MAX_NESTING_DEPTH, nestsDeeperThan } from "../../core/nesting.js";
 import type { Caller, CollectionService, SearchQuery, SearchResult } from "../../collections/collection-service.js";
 import { isReferenceType, type ClassDef } from "../../collections/schema.js";
+import { parseBm25Arg, parseHybridArg, parseSortArg } from "./search-args.js";
 
 /**
  * `POST /v1/graphql` with the subset of Weaviate's GraphQL that clients use for search, parsed by hand:
@@ -282,8 +283,8 @@ function toJson(v: Value, variables: Record<string, unknown>): unknown {
 const DEFAULT_LIMIT = 10;
 const MAX_RESULTS = 10_000;
 
-const ADDITIONAL = new Set(["id", "distance", "certainty", "vector", "creationTimeUnix", "lastUpdateTimeUnix"]);
-const GET_ARGS = new Set(["nearVector", "nearText", "nearObject", "where", "limit", "offset", "after"]);
+const ADDITIONAL = new Set(["id", "distance", "certainty", "vector", "creationTimeUnix", "lastUpdateTimeUnix", "score", "explainScore"]);
+const GET_ARGS = new Set(["nearVector", "nearText", "nearObject", "where", "limit", "offset", "after", "bm25", "hybrid", "sort", "autocut"]);
 
 interface GraphQLAnswer {
   data: Record<string, unknown> | null;
@@ -395,7 +396,7 @@ async function runGet(service: CollectionService, caller: Caller, f: Field, vars
   const limit = arg("limit") === undefined || arg("limit") === null ? DEFAULT_LIMIT : nonNegativeInt(arg("limit"), "limit", f);
   const offset = arg("offset") === undefined || arg("offset") === null ? 0 : nonNegativeInt(arg("offset"), "offset", f);
   if (limit + offset > MAX_RESULTS) throw new GraphQLError(`query maximum results exceeded: offset + limit must be at most ${MAX_RESULTS}`);
-  const near = ["nearVector", "nearText", "nearObject"].filter((n) => f.args.has(n));
+  const near = ["nearVector", "nearText", "nearObject", "bm25", "hybrid"].filter((n) => f.args.has(n));
   if (near.length > 1) throw new GraphQLError(`found more than one search operator (${near.join(", ")}): use one`);
   const q: SearchQuery = { class: f.name, limit, offset };
   const where = arg("where");
@@ -438,6 +439,15 @@ async function runGet(service: CollectionService, caller: Caller, f: Field, vars
     q.nearObject = id;
     thresholds(o, "nearObject");
   }
+  // Keyword, hybrid and sorted searches (search-args.ts).
+  if (near[0] === "bm25") q.bm25 = parseBm25Arg(arg("bm25"));
+  else if (near[0] === "hybrid") {
+    const h = parseHybridArg(arg("hybrid"));
+    q.hybrid = h.hybrid;
+    if (h.targetVector) q.targetVector = h.targetVector;
+  }
+  if (arg("sort") !== undefined && arg("sort") !== null) q.sort = parseSortArg(arg("sort"));
+  if (arg("autocut") !== undefined && arg("autocut") !== null) q.autocut = nonNegativeInt(arg("autocut"), "autocut", f);
   const wantsVector = f.selections!.some((s) => s.name === "_additional" && s.selections!.some((a) => a.name === "vector"));
   q.includeVector = wantsVector;
   const results = await service.search(caller, q);
@@ -456,6 +466,8 @@ function renderHit(r: SearchResult, selections: Field[], cls: string): Record<st
           : a.name === "distance" ? r.distance
           : a.name === "certainty" ? r.certainty
           : a.name === "vector" ? r.vector
+          : a.name === "score" ? (r.score === undefined ? null : String(r.score))
+          : a.name === "explainScore" ? (r.explainScore ?? null)
           : a.name === "creationTimeUnix" ? String(r.creationTimeUnix)
           : String(r.lastUpdateTimeUnix);
         add[keyOf(a)] = v ?? null;

@@ -1,0 +1,112 @@
+import type { SearchQuery } from "../../collections/collection-service.js";
+import { CollectionError } from "../../collections/errors.js";
+
+/*
+ * The gRPC Search options of keyword, hybrid and sorted searches (weaviate.proto BM25, Hybrid, SortBy, autocut), read
+ * into a SearchQuery. What OpenBatch does not serve is refused by name (UNIMPLEMENTED), never dropped.
+ */
+
+/** An option of Weaviate's gRPC Search that OpenBatch does not implement (the server answers UNIMPLEMENTED). */
+export class UnimplementedSearchOption extends Error {}
+
+interface OperatorMsg {
+  operator?: number;
+  minimumOrTokensMatch?: number;
+}
+interface VectorsMsg {
+  name?: string;
+  vectorBytes?: Buffer;
+  type?: number;
+}
+/** The decoded messages read here. */
+export interface SearchOptionsMsg {
+  autocut?: number;
+  sortBy?: { ascending?: boolean; path?: string[] }[];
+  bm25Search?: { query?: string; properties?: string[]; searchOperator?: OperatorMsg };
+  hybridSearch?: {
+    query?: string;
+    properties?: string[];
+    vector?: number[];
+    alpha?: number;
+    fusionType?: number;
+    vectorBytes?: Buffer;
+    targetVectors?: string[];
+    nearText?: unknown;
+    nearVector?: { vectorBytes?: Buffer; vector?: number[]; vectors?: VectorsMsg[]; distance?: number; certainty?: number; vectorPerTarget?: Record<string, Buffer>; vectorForTargets?: unknown[] };
+    targets?: { targetVectors?: string[]; weightsForTargets?: unknown[] };
+    bm25SearchOperator?: OperatorMsg;
+    alphaParam?: number;
+    useAlphaParam?: boolean;
+    selection?: Buffer;
+    vectorDistance?: number;
+    vectors?: VectorsMsg[];
+  };
+}
+
+const bad = (message: string) => new CollectionError(422, message);
+
+function floats(bytes: Buffer | undefined): number[] | null {
+  if (!bytes || bytes.length === 0) return null;
+  if (bytes.length % 4 !== 0) throw bad(`vector bytes: length ${bytes.length} is not a multiple of 4`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return Array.from({ length: bytes.length / 4 }, (_, i) => view.getFloat32(i * 4, true));
+}
+
+function operatorOf(o: OperatorMsg | undefined): Pick<NonNullable<SearchQuery["bm25"]>, "operator" | "minimumOrTokensMatch"> {
+  if (!o) return {};
+  const out: Pick<NonNullable<SearchQuery["bm25"]>, "operator" | "minimumOrTokensMatch"> = {};
+  if (o.operator === 2) out.operator = "And";
+  else if (o.operator === 1) out.operator = "Or";
+  else if (o.operator) throw bad(`bm25: unknown search operator ${o.operator}`);
+  if (o.minimumOrTokensMatch !== undefined) out.minimumOrTokensMatch = o.minimumOrTokensMatch;
+  return out;
+}
+
+/** The one vector of a `vectors` list (several or multi-vectors are refused). */
+function oneVector(list: VectorsMsg[] | undefined): { vector: number[]; name?: string } | null {
+  if (!list || list.length === 0) return null;
+  if (list.length > 1) throw new UnimplementedSearchOption("hybrid: several query vectors (multi-target search) are not supported by OpenBatch");
+  if (list[0]!.type === 2) throw new UnimplementedSearchOption("hybrid: multi-vector queries are not supported by OpenBatch");
+  const v = floats(list[0]!.vectorBytes);
+  return v ? { vector: v, ...(list[0]!.name && list[0]!.name !== "default" ? { name: list[0]!.name } : {}) } : null;
+}
+
+/**
+ * Reads `bm25_search`, `hybrid_search`, `sort_by` and `autocut` into `q`.
+ * @throws UnimplementedSearchOption for hybrid's nearText sub-search, selection, several target vectors or weights;
+ * CollectionError 422 for bad values.
+ */
+export function applySearchOptions(req: SearchOptionsMsg, q: SearchQuery): void {
+  if (req.autocut) q.autocut = req.autocut;
+  if (req.sortBy && req.sortBy.length) q.sort = req.sortBy.map((s) => ({ path: s.path ?? [], order: s.ascending ? "asc" : "desc" }));
+  if (req.bm25Search) {
+    const b = req.bm25Search;
+    q.bm25 = { query: b.query ?? "", properties: b.properties?.length ? b.properties : undefined, ...operatorOf(b.searchOperator) };
+  }
+  if (req.hybridSearch) {
+    const h = req.hybridSearch;
+    if (h.nearText) throw new UnimplementedSearchOption("hybrid: a nearText vector query (vector: {query, moveTo, …}) is not supported by OpenBatch: give a vector, or let the query text be vectorized");
+    if (h.selection && h.selection.length) throw new UnimplementedSearchOption("hybrid: diversity selection (MMR) is not supported by OpenBatch");
+    if (h.targets?.weightsForTargets?.length) throw new UnimplementedSearchOption("hybrid: weights for target vectors are not supported by OpenBatch");
+    const targets = [...new Set([...(h.targetVectors ?? []), ...(h.targets?.targetVectors ?? [])])];
+    if (targets.length > 1) throw new UnimplementedSearchOption(`hybrid: a search over several target vectors (${targets.join(", ")}) is not supported by OpenBatch: name one`);
+    const nv = h.nearVector;
+    if (nv && (Object.keys(nv.vectorPerTarget ?? {}).length || (nv.vectorForTargets ?? []).length)) throw new UnimplementedSearchOption("hybrid: a vector per target vector is not supported by OpenBatch");
+    if (nv && (nv.distance !== undefined || nv.certainty !== undefined)) throw new UnimplementedSearchOption("hybrid: distance/certainty of the vector query are not supported by OpenBatch: use maxVectorDistance");
+    const fromList = oneVector(h.vectors) ?? oneVector(nv?.vectors);
+    const vector = floats(h.vectorBytes) ?? (h.vector?.length ? h.vector : null) ?? floats(nv?.vectorBytes) ?? (nv?.vector?.length ? nv.vector : null) ?? fromList?.vector ?? null;
+    // proto3 drops a zero alpha: absent `alpha` is 0 unless the client sends alpha_param.
+    const alpha = h.useAlphaParam ? (h.alphaParam ?? 0) : (h.alpha ?? 0);
+    q.hybrid = {
+      query: h.query ?? "",
+      properties: h.properties?.length ? h.properties : undefined,
+      alpha,
+      fusionType: h.fusionType === 1 ? "rankedFusion" : "relativeScoreFusion",
+      ...operatorOf(h.bm25SearchOperator),
+      ...(vector ? { vector } : {}),
+      ...(h.vectorDistance !== undefined ? { maxVectorDistance: h.vectorDistance } : {}),
+    };
+    const target = targets[0] ?? fromList?.name;
+    if (target) q.targetVector = target;
+  }
+}
