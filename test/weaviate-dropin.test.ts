@@ -382,3 +382,47 @@ describe("Weaviate drop-in: classes stored by an earlier OpenBatch", () => {
     }
   });
 });
+
+describe("Weaviate drop-in: named vectors across a restart", () => {
+  it("keeps each named vector's index (saved or rebuilt) on the same data dir", async () => {
+    const { mkdtemp, rm } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const dataDir = await mkdtemp(join(tmpdir(), "openbatch-named-restart-"));
+    const items = Array.from({ length: 20 }, (_, i) => ({ id: `00000000-0000-4000-8000-${String(i).padStart(12, "0")}`, properties: { n: i }, vectors: { a: [1, i, 0.5], b: [i % 3, 1, i] } }));
+    const nearest = async (server: TestServer) => {
+      const client = await connect(server);
+      try {
+        const c = client.collections.use("Twin");
+        const a = await c.query.nearVector([1, 7, 0.5], { targetVector: "a", limit: 1 });
+        const b = await c.query.nearVector([2, 1, 11], { targetVector: "b", limit: 1 });
+        return [a.objects[0]!.uuid, b.objects[0]!.uuid];
+      } finally {
+        await client.close();
+      }
+    };
+    let server = await startServer({}, { dataDir, grpcPort: 0 });
+    let before: string[];
+    try {
+      const client = await connect(server);
+      const twin = await client.collections.create({
+        name: "Twin",
+        properties: [{ name: "n", dataType: "int" }],
+        vectorizers: [weaviate.configure.vectors.selfProvided({ name: "a" }), weaviate.configure.vectors.selfProvided({ name: "b", vectorIndexConfig: weaviate.configure.vectorIndex.hnsw({ distanceMetric: "l2-squared" }) })],
+      });
+      expect((await twin.data.insertMany(items)).hasErrors).toBe(false);
+      await client.close();
+      before = await nearest(server);
+      expect(before).toEqual([items[7]!.id, items[11]!.id]);
+    } finally {
+      await server.close();
+    }
+    server = await startServer({}, { dataDir, grpcPort: 0 });
+    try {
+      expect(await nearest(server)).toEqual(before);
+    } finally {
+      await server.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
