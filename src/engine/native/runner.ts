@@ -217,16 +217,21 @@ export class NativeRunner implements NativeGate {
     let next = Date.now() + this.tickMs;
     for (const id of await this.store.vendorJobs.heldBatches()) {
       if (this.stopped) break;
-      const batch = await this.store.getBatch(id);
-      if (!batch || isTerminal(batch.status) || batch.status === "finalizing") {
-        await this.release(id);
-        continue;
-      }
+      // On a shared store every worker runs a runner: one at a time per batch, or a chunk could be submitted twice.
+      const unlock = this.store.lockBatch ? await this.store.lockBatch(id) : async () => undefined;
+      if (!unlock) continue;
       try {
+        const batch = await this.store.getBatch(id);
+        if (!batch || isTerminal(batch.status) || batch.status === "finalizing") {
+          await this.release(id);
+          continue;
+        }
         next = Math.min(next, await this.advance(batch));
       } catch (err) {
         if (this.stopped) break;
         this.log.error({ err, batch: id }, "native batch step failed; retrying");
+      } finally {
+        await unlock();
       }
     }
     return next - Date.now();
