@@ -650,6 +650,26 @@ export class Engine {
     return this.providers.modelIds();
   }
 
+  /** Rate limiters of this process's dispatcher by provider name: concurrency window, budgets, 429s, pause (read-only use). */
+  rateLimiters(): ReadonlyMap<string, ProviderRateLimiter> {
+    return this.dispatcher.rateLimiters();
+  }
+
+  /** Calls in flight from this process to `provider`. */
+  inFlightCount(provider: string): number {
+    return this.dispatcher.inFlightCount(provider);
+  }
+
+  /** The config's model prices, USD per 1 M tokens, by model id or glob (first match wins). */
+  get prices(): Readonly<Record<string, ModelPrice>> {
+    return this.config.prices;
+  }
+
+  /** Most request lines one batch may hold (config `limits.maxRequestsPerBatch`). */
+  get maxRequestsPerBatch(): number {
+    return this.config.limits.maxRequestsPerBatch;
+  }
+
   /** True when the batch is done (for in-process callers such as `openbatch run`). */
   static isDone(batch: Batch): boolean {
     return isTerminal(batch.status);
