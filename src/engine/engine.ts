@@ -3,7 +3,8 @@ import { BATCH_ENDPOINTS, isTerminal, type Batch, type BatchEndpoint, type Batch
 import type { Endpoint } from "../core/wire-format.js";
 import type { Config } from "../core/config.js";
 import { parseCompletionWindow } from "../core/duration.js";
-import { costOf, priceOf } from "../core/pricing.js";
+import { costOf, priceOf, type ModelPrice } from "../core/pricing.js";
+import type { ProviderRateLimiter } from "./rate-limiter.js";
 import { invalidRequest, notFound, OpenBatchError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import { validateMetadata } from "../core/metadata.js";
