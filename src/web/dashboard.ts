@@ -7,7 +7,6 @@ import type { CollectionService } from "../collections/collection-service.js";
 import { CollectionError } from "../collections/errors.js";
 import type { Engine } from "../engine/engine.js";
 import { ApiKeyAuth } from "../api/auth.js";
-import { maxRequestsOf } from "./engine-view.js";
 import { batchCounts, checkFile, errorGroups, filterOf, listRows, rowOf, searchItems, timelineOf } from "./insights.js";
 import { LiveSampler, type Tick } from "./sampler.js";
 
@@ -160,7 +159,7 @@ export async function dashboardRoutes(app: FastifyInstance, opts: DashboardOptio
 
   app.post("/dashboard/api/check", async (req) => {
     if (typeof req.body !== "string") throw invalidRequest("Send the JSONL file as the request body with content-type text/plain.", "body");
-    return checkFile(engine, req.body, maxRequestsOf(engine));
+    return checkFile(engine, req.body, engine.maxRequestsPerBatch);
   });
 
   app.get("/dashboard/api/collections", async (req) => {

@@ -5,7 +5,6 @@ import { isValidationError, RequestLineValidator } from "../core/request-line.js
 import type { Engine } from "../engine/engine.js";
 import { requestTokens } from "../engine/token-cost.js";
 import type { FinishedItem } from "../store/store.js";
-import { batchModeOf, pricesOf } from "./engine-view.js";
 
 /*
  * What the dashboard computes from engine operations for its pages: list filters, rate and ETA, the timeline, item
@@ -324,14 +323,14 @@ export function checkFile(engine: Engine, text: string, maxLines: number): FileC
   }
   const model = validator.batchModel;
   const provider = engine.providers.routeModel(model);
-  const price = priceOf(pricesOf(engine), model);
+  const price = priceOf(engine.prices, model);
   return {
     requests: validator.count,
     bytes: Buffer.byteLength(text),
     endpoint,
     model,
     provider,
-    mode: (provider && batchModeOf(engine, provider)) ?? "auto",
+    mode: (provider && (engine.providers.configOf(provider) as { batchMode?: string } | undefined)?.batchMode) ?? "auto",
     input_tokens: input,
     max_output_tokens: maxOutput,
     cost: price ? costOf(price, { input, output: maxOutput }) : null,

@@ -1,7 +1,6 @@
 import type { BatchStatus, BatchView } from "../core/batch.js";
 import type { Engine } from "../engine/engine.js";
 import type { Log } from "../engine/log.js";
-import { inFlightOf, rateLimitersOf } from "./engine-view.js";
 
 /** Batch statuses whose counts may still change: the sampler re-reads these every tick. */
 const LIVE_STATUSES: readonly BatchStatus[] = ["created", "validating", "in_progress", "cancelling", "finalizing"];
@@ -157,7 +156,7 @@ export class LiveSampler {
     const now = Date.now();
     const current = await this.providerSnapshots(now);
     const panels: ProviderPanel[] = [];
-    for (const [name, limiter] of rateLimitersOf(this.engine)) {
+    for (const [name, limiter] of this.engine.rateLimiters()) {
       const cur = current.get(name) ?? emptySnapshot(now);
       const ring = this.snapshots.get(name) ?? [];
       // Counters start at zero with the process: a window reaching back before it starts from zero.
@@ -168,7 +167,7 @@ export class LiveSampler {
       const calls = diff.get(Infinity) ?? 0;
       panels.push({
         name,
-        in_flight: inFlightOf(this.engine, name),
+        in_flight: this.engine.inFlightCount(name),
         concurrency: limiter.concurrency,
         max_concurrency: limiter.maxConcurrency,
         rpm: limiter.rpm,
