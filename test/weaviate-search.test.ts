@@ -157,10 +157,54 @@ describe("Weaviate search through the official client", () => {
     expect(none.objects.map((o) => o.uuid).sort()).toEqual([2, 4, 6].map(uuid));
   });
 
-  it("what is not served fails loudly: groupBy, aggregate metrics", async () => {
+  it("what is not served fails loudly: groupBy on a search", async () => {
     const docs = client.collections.use("Doc");
     await expect(docs.query.nearVector([1, 0, 0], { groupBy: { property: "topic", numberOfGroups: 2, objectsPerGroup: 2 } })).rejects.toThrow(/groupBy is not supported/);
-    const agg = await graphql(server, `{ Aggregate { Doc { rank { mean } } } }`);
-    expect(agg.errors[0].message).toMatch(/meta \{ count \} only/);
+  });
+
+  it("the client's aggregate: metrics and groupBy", async () => {
+    const docs = client.collections.use<"Doc", { title: string; rank: number; topic: string }>("Doc");
+    const all = await docs.aggregate.overAll({ returnMetrics: docs.metrics.aggregate("rank").integer(["mean", "maximum", "minimum"]) });
+    expect(all.totalCount).toBe(8);
+    expect(all.properties.rank).toMatchObject({ mean: DOCS.reduce((a, d) => a + d.rank, 0) / 8, maximum: 9, minimum: 1 });
+    const filtered = await docs.aggregate.overAll({ filters: docs.filter.byProperty("topic").equal("science") });
+    expect(filtered.totalCount).toBe(3);
+    const groups = await docs.aggregate.groupBy.overAll({ groupBy: { property: "topic" } });
+    expect(Object.fromEntries(groups.map((g) => [g.groupedBy.value, g.totalCount]))).toEqual({ science: 3, finance: 2, sport: 2, news: 1 });
+  });
+
+  it("GraphQL Aggregate: per-type metrics, groupBy, where, nearVector with objectLimit", async () => {
+    const ranks = DOCS.map((d) => d.rank);
+    const sorted = [...ranks].sort((a, b) => a - b);
+    const body = await graphql(server, `{ Aggregate { Doc { meta { count } rank { count sum mean median mode maximum minimum type } topic { count topOccurrences(limit: 2) { value occurs } } } } }`);
+    expect(body.errors).toBeUndefined();
+    const row = body.data.Aggregate.Doc[0];
+    expect(row.meta.count).toBe(8);
+    expect(row.rank).toEqual({
+      count: 8,
+      sum: ranks.reduce((a, b) => a + b, 0),
+      mean: ranks.reduce((a, b) => a + b, 0) / 8,
+      median: (sorted[3]! + sorted[4]!) / 2,
+      mode: 1,
+      maximum: 9,
+      minimum: 1,
+      type: "int",
+    });
+    expect(row.topic).toEqual({ count: 8, topOccurrences: [{ value: "science", occurs: 3 }, { value: "finance", occurs: 2 }] });
+
+    const grouped = await graphql(server, `{ Aggregate { Doc(groupBy: ["topic"], where: {path: ["rank"], operator: GreaterThan, valueInt: 1}) { groupedBy { value path } meta { count } rank { maximum } } } }`);
+    expect(grouped.errors).toBeUndefined();
+    const byTopic = Object.fromEntries(grouped.data.Aggregate.Doc.map((g: any) => [g.groupedBy.value, [g.meta.count, g.rank.maximum]]));
+    expect(byTopic).toEqual({ science: [3, 7], finance: [2, 9], sport: [1, 8], news: [1, 4] });
+
+    const vector = [1, 0.2, 0.1];
+    const nearest = DOCS.map((d, i) => ({ rank: d.rank, v: cosine(vector, VECTORS[i]!) })).sort((a, b) => a.v - b.v).slice(0, 3);
+    const near = await graphql(server, `{ Aggregate { Doc(nearVector: {vector: [1, 0.2, 0.1]}, objectLimit: 3) { meta { count } rank { sum } } } }`);
+    expect(near.data.Aggregate.Doc[0]).toEqual({ meta: { count: 3 }, rank: { sum: nearest.reduce((a, b) => a + b.rank, 0) } });
+
+    const bad = await graphql(server, `{ Aggregate { Doc { title { mean } } } }`);
+    expect(bad.errors[0].message).toMatch(/Cannot query field "mean"/);
+    const noLimit = await graphql(server, `{ Aggregate { Doc(nearVector: {vector: [1, 0, 0]}) { meta { count } } } }`);
+    expect(noLimit.errors[0].message).toMatch(/needs objectLimit/);
   });
 });

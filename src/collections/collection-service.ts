@@ -9,8 +9,10 @@ import { addProperty, createClass, deleteClass, getClass, listClasses } from "./
 import type { ClassDef, PropertyDef } from "./schema.js";
 import { completeIndexConfig } from "./vector-config.js";
 import { count, search } from "./search.js";
+import { aggregate, type AggregateQuery, type AggregateRow } from "./aggregate.js";
 
 export * from "./collection-types.js";
+export type { AggregateField, AggregateQuery, AggregateRow } from "./aggregate.js";
 
 /**
  * A class as stored before OpenBatch rendered every block Weaviate returns, completed with Weaviate's defaults
@@ -174,6 +176,11 @@ export class CollectionService {
   /** Number of objects of a class matching `where` (all without one). */
   count(caller: Caller, cls: string, where?: unknown): Promise<number> {
     return count(this.ctx, caller, cls, where);
+  }
+
+  /** Per-property metrics, optionally grouped, over filtered or searched objects (see aggregate.ts). @throws CollectionError 422 / 403. */
+  aggregate(caller: Caller, q: AggregateQuery): Promise<AggregateRow[]> {
+    return aggregate(this.ctx, caller, q, search);
   }
 
   // ---------------------------------------------------------------- statistics
