@@ -3,6 +3,7 @@ import type { FastifyPluginAsync } from "fastify";
 import type { BatchEndpoint } from "../../core/batch.js";
 import type { Engine } from "../../engine/engine.js";
 import { gatewayOf } from "../auth.js";
+import { useStreamingJson } from "../json-stream.js";
 import { renderOpenAIError } from "./errors.js";
 
 const SYNC_ENDPOINTS: BatchEndpoint[] = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"];
@@ -17,6 +18,9 @@ const SYNC_ENDPOINTS: BatchEndpoint[] = ["/v1/chat/completions", "/v1/completion
  * response ends (as OpenAI does). A client that goes away aborts the upstream call.
  */
 export const openAIInferenceRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, { engine }) => {
+  // Bodies (30 MB of embeddings input is common) are parsed as they arrive, input by input, with the event loop free
+  // between slices, and kept as text so the engine sends them on without re-encoding (api/json-stream.ts).
+  useStreamingJson(app, { splitKeys: ["input", "messages", "prompt"], keepText: true });
   for (const endpoint of SYNC_ENDPOINTS) {
     app.post(endpoint, async (req, reply) => {
       const aborted = new AbortController();
