@@ -157,9 +157,23 @@ describe("Weaviate search through the official client", () => {
     expect(none.objects.map((o) => o.uuid).sort()).toEqual([2, 4, 6].map(uuid));
   });
 
-  it("what is not served fails loudly: groupBy on a search", async () => {
+  it("groupBy on nearVector and hybrid: groups in order of their best hit, objectsPerGroup each", async () => {
     const docs = client.collections.use("Doc");
-    await expect(docs.query.nearVector([1, 0, 0], { groupBy: { property: "topic", numberOfGroups: 2, objectsPerGroup: 2 } })).rejects.toThrow(/groupBy is not supported/);
+    const vector = [1, 0.2, 0.1];
+    const nearest = DOCS.map((d, i) => ({ id: uuid(i), topic: d.topic, d: cosine(vector, VECTORS[i]!) })).sort((a, b) => a.d - b.d);
+    const topics = [...new Set(nearest.map((n) => n.topic))].slice(0, 2);
+    const r = await docs.query.nearVector(vector, { groupBy: { property: "topic", numberOfGroups: 2, objectsPerGroup: 2 }, returnMetadata: ["distance"] });
+    expect(Object.keys(r.groups)).toEqual(topics);
+    for (const t of topics) {
+      const want = nearest.filter((n) => n.topic === t).slice(0, 2);
+      expect(r.groups[t]!.objects.map((o) => o.uuid)).toEqual(want.map((w) => w.id));
+      expect(r.groups[t]!.minDistance).toBeCloseTo(want[0]!.d, 5);
+      expect(r.groups[t]!.numberOfObjects).toBe(want.length);
+    }
+    const h = await docs.query.hybrid("cell", { vector, alpha: 0.5, groupBy: { property: "topic", numberOfGroups: 3, objectsPerGroup: 1 } });
+    expect(Object.keys(h.groups)).toHaveLength(3);
+    Object.values(h.groups).forEach((g) => expect(g.objects).toHaveLength(1));
+    await expect(docs.query.nearVector(vector, { groupBy: { property: "nope", numberOfGroups: 2, objectsPerGroup: 2 } })).rejects.toThrow(/no such prop with name 'nope'/);
   });
 
   it("the client's aggregate: metrics and groupBy", async () => {

@@ -9,6 +9,7 @@ import { isReferenceType, normalizePropertyName, type ClassDef } from "../../col
 import { OpenBatchError } from "../../core/errors.js";
 import type { ApiKeyAuth } from "../auth.js";
 import { MalformedRequest, malformedStatus, withMalformedRequests } from "./malformed.js";
+import { checkGroupBy, GROUP_BY_CANDIDATES, groupHits } from "../../collections/group-by.js";
 import { applySearchOptions, UnimplementedSearchOption, type SearchOptionsMsg } from "./search-options.js";
 
 /** Settings of the Weaviate gRPC endpoint. */
@@ -118,7 +119,7 @@ interface SearchRequestMsg extends SearchOptionsMsg {
   nearObject?: TargetedMsg & { id?: string; certainty?: number; distance?: number };
   nearText?: TargetedMsg & { query?: string[]; certainty?: number; distance?: number; moveTo?: Buffer; moveAway?: Buffer };
   // Sent only to be refused (UNIMPLEMENTED).
-  groupBy?: Buffer;
+  groupBy?: { path?: string[]; numberOfGroups?: number; objectsPerGroup?: number };
   nearImage?: Buffer;
   nearAudio?: Buffer;
   nearVideo?: Buffer;
@@ -468,6 +469,15 @@ async function search(collections: CollectionService, caller: Caller, req: Searc
   if (near?.distance !== undefined) q.distance = near.distance;
   if (near?.certainty !== undefined) q.certainty = near.certainty;
 
+  // groupBy (group-by.ts): a wider search, then its hits in groups.
+  const g = req.groupBy;
+  const grouping = g && def ? { property: checkGroupBy(def, g.path?.[0] ?? "", g.numberOfGroups ?? 0, g.objectsPerGroup ?? 0), groups: g.numberOfGroups!, per: g.objectsPerGroup! } : null;
+  if (grouping) {
+    if (!(q.vector || q.concepts || q.nearObject || q.hybrid || q.bm25)) throw new GrpcInputError("groupBy needs a search (nearVector, nearText, nearObject, hybrid, bm25)");
+    if ((g!.path ?? []).length !== 1) throw new GrpcInputError("groupBy: path must name one property");
+    q.limit = Math.max(q.limit, GROUP_BY_CANDIDATES);
+    q.offset = undefined;
+  }
   const hits = await collections.search(caller, q);
   const named = def?.vectorConfig !== undefined;
   const wantNames = new Set(meta.vectors ?? []);
@@ -482,7 +492,7 @@ async function search(collections: CollectionService, caller: Caller, req: Searc
   };
   const props = req.properties;
   const only = !props || props.returnAllNonrefProperties ? null : new Set((props.nonRefProperties ?? []).map(normalizePropertyName));
-  const results = hits.map((h: SearchResult) => ({
+  const render = (h: SearchResult) => ({
     properties: { nonRefProps: toProperties(h.properties, def, only), targetCollection: h.class, refPropsRequested: false },
     metadata: {
       id: h.id,
@@ -495,7 +505,18 @@ async function search(collections: CollectionService, caller: Caller, req: Searc
       ...(meta.isConsistent ? { isConsistent: true, isConsistentPresent: true } : {}),
       ...vectorFields(h),
     },
-  }));
+  });
+  if (grouping) {
+    const groupByResults = groupHits(hits, grouping.property, grouping.groups, grouping.per).map((x) => ({
+      name: x.name,
+      minDistance: x.minDistance,
+      maxDistance: x.maxDistance,
+      numberOfObjects: x.numberOfObjects,
+      objects: x.hits.map(render),
+    }));
+    return { took: seconds(start), results: [], groupByResults };
+  }
+  const results = hits.map(render);
   return { took: seconds(start), results };
 }
 
@@ -512,7 +533,6 @@ function targetOf(near: TargetedMsg): string | undefined {
 function refuseUnimplemented(req: SearchRequestMsg): void {
   const sent = (b: Buffer | Buffer[] | undefined) => (Array.isArray(b) ? b.length > 0 : b !== undefined && b !== null);
   const options: [keyof SearchRequestMsg, string][] = [
-    ["groupBy", "groupBy"],
     ["nearImage", "nearImage"],
     ["nearAudio", "nearAudio"],
     ["nearVideo", "nearVideo"],
