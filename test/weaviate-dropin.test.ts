@@ -220,8 +220,10 @@ describe("Weaviate drop-in: the official weaviate-client with its defaults", () 
     const pq = await call(server, "POST", "/v1/schema", { class: "Pq", vectorIndexConfig: { pq: { enabled: true } } });
     expect(pq.status).toBe(422);
     expect(pq.body.error[0].message).toMatch(/vector compression \(PQ\) is not supported/);
-    const mt = await call(server, "POST", "/v1/schema", { class: "Mt", multiTenancyConfig: { enabled: true } });
+    // Multi-tenancy is served (test/weaviate-tenants.test.ts); creating tenants implicitly on import is not.
+    const mt = await call(server, "POST", "/v1/schema", { class: "Mt", multiTenancyConfig: { enabled: true, autoTenantCreation: true } });
     expect(mt.status).toBe(422);
+    expect(mt.body.error[0].message).toMatch(/autoTenantCreation: automatic tenant creation and activation are not supported/);
     const rep = await call(server, "POST", "/v1/schema", { class: "Rep", replicationConfig: { factor: 3 } });
     expect(rep.body.error[0].message).toMatch(/replication factor can only be 1/);
     const unknown = await call(server, "POST", "/v1/schema", { class: "Unk", vectorIndexConfig: { efConstructionn: 10 } });

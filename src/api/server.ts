@@ -31,6 +31,7 @@ import { weaviateGraphqlRoutes } from "./weaviate/graphql.js";
 import { weaviateMetaRoutes } from "./weaviate/meta.js";
 import { weaviateObjectsRoutes } from "./weaviate/objects.js";
 import { weaviateSchemaRoutes } from "./weaviate/schema.js";
+import { weaviateTenantRoutes } from "./weaviate/tenants.js";
 import { dashboardRoutes, isPublicDashboardPath } from "../web/dashboard.js";
 
 declare module "fastify" {
@@ -229,6 +230,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   app.decorate("collections", collections);
   app.addHook("onClose", () => collections.close());
   await app.register(weaviateSchemaRoutes, { collections });
+  await app.register(weaviateTenantRoutes, { collections });
   await app.register(weaviateBatchRoutes, { collections });
   await app.register(weaviateObjectsRoutes, { collections });
   await app.register(weaviateGraphqlRoutes, { collections });

@@ -1,4 +1,5 @@
 import { mkdir } from "node:fs/promises";
+import { CollectionError } from "./errors.js";
 import type { Caller } from "./access.js";
 import { batchObjects } from "./batch-import.js";
 import { CollectionContext } from "./collection-context.js";
@@ -9,6 +10,8 @@ import { addProperty, createClass, deleteClass, getClass, listClasses } from "./
 import type { ClassDef, PropertyDef } from "./schema.js";
 import { completeIndexConfig } from "./vector-config.js";
 import { count, search } from "./search.js";
+import { createTenants, deleteTenants, dropPartitionsOf, getTenant, isMultiTenant, isPartitionKey, listTenants, openPartitions, parentClass, resolveTarget, syncPartitions, updateTenants, type TenantView } from "./tenants.js";
+import type { StoredClass } from "../store/collection-store.js";
 import { aggregate, type AggregateQuery, type AggregateRow } from "./aggregate.js";
 
 export * from "./collection-types.js";
@@ -58,11 +61,18 @@ export class CollectionService {
     const ctx = service.ctx;
     if (options.indexDir) await mkdir(options.indexDir, { recursive: true });
     const counts = await options.store.countObjects();
+    const partitions: StoredClass[] = [];
     for (const stored of await options.store.listClasses()) {
+      // Tenants' partitions (tenants.ts) open after the classes they belong to.
+      if (isPartitionKey(stored.name)) {
+        partitions.push(stored);
+        continue;
+      }
       const def = completeClass(stored.definition as ClassDef);
       const { index, named } = await ctx.openIndexes(def, stored.version);
       ctx.classes.set(def.class, { def, owner: stored.owner, index, named, count: counts.get(def.class) ?? 0, lastWrite: 0, lastSave: Date.now() });
     }
+    await openPartitions(ctx, partitions, counts);
     service.saveTimer = setInterval(() => void service.saveIdle(), 2_000);
     service.saveTimer.unref();
     return service;
@@ -95,7 +105,7 @@ export class CollectionService {
 
   /** The class definitions `caller` may see, in creation order. */
   listClasses(caller: Caller): ClassDef[] {
-    return listClasses(this.ctx, caller);
+    return listClasses(this.ctx, caller).filter((d) => !isPartitionKey(d.class));
   }
 
   /**
@@ -103,6 +113,7 @@ export class CollectionService {
    * @throws CollectionError 403 when `caller` may not read it.
    */
   getClass(caller: Caller, name: string): ClassDef | null {
+    if (isPartitionKey(name)) return null;
     return getClass(this.ctx, caller, name);
   }
 
@@ -112,13 +123,19 @@ export class CollectionService {
   }
 
   /** `POST /v1/schema/{class}/properties`. @throws CollectionError 404/422, 403 without `manage`. */
-  addProperty(caller: Caller, className: string, body: unknown): Promise<PropertyDef> {
-    return addProperty(this.ctx, caller, className, body);
+  async addProperty(caller: Caller, className: string, body: unknown): Promise<PropertyDef> {
+    if (isPartitionKey(className)) throw new CollectionError(404, `class '${className}' not present in schema`);
+    const prop = await addProperty(this.ctx, caller, className, body);
+    await syncPartitions(this.ctx, this.getClass(caller, className)?.class ?? className);
+    return prop;
   }
 
   /** `DELETE /v1/schema/{class}`: the class, its objects and its index. @returns whether it existed. @throws CollectionError 403 without `manage`. */
-  deleteClass(caller: Caller, name: string): Promise<boolean> {
-    return deleteClass(this.ctx, caller, name);
+  async deleteClass(caller: Caller, name: string): Promise<boolean> {
+    if (isPartitionKey(name)) return false;
+    const existed = await deleteClass(this.ctx, caller, name);
+    if (existed) await dropPartitionsOf(this.ctx, name);
+    return existed;
   }
 
   // ---------------------------------------------------------------- writes
@@ -127,8 +144,48 @@ export class CollectionService {
    * `POST /v1/batch/objects` (see batch-import.ts); auto-created classes are owned by `caller`, objects of classes it
    * may not write fail one by one. @returns one result per object, in input order. @throws CollectionError 422 for an empty list.
    */
-  batchObjects(caller: Caller, input: unknown[]): Promise<ObjectResult[]> {
-    return batchObjects(this.ctx, caller, input);
+  async batchObjects(caller: Caller, input: unknown[]): Promise<ObjectResult[]> {
+    // Objects of a multi-tenant class go to their tenant's partition (tenants.ts); a tenant problem fails the object alone.
+    const early = new Map<number, ObjectResult>();
+    const tenantOf = new Map<number, string>();
+    const pass: unknown[] = [];
+    const at: number[] = [];
+    input.forEach((raw, i) => {
+      const o = raw as Record<string, unknown> | null;
+      if (typeof o !== "object" || o === null || Array.isArray(o) || typeof o.class !== "string" || o.class === "") {
+        pass.push(raw);
+        at.push(i);
+        return;
+      }
+      try {
+        const target = resolveTarget(this.ctx, o.class, typeof o.tenant === "string" ? o.tenant : undefined);
+        const { tenant, ...rest } = o;
+        if (target !== o.class && typeof tenant === "string") tenantOf.set(i, tenant);
+        pass.push(target === o.class ? raw : { ...rest, class: target });
+        at.push(i);
+      } catch (err) {
+        early.set(i, { object: { ...o }, error: (err as Error).message });
+      }
+    });
+    const results = pass.length ? await batchObjects(this.ctx, caller, pass) : [];
+    const touched = new Set<string>();
+    const out: ObjectResult[] = new Array(input.length);
+    for (const [i, r] of early) out[i] = r;
+    results.forEach((r, k) => {
+      const i = at[k]!;
+      const tenant = tenantOf.get(i);
+      if (tenant !== undefined && typeof r.object.class === "string") {
+        const key = r.object.class;
+        const cls = parentClass(key);
+        touched.add(cls);
+        r.object.class = cls;
+        r.object.tenant = tenant;
+        if (r.error) r.error = r.error.replaceAll(key, cls);
+      }
+      out[i] = r;
+    });
+    for (const cls of touched) await syncPartitions(this.ctx, cls);
+    return out;
   }
 
   /** `POST /v1/batch/references` (see reference-ops.ts). @returns one result per reference. @throws CollectionError 422 for an empty list. */
@@ -147,40 +204,85 @@ export class CollectionService {
   // ---------------------------------------------------------------- objects
 
   /** `GET /v1/objects/{class}/{id}` (or any class when `cls` is null), with its references. @returns null when absent. */
-  getObject(caller: Caller, cls: string | null, id: string, includeVector: boolean): Promise<ObjectView | null> {
-    return getObject(this.ctx, caller, cls, id, includeVector);
+  async getObject(caller: Caller, cls: string | null, id: string, includeVector: boolean, tenant?: string): Promise<ObjectView | null> {
+    if (cls === null && tenant) throw new CollectionError(422, "give the class of the object with a tenant: GET /v1/objects/{class}/{id}?tenant=…");
+    const o = await getObject(this.ctx, caller, cls === null ? null : resolveTarget(this.ctx, cls, tenant), id, includeVector);
+    return o && this.tenantView(o, tenant);
   }
 
   /** `GET /v1/objects?class=…`: objects of a class in insertion order, after a cursor id. */
-  listObjects(caller: Caller, cls: string, limit: number, after: string | undefined, includeVector: boolean): Promise<{ objects: ObjectView[]; total: number }> {
-    return listObjects(this.ctx, caller, cls, limit, after, includeVector);
+  async listObjects(caller: Caller, cls: string, limit: number, after: string | undefined, includeVector: boolean, tenant?: string): Promise<{ objects: ObjectView[]; total: number }> {
+    const r = await listObjects(this.ctx, caller, resolveTarget(this.ctx, cls, tenant), limit, after, includeVector);
+    return { objects: r.objects.map((o) => this.tenantView(o, tenant)), total: r.total };
   }
 
   /** `DELETE /v1/objects/{class}/{id}`. @returns whether it existed. */
-  deleteObject(caller: Caller, cls: string, id: string): Promise<boolean> {
-    return deleteObject(this.ctx, caller, cls, id);
+  deleteObject(caller: Caller, cls: string, id: string, tenant?: string): Promise<boolean> {
+    return deleteObject(this.ctx, caller, resolveTarget(this.ctx, cls, tenant), id);
   }
 
   /** `DELETE /v1/batch/objects` (see object-ops.ts). */
   deleteObjects(caller: Caller, q: DeleteQuery): Promise<DeleteResult> {
-    return deleteObjects(this.ctx, caller, q);
+    return deleteObjects(this.ctx, caller, { ...q, class: resolveTarget(this.ctx, q.class, q.tenant) });
   }
 
   // ---------------------------------------------------------------- search
 
   /** Vector / filtered search or a listing (see search.ts). @throws CollectionError 422 (unknown class, bad filter, bad vector). */
-  search(caller: Caller, q: SearchQuery): Promise<SearchResult[]> {
-    return search(this.ctx, caller, q);
+  async search(caller: Caller, q: SearchQuery): Promise<SearchResult[]> {
+    const target = resolveTarget(this.ctx, q.class, q.tenant);
+    const hits = await search(this.ctx, caller, target === q.class ? q : { ...q, class: target });
+    if (target !== q.class) for (const h of hits) h.class = parentClass(h.class);
+    return hits;
   }
 
   /** Number of objects of a class matching `where` (all without one). */
-  count(caller: Caller, cls: string, where?: unknown): Promise<number> {
-    return count(this.ctx, caller, cls, where);
+  count(caller: Caller, cls: string, where?: unknown, tenant?: string): Promise<number> {
+    return count(this.ctx, caller, resolveTarget(this.ctx, cls, tenant), where);
   }
 
   /** Per-property metrics, optionally grouped, over filtered or searched objects (see aggregate.ts). @throws CollectionError 422 / 403. */
   aggregate(caller: Caller, q: AggregateQuery): Promise<AggregateRow[]> {
     return aggregate(this.ctx, caller, q, search);
+  }
+
+  // ---------------------------------------------------------------- tenants
+
+  /** An object of a partition as the API shows it: its class's name, and its tenant. */
+  private tenantView(o: ObjectView, tenant: string | undefined): ObjectView {
+    if (!isPartitionKey(o.class)) return o;
+    return { ...o, class: parentClass(o.class), tenant: tenant ?? o.class.slice(o.class.indexOf("@") + 1) };
+  }
+
+  /** Whether class `name` has multi-tenancy enabled (false when absent). */
+  isMultiTenant(name: string): boolean {
+    const st = this.ctx.classes.get(name);
+    return st !== undefined && isMultiTenant(st.def);
+  }
+
+  /** `GET /v1/schema/{class}/tenants` (see tenants.ts). @throws CollectionError 422 (no class, not multi-tenant), 403. */
+  listTenants(caller: Caller, cls: string): TenantView[] {
+    return listTenants(this.ctx, caller, cls);
+  }
+
+  /** `GET /v1/schema/{class}/tenants/{name}`. @returns null when absent. @throws as listTenants. */
+  getTenant(caller: Caller, cls: string, name: string): TenantView | null {
+    return getTenant(this.ctx, caller, cls, name);
+  }
+
+  /** `POST /v1/schema/{class}/tenants`: creates tenants (existing ones kept). @throws CollectionError 422, 403. */
+  createTenants(caller: Caller, cls: string, body: unknown): Promise<TenantView[]> {
+    return createTenants(this.ctx, caller, cls, body);
+  }
+
+  /** `PUT /v1/schema/{class}/tenants`: sets activity statuses. @throws CollectionError 422 (unknown tenant, bad status), 403. */
+  updateTenants(caller: Caller, cls: string, body: unknown): Promise<TenantView[]> {
+    return updateTenants(this.ctx, caller, cls, body);
+  }
+
+  /** `DELETE /v1/schema/{class}/tenants`: deletes tenants with their objects. @throws CollectionError 422, 403. */
+  deleteTenants(caller: Caller, cls: string, body: unknown): Promise<void> {
+    return deleteTenants(this.ctx, caller, cls, body);
   }
 
   // ---------------------------------------------------------------- statistics
@@ -192,6 +294,7 @@ export class CollectionService {
 
   /** Object counts per class `caller` may see (the "shards" of `/v1/nodes`). */
   shardStats(caller: Caller): { class: string; objectCount: number; vectorCount: number }[] {
-    return [...this.ctx.classes.values()].filter((s) => this.ctx.access.sees(caller, s.def.class, s.owner)).map((s) => ({ class: s.def.class, objectCount: s.count, vectorCount: s.index.size }));
+    return [...this.ctx.classes.values()]
+      .filter((s) => !isPartitionKey(s.def.class)).filter((s) => this.ctx.access.sees(caller, s.def.class, s.owner)).map((s) => ({ class: s.def.class, objectCount: s.count, vectorCount: s.index.size }));
   }
 }

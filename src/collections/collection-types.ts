@@ -48,6 +48,8 @@ export interface ObjectView {
   vectors?: Record<string, number[]>;
   creationTimeUnix: number;
   lastUpdateTimeUnix: number;
+  /** The tenant holding it (multi-tenant classes only). */
+  tenant?: string;
 }
 
 /** The outcome of one object of a batch: the object echoed, and null or the reason it failed. */
@@ -102,6 +104,8 @@ export interface HybridQuery extends KeywordQuery {
 /** A search: at most one of `vector`, `concepts` (embedded with the class's vectorizer) and `nearObject`. */
 export interface SearchQuery {
   class: string;
+  /** The tenant searched: required on a multi-tenant class, refused on another (tenants.ts). */
+  tenant?: string;
   vector?: number[];
   concepts?: string[];
   nearObject?: string;
@@ -130,6 +134,8 @@ export interface SearchQuery {
 /** `DELETE /v1/batch/objects`. */
 export interface DeleteQuery {
   class: string;
+  /** The tenant deleted from: required on a multi-tenant class, refused on another (tenants.ts). */
+  tenant?: string;
   where: unknown;
   dryRun: boolean;
   verbose: boolean;

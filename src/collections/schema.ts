@@ -260,7 +260,9 @@ function parseMultiTenancy(raw: unknown): ClassDef["multiTenancyConfig"] {
     if (v === undefined || v === null) continue;
     if (!(k in out)) throw unprocessable(`multiTenancyConfig: unknown field '${k}'`);
     if (typeof v !== "boolean") throw unprocessable(`multiTenancyConfig.${k} must be a boolean`);
-    if (v) throw unprocessable(`multiTenancyConfig.${k}: multi-tenancy is not supported by OpenBatch yet (API keys separate owners' collections instead)`);
+    // Tenants are served (tenants.ts); creating or activating them implicitly on import is not.
+    if (v && k !== "enabled") throw unprocessable(`multiTenancyConfig.${k}: automatic tenant creation and activation are not supported by OpenBatch: create tenants with POST /v1/schema/{class}/tenants`);
+    out[k as keyof typeof out] = v;
   }
   return out;
 }

@@ -431,12 +431,12 @@ async function batchObjects(collections: CollectionService, caller: Caller, req:
 /** Search: nearVector / nearText / nearObject / listing, filters, limit, offset, cursor; properties and metadata as asked. */
 async function search(collections: CollectionService, caller: Caller, req: SearchRequestMsg): Promise<unknown> {
   const start = performance.now();
-  if (req.tenant) throw new GrpcInputError(`class ${req.collection} has multi-tenancy disabled, but request was with tenant`);
   refuseUnimplemented(req);
   const def = collections.getClass(caller, req.collection ?? "");
   const meta = req.metadata ?? {};
   const wantVector = meta.vector === true || (meta.vectors ?? []).length > 0;
-  const q: SearchQuery = { class: req.collection ?? "", limit: req.limit || DEFAULT_LIMIT, offset: req.offset || undefined, after: req.after || undefined, includeVector: wantVector };
+  // The tenant of a multi-tenant class (refused on another, required on one: collections/tenants.ts).
+  const q: SearchQuery = { class: req.collection ?? "", ...(req.tenant ? { tenant: req.tenant } : {}), limit: req.limit || DEFAULT_LIMIT, offset: req.offset || undefined, after: req.after || undefined, includeVector: wantVector };
   if (req.filters) q.where = toWhere(req.filters, def);
   applySearchOptions(req, q);
   const near = req.nearVector ?? req.nearText ?? req.nearObject;
@@ -551,13 +551,21 @@ function refuseUnimplemented(req: SearchRequestMsg): void {
 
 const uuidBytes = (id: string) => Buffer.from(id.replace(/-/g, ""), "hex");
 
+/** TenantsGet: the tenants of a multi-tenant collection (all, or those named), status ACTIVE (7) or INACTIVE (8). */
+async function tenantsGet(collections: CollectionService, caller: Caller, req: { collection?: string; names?: { values?: string[] } }): Promise<unknown> {
+  const start = performance.now();
+  const all = collections.listTenants(caller, req.collection ?? "");
+  const wanted = req.names ? new Set(req.names.values ?? []) : null;
+  const tenants = all.filter((t) => !wanted || wanted.has(t.name)).map((t) => ({ name: t.name, activityStatus: t.activityStatus === "ACTIVE" ? 7 : 8 }));
+  return { took: seconds(start), tenants };
+}
+
 /** BatchDelete: objects of a collection matching a filter (or a dry run). */
 async function batchDelete(collections: CollectionService, caller: Caller, req: BatchDeleteRequestMsg): Promise<unknown> {
   const start = performance.now();
-  if (req.tenant) throw new GrpcInputError(`class ${req.collection} has multi-tenancy disabled, but request was with tenant`);
   if (!req.filters) throw new GrpcInputError("batch delete: filters must be set");
   const def = collections.getClass(caller, req.collection ?? "");
-  const r = await collections.deleteObjects(caller, { class: req.collection ?? "", where: toWhere(req.filters, def), dryRun: req.dryRun === true, verbose: req.verbose === true });
+  const r = await collections.deleteObjects(caller, { class: req.collection ?? "", tenant: req.tenant || undefined, where: toWhere(req.filters, def), dryRun: req.dryRun === true, verbose: req.verbose === true });
   return {
     took: seconds(start),
     failed: r.failed,
@@ -610,6 +618,7 @@ export async function startWeaviateGrpc(options: WeaviateGrpcOptions): Promise<W
     BatchObjects: unary((caller, req: { objects?: BatchObjectMsg[] }) => batchObjects(collections, caller, req)),
     Search: unary((caller, req: SearchRequestMsg) => search(collections, caller, req)),
     BatchDelete: unary((caller, req: BatchDeleteRequestMsg) => batchDelete(collections, caller, req)),
+    TenantsGet: unary((caller, req: { collection?: string; names?: { values?: string[] } }) => tenantsGet(collections, caller, req)),
   });
 
   const host = options.host.includes(":") && !options.host.startsWith("[") ? `[${options.host}]` : options.host;

@@ -16,36 +16,37 @@ const wantsVector = (include: unknown) => typeof include === "string" && include
  * `GET /v1/objects/{id}` looks only in classes the caller may read (see collections/access.ts).
  */
 export const weaviateObjectsRoutes: FastifyPluginAsync<{ collections: CollectionService }> = async (app, { collections }) => {
-  const one = async (caller: string | null, cls: string | null, id: string, include: unknown, reply: FastifyReply) => {
-    const o = await collections.getObject(caller, cls, id, wantsVector(include));
+  // `?tenant=` names the tenant of a multi-tenant class (collections/tenants.ts); refused on other classes.
+  const one = async (caller: string | null, cls: string | null, id: string, include: unknown, reply: FastifyReply, tenant?: string) => {
+    const o = await collections.getObject(caller, cls, id, wantsVector(include), tenant);
     return o ?? reply.status(404).send();
   };
 
   // HEAD has its own route (204/404, as Weaviate), not the one Fastify derives from GET.
-  app.get<{ Params: { className: string; id: string }; Querystring: { include?: string } }>("/v1/objects/:className/:id", { exposeHeadRoute: false }, async (req, reply) =>
-    one(req.caller, req.params.className, req.params.id, req.query.include, reply),
+  app.get<{ Params: { className: string; id: string }; Querystring: { include?: string; tenant?: string } }>("/v1/objects/:className/:id", { exposeHeadRoute: false }, async (req, reply) =>
+    one(req.caller, req.params.className, req.params.id, req.query.include, reply, req.query.tenant),
   );
   app.get<{ Params: { id: string }; Querystring: { include?: string } }>("/v1/objects/:id", { exposeHeadRoute: false }, async (req, reply) =>
     one(req.caller, null, req.params.id, req.query.include, reply),
   );
   app.head<{ Params: { id: string } }>("/v1/objects/:id", async (req, reply) => reply.status((await collections.getObject(req.caller, null, req.params.id, false)) ? 204 : 404).send());
 
-  app.head<{ Params: { className: string; id: string } }>("/v1/objects/:className/:id", async (req, reply) => {
-    const o = await collections.getObject(req.caller, req.params.className, req.params.id, false);
+  app.head<{ Params: { className: string; id: string }; Querystring: { tenant?: string } }>("/v1/objects/:className/:id", async (req, reply) => {
+    const o = await collections.getObject(req.caller, req.params.className, req.params.id, false, req.query.tenant);
     return reply.status(o ? 204 : 404).send();
   });
 
-  app.delete<{ Params: { className: string; id: string } }>("/v1/objects/:className/:id", async (req, reply) => {
-    const deleted = await collections.deleteObject(req.caller, req.params.className, req.params.id);
+  app.delete<{ Params: { className: string; id: string }; Querystring: { tenant?: string } }>("/v1/objects/:className/:id", async (req, reply) => {
+    const deleted = await collections.deleteObject(req.caller, req.params.className, req.params.id, req.query.tenant);
     return reply.status(deleted ? 204 : 404).send();
   });
 
-  app.get<{ Querystring: { class?: string; limit?: string; after?: string; include?: string } }>("/v1/objects", async (req) => {
-    const { class: cls, after, include } = req.query;
+  app.get<{ Querystring: { class?: string; limit?: string; after?: string; include?: string; tenant?: string } }>("/v1/objects", async (req) => {
+    const { class: cls, after, include, tenant } = req.query;
     if (!cls) throw unprocessable("give the class to list: GET /v1/objects?class=<Class>");
     const limit = req.query.limit === undefined ? 25 : Number(req.query.limit);
     if (!Number.isInteger(limit) || limit < 0 || limit > 10_000) throw unprocessable("limit must be an integer from 0 to 10000");
-    const { objects, total } = await collections.listObjects(req.caller, cls, limit, after, wantsVector(include));
+    const { objects, total } = await collections.listObjects(req.caller, cls, limit, after, wantsVector(include), tenant);
     return { objects, totalResults: total, deprecations: null };
   });
 
@@ -59,9 +60,10 @@ export const weaviateObjectsRoutes: FastifyPluginAsync<{ collections: Collection
 
   // PATCH merges: the given properties over the stored ones; vectors kept unless given (a vectorized one is
   // re-embedded when properties change, as Weaviate does). 204, or 404 when absent.
-  app.patch<{ Params: { className: string; id: string } }>("/v1/objects/:className/:id", async (req, reply) => {
+  app.patch<{ Params: { className: string; id: string }; Querystring: { tenant?: string } }>("/v1/objects/:className/:id", async (req, reply) => {
     const body = isObject(req.body) ? req.body : {};
-    const existing = await collections.getObject(req.caller, req.params.className, req.params.id, true);
+    const tenant = typeof body.tenant === "string" && body.tenant ? body.tenant : req.query.tenant;
+    const existing = await collections.getObject(req.caller, req.params.className, req.params.id, true, tenant);
     if (!existing) return reply.status(404).send();
     const def = collections.getClass(req.caller, existing.class)!;
     const props = isObject(body.properties) ? body.properties : {};
@@ -74,7 +76,7 @@ export const weaviateObjectsRoutes: FastifyPluginAsync<{ collections: Collection
     const given = isObject(body.vectors) ? body.vectors : {};
     const vectors: Record<string, unknown> = { ...kept, ...given };
     if (Array.isArray(body.vector)) vectors.default = body.vector;
-    await createOne(req.caller, { class: existing.class, id: existing.id, properties: { ...existing.properties, ...props }, vectors });
+    await createOne(req.caller, { class: existing.class, id: existing.id, ...(tenant ? { tenant } : {}), properties: { ...existing.properties, ...props }, vectors });
     return reply.status(204).send();
   });
 
@@ -97,7 +99,7 @@ export const weaviateObjectsRoutes: FastifyPluginAsync<{ collections: Collection
   app.post<RefRoute>("/v1/objects/:className/:id/references/:prop", (req, reply) => refs("add")(req, reply));
   app.put<RefRoute>("/v1/objects/:className/:id/references/:prop", (req, reply) => refs("replace")(req, reply));
   app.delete<RefRoute>("/v1/objects/:className/:id/references/:prop", (req, reply) => refs("delete")(req, reply));
-  app.put<{ Params: { className: string; id: string } }>("/v1/objects/:className/:id", async (req) =>
-    createOne(req.caller, { ...(isObject(req.body) ? req.body : {}), class: req.params.className, id: req.params.id }),
+  app.put<{ Params: { className: string; id: string }; Querystring: { tenant?: string } }>("/v1/objects/:className/:id", async (req) =>
+    createOne(req.caller, { ...(req.query.tenant ? { tenant: req.query.tenant } : {}), ...(isObject(req.body) ? req.body : {}), class: req.params.className, id: req.params.id }),
   );
 };
