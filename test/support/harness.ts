@@ -25,13 +25,18 @@ export interface TestServer {
 /**
  * Starts an in-process server. `config` is a raw config object (defaults filled in); test retry delays are short.
  * `grpcPort` also starts the Weaviate gRPC API on that port (0: a free one); absent: no gRPC.
+ * `databaseUrl` (a `postgres://` URL) runs the engine and the collections on PostgreSQL; the data dir then holds only
+ * caches and saved vector indexes.
  */
-export async function startServer(config: Record<string, unknown>, opts: { dataDir?: string; cacheDir?: string; autoSchema?: boolean; grpcPort?: number } = {}): Promise<TestServer> {
+export async function startServer(
+  config: Record<string, unknown>,
+  opts: { dataDir?: string; cacheDir?: string; autoSchema?: boolean; grpcPort?: number; databaseUrl?: string } = {},
+): Promise<TestServer> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), "openbatch-test-")));
   const parsed: Config = parseConfig({ ...config, retry: { baseDelayMs: 20, maxDelayMs: 200, ...(config.retry as object | undefined) } });
-  const engine = await Engine.open({ dataDir, config: parsed, pollMs: 50, cacheDir: opts.cacheDir });
+  const engine = await Engine.open({ dataDir, config: parsed, pollMs: 50, cacheDir: opts.cacheDir, databaseUrl: opts.databaseUrl });
   await engine.start();
-  const app = await buildServer({ engine, apiKeys: parsed.apiKeys, adminKeys: parsed.adminKeys, collectionGrants: parsed.collections.grants, maxFileBytes: parsed.limits.maxFileBytes, dataDir, autoSchema: opts.autoSchema });
+  const app = await buildServer({ engine, apiKeys: parsed.apiKeys, adminKeys: parsed.adminKeys, collectionGrants: parsed.collections.grants, maxFileBytes: parsed.limits.maxFileBytes, dataDir, databaseUrl: opts.databaseUrl, autoSchema: opts.autoSchema });
   const address = await app.listen({ port: 0, host: "127.0.0.1" });
   const url = `${address}/v1`;
   const grpc = opts.grpcPort === undefined ? null : await startWeaviateGrpc({ collections: app.collections, port: opts.grpcPort, host: "127.0.0.1", auth: new ApiKeyAuth(parsed.apiKeys) });
