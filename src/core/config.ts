@@ -41,7 +41,7 @@ function nativeBatchFields() {
     nativeWindowMs: z.number().int().positive().default(86_400_000),
     /** Most requests in one vendor job (absent: the vendor's limit: OpenAI 50,000, Anthropic 100,000, Gemini 100,000). */
     nativeMaxRequests: z.number().int().positive().optional(),
-    /** Most request bytes in one vendor job (absent: the vendor's limit: OpenAI 200 MB, Anthropic 256 MB, Gemini 20 MB inline). */
+    /** Most request bytes in one vendor job (absent: the vendor's limit: OpenAI 200 MB, Anthropic 256 MB, Gemini 2 GB file). */
     nativeMaxBytes: z.number().int().positive().optional(),
     /** Time between polls of a vendor job, ms (doubled on each error, up to 10 minutes). */
     nativePollMs: z.number().int().positive().default(30_000),
@@ -68,6 +68,8 @@ const gemini = z.strictObject({
   type: z.literal("gemini"),
   baseURL: z.string().url().default("https://generativelanguage.googleapis.com"),
   ...remote,
+  /** Native mode: largest vendor job sent inline, bytes (Gemini's inline limit, 20 MB); larger jobs go as an uploaded JSONL file. */
+  nativeInlineMaxBytes: z.number().int().positive().default(20 * 1024 * 1024),
 });
 
 /** In-process sentence embeddings from GloVe-derived word vectors (model `local/glove-100d`). */

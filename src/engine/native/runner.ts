@@ -380,6 +380,7 @@ export class NativeRunner implements NativeGate {
       tag: job.id,
       model: batch.model,
       endpoint: job.endpoint,
+      bytes: job.bytes,
       async *lines() {
         let after = job.first_line - 1;
         for (;;) {
@@ -454,7 +455,8 @@ export class NativeRunner implements NativeGate {
       if (api.upload && !fileId) {
         ctx.op = "upload";
         fileId = await api.upload(submission, call);
-        await jobs.updateJob(job.id, { state: "uploaded", vendor_file_id: fileId });
+        // null: the adapter sends this job inline (Gemini under its inline size); nothing to remember.
+        if (fileId) await jobs.updateJob(job.id, { state: "uploaded", vendor_file_id: fileId });
       }
       ctx.op = "create";
       await jobs.updateJob(job.id, { vendor_status: "creating" });

@@ -3,10 +3,19 @@ import { VendorError } from "./native-api.js";
 import { VendorHttp } from "./vendor-http.js";
 
 /**
- * Gemini Batch Mode limits as OpenBatch uses it: requests go inline, which Gemini allows up to 20 MB per batch (its
- * 2 GB file input is not used: larger work is cut into more inline batches).
+ * Gemini Batch Mode limits as OpenBatch uses it: a job's requests go inline up to 20 MB (Gemini's inline limit,
+ * GEMINI_INLINE_MAX_BYTES), and as an uploaded JSONL file up to 2 GB (Gemini's input file limit) past that.
  */
-export const GEMINI_LIMITS: VendorLimits = { maxRequests: 100_000, maxBytes: 20 * 1024 * 1024 };
+export const GEMINI_LIMITS: VendorLimits = { maxRequests: 100_000, maxBytes: 2 * 1024 * 1024 * 1024 };
+
+/** Largest job sent inline, bytes (Gemini: "inline requests: total request size under 20 MB"); larger ones go as a file. */
+export const GEMINI_INLINE_MAX_BYTES = 20 * 1024 * 1024;
+
+/**
+ * Bytes per resumable-upload request: a multiple of Google's 256 KiB chunk granularity (every chunk but the last must
+ * be one), 8 MiB as `@google/genai` sends them, so memory stays flat in the file's size.
+ */
+const UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024;
 
 type Json = Record<string, unknown>;
 
@@ -41,10 +50,14 @@ const ENDS: Record<string, VendorEnd> = {
 
 /**
  * Gemini Batch Mode: `POST {baseURL}/v1beta/models/{model}:batchGenerateContent` (`:asyncBatchEmbedContent` for
- * embeddings) with the requests inline, each `{request, metadata:{key: <our custom id>}}` and the batch's
- * `displayName` set to our job id (the tag a lookup after a crash searches `GET /v1beta/batches` for); poll the
- * Operation `GET /v1beta/batches/{id}`; results from its inlined responses (or its responses file); cancel with
- * `POST /v1beta/batches/{id}:cancel`. `baseURL` is the origin (a trailing `/v1beta` is tolerated).
+ * embeddings) with the batch's `displayName` set to our job id (the tag a lookup after a crash searches
+ * `GET /v1beta/batches` for). A job of at most `inlineMaxBytes` goes inline, each request
+ * `{request, metadata:{key: <our custom id>}}`; a larger one is first uploaded as a JSONL file of `{key, request}`
+ * lines with Google's resumable protocol (`POST {origin}/upload/v1beta/files`: `start`, then 8 MiB `upload` chunks,
+ * the last with `finalize`) and created with `inputConfig.fileName`. Poll the Operation `GET /v1beta/batches/{id}`;
+ * results from its inlined responses, or its `responsesFile` downloaded from
+ * `{origin}/download/v1beta/files/{id}:download?alt=media`; cancel with `POST /v1beta/batches/{id}:cancel`.
+ * `baseURL` is the origin (a trailing `/v1beta` is tolerated).
  */
 export class GeminiBatches implements NativeBatchApi {
   readonly vendor = "gemini" as const;
@@ -61,6 +74,10 @@ export class GeminiBatches implements NativeBatchApi {
     private readonly headers: Record<string, string>,
     readonly limits: VendorLimits,
     timeoutMs: number,
+    /** Largest job sent inline, bytes (as counted by the runner: bodies plus `lineOverhead`); larger ones are uploaded as a file. */
+    private readonly inlineMaxBytes: number = GEMINI_INLINE_MAX_BYTES,
+    /** Bytes per upload request (a multiple of 256 KiB for Google; smaller only in tests). */
+    private readonly uploadChunkBytes: number = UPLOAD_CHUNK_BYTES,
   ) {
     this.http = new VendorHttp(name, timeoutMs);
     const url = new URL(baseURL);
@@ -77,10 +94,79 @@ export class GeminiBatches implements NativeBatchApi {
     return { ...this.headers, ...extra, ...(key ? { "x-goog-api-key": key } : {}) };
   }
 
-  async create(s: VendorSubmission, _fileId: string | null, call: VendorCall): Promise<string> {
+  /**
+   * Uploads a job larger than `inlineMaxBytes` as a JSONL file of `{"key", "request"}` lines (Google's resumable
+   * protocol, streamed in 8 MiB chunks; the file's displayName is `<tag>.jsonl`). A failed chunk fails the whole
+   * upload (VendorError, retryable as its status says): the runner uploads again from the start, in a new session.
+   * @returns the file's name (`files/…`), or null for a job that goes inline (nothing uploaded).
+   */
+  async upload(s: VendorSubmission, call: VendorCall): Promise<string | null> {
+    if (s.bytes === undefined || s.bytes <= this.inlineMaxBytes) return null;
+    const start = await this.http.call(
+      "POST",
+      `${this.origin}/upload/v1beta/files`,
+      this.auth(call, {
+        "content-type": "application/json",
+        "x-goog-upload-protocol": "resumable",
+        "x-goog-upload-command": "start",
+        "x-goog-upload-header-content-type": "application/jsonl",
+      }),
+      JSON.stringify({ file: { displayName: `${s.tag}.jsonl`, mimeType: "application/jsonl" } }),
+      call.signal,
+    );
+    const uploadUrl = start.headers["x-goog-upload-url"];
+    if (!uploadUrl) throw new VendorError(`The file upload's start answered no x-goog-upload-url (status ${start.status}).`, null, true);
+    let offset = 0;
+    const send = async (chunk: Buffer, last: boolean) => {
+      const answer = await this.http.call(
+        "POST",
+        uploadUrl,
+        this.auth(call, { "content-type": "application/octet-stream", "x-goog-upload-command": last ? "upload, finalize" : "upload", "x-goog-upload-offset": String(offset) }),
+        (async function* () {
+          yield chunk;
+        })(),
+        call.signal,
+      );
+      offset += chunk.length;
+      return answer;
+    };
+    let pending: Buffer[] = [];
+    let size = 0;
+    for await (const l of s.lines()) {
+      const line = Buffer.from(`{"key":${JSON.stringify(l.customId)},"request":${l.body}}\n`, "utf8");
+      pending.push(line);
+      size += line.length;
+      while (size > this.uploadChunkBytes) {
+        // Keep at least one byte back, so the last request (finalize) is never empty.
+        const all = Buffer.concat(pending);
+        await send(all.subarray(0, this.uploadChunkBytes), false);
+        pending = [all.subarray(this.uploadChunkBytes)];
+        size = all.length - this.uploadChunkBytes;
+      }
+    }
+    const final = await send(Buffer.concat(pending), true);
+    let name: unknown;
+    try {
+      const body = JSON.parse(final.text) as { file?: { name?: unknown }; name?: unknown };
+      name = body.file?.name ?? body.name;
+    } catch {
+      name = undefined;
+    }
+    if (typeof name !== "string" || !name.startsWith("files/")) throw new VendorError(`The file upload answered no file name: ${final.text.slice(0, 200)}`, null, true);
+    return name;
+  }
+
+  async create(s: VendorSubmission, fileId: string | null, call: VendorCall): Promise<string> {
     if (!s.model) throw new VendorError("Gemini batches need a model (it goes in the URL); the batch names none.", 400, false);
     const model = s.model.replace(/^models\//, "");
     const method = s.endpoint === "gemini:embedContent" ? "asyncBatchEmbedContent" : "batchGenerateContent";
+    const url = `${this.root}/models/${model.split("/").map(encodeURIComponent).join("/")}:${method}`;
+    if (fileId) {
+      const body = JSON.stringify({ batch: { displayName: s.tag, inputConfig: { fileName: fileId } } });
+      const op = await this.http.json("POST", url, this.auth(call, { "content-type": "application/json" }), body, call.signal);
+      if (typeof op.name !== "string" || !op.name) throw new VendorError(`Batch create answered no name: ${JSON.stringify(op).slice(0, 200)}`, null, true);
+      return op.name;
+    }
     async function* body() {
       let text = `{"batch":{"displayName":${JSON.stringify(s.tag)},"inputConfig":{"requests":{"requests":[`;
       let first = true;
@@ -94,7 +180,6 @@ export class GeminiBatches implements NativeBatchApi {
       }
       yield text + "]}}}}";
     }
-    const url = `${this.root}/models/${model.split("/").map(encodeURIComponent).join("/")}:${method}`;
     const op = await this.http.json("POST", url, this.auth(call, { "content-type": "application/json" }), body(), call.signal);
     const name = typeof op.name === "string" ? op.name : null;
     if (!name) throw new VendorError(`Batch create answered no name: ${JSON.stringify(op).slice(0, 200)}`, null, true);

@@ -25,6 +25,8 @@ export interface VendorSubmission {
   /** The endpoint every line targets, in the adapter's format ("/v1/chat/completions", "/v1/messages", "gemini:generateContent"). */
   endpoint: Endpoint;
   lines: () => AsyncIterable<NativeRequestLine>;
+  /** The job's size as the runner cut it (bodies plus `lineOverhead`, bytes), for adapters that choose inline or file by size (Gemini). */
+  bytes?: number;
 }
 
 /** Per-call settings: the upstream key (a gateway batch's own, else the provider's) and an abort signal. */
@@ -89,8 +91,11 @@ export interface NativeBatchApi {
   readonly taggable: boolean;
   /** Bytes a line adds to a job beyond its body (framing, custom id), for chunking within `limits.maxBytes`. */
   lineOverhead(line: NativeRequestLine): number;
-  /** Uploads the input where the vendor wants a file first (OpenAI). @returns the vendor's file id. */
-  upload?(submission: VendorSubmission, call: VendorCall): Promise<string>;
+  /**
+   * Uploads the input where the vendor wants a file first (OpenAI; Gemini past its inline size).
+   * @returns the vendor's file id, or null when this job needs no file (it goes inline in `create`).
+   */
+  upload?(submission: VendorSubmission, call: VendorCall): Promise<string | null>;
   /** Creates the vendor job (from `fileId` when `upload` made one). @returns the vendor's job id. */
   create(submission: VendorSubmission, fileId: string | null, call: VendorCall): Promise<string>;
   /** The vendor job tagged `tag`, created no earlier than `since` (unix ms, minus slack), or null. */

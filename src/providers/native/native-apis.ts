@@ -50,6 +50,6 @@ export function createNativeApi(name: string, config: ProviderConfig): NativeBat
     case "anthropic":
       return new AnthropicBatches(name, config.baseURL, config.apiKey, config.headers, limits(ANTHROPIC_LIMITS), VENDOR_CALL_TIMEOUT_MS);
     case "gemini":
-      return new GeminiBatches(name, config.baseURL, config.apiKey, config.headers, limits(GEMINI_LIMITS), VENDOR_CALL_TIMEOUT_MS);
+      return new GeminiBatches(name, config.baseURL, config.apiKey, config.headers, limits(GEMINI_LIMITS), VENDOR_CALL_TIMEOUT_MS, config.nativeInlineMaxBytes);
   }
 }
