@@ -216,7 +216,7 @@ describe("Weaviate drop-in: the official weaviate-client with its defaults", () 
     expect(Object.keys(meta.body.modules)).toEqual(expect.arrayContaining(["text2vec-openbatch", "text2vec-ollama", "text2vec-openai", "text2vec-transformers", "text2vec-huggingface"]));
   });
 
-  it("answers what it does not serve loudly: compression, multi-tenancy, replication, unknown fields; groupBy and nearImage over gRPC", async () => {
+  it("answers what it does not serve loudly: compression, multi-tenancy, replication, unknown fields; nearImage over gRPC", async () => {
     const pq = await call(server, "POST", "/v1/schema", { class: "Pq", vectorIndexConfig: { pq: { enabled: true } } });
     expect(pq.status).toBe(422);
     expect(pq.body.error[0].message).toMatch(/vector compression \(PQ\) is not supported/);
@@ -234,7 +234,10 @@ describe("Weaviate drop-in: the official weaviate-client with its defaults", () 
     await client.collections.create({ name: "Quiet", properties: [{ name: "t", dataType: "text" }], vectorizers: weaviate.configure.vectors.selfProvided() });
     const quiet = client.collections.use("Quiet");
     await quiet.data.insert({ properties: { t: "x" }, vectors: [1, 0] });
-    await expect(quiet.query.nearVector([1, 0], { groupBy: { property: "t", numberOfGroups: 1, objectsPerGroup: 1 } })).rejects.toThrow(/groupBy is not supported by OpenBatch/);
+    // groupBy is served (test/weaviate-search.test.ts); a property it cannot group by is refused.
+    const grouped = await quiet.query.nearVector([1, 0], { groupBy: { property: "t", numberOfGroups: 1, objectsPerGroup: 1 } });
+    expect(Object.keys(grouped.groups)).toEqual(["x"]);
+    await expect(quiet.query.nearVector([1, 0], { groupBy: { property: "nope", numberOfGroups: 1, objectsPerGroup: 1 } })).rejects.toThrow(/no such prop with name 'nope'/);
     await expect(quiet.query.nearImage(Buffer.from("not really an image"))).rejects.toThrow(/nearImage is not supported by OpenBatch/);
   });
 });

@@ -440,10 +440,19 @@ async function runGet(service: CollectionService, caller: Caller, f: Field, vars
       q.certainty = o.certainty;
     }
   };
+  // Fields a near* argument may carry; any other (moveTo, moveAwayFrom, autocorrect, …) is refused, never ignored.
+  const NEAR_FIELDS: Record<string, string[]> = { nearVector: ["vector", "distance", "certainty", "targetVectors"], nearText: ["concepts", "distance", "certainty", "targetVectors"], nearObject: ["id", "beacon", "distance", "certainty", "targetVectors"] };
   const objectArg = (name: string) => {
     const v = arg(name);
     if (typeof v !== "object" || v === null || Array.isArray(v)) throw new GraphQLError(`Argument "${name}" must be an object.`, loc(f));
-    return v as Record<string, unknown>;
+    const o = v as Record<string, unknown>;
+    for (const k of Object.keys(o)) if (o[k] !== undefined && o[k] !== null && !NEAR_FIELDS[name]!.includes(k)) throw new GraphQLError(`${name}: '${k}' is not supported by OpenBatch`);
+    const t = o.targetVectors;
+    if (t !== undefined && t !== null) {
+      if (!Array.isArray(t) || t.length !== 1 || typeof t[0] !== "string") throw new GraphQLError(`${name}: targetVectors must name one vector (several at once are not supported by OpenBatch)`);
+      q.targetVector = t[0];
+    }
+    return o;
   };
   if (near[0] === "nearVector") {
     const o = objectArg("nearVector");
