@@ -56,6 +56,8 @@ export interface ServerOptions {
   logger?: boolean | object;
   /** Data dir of the collections (the engine's): their tables go in its openbatch.db, vector indexes in vector-index/. Absent: in memory. */
   dataDir?: string;
+  /** A `postgres://` URL: the collections live in that database, shared with every API server of it (else in `dataDir`). */
+  databaseUrl?: string | null;
   /** Weaviate auto-schema: unknown classes and properties are created on import (default true). */
   autoSchema?: boolean;
   /** The URL clients reach this server at (config `publicURL`), used in URLs we hand out; absent: the address served. */
@@ -226,8 +228,14 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(openAIInferenceRoutes, { engine: options.engine });
   // Weaviate-style collections: schema, batch import, objects, GraphQL search, meta and nodes.
   const access = collectionAccessOf(options.apiKeys, options.adminKeys ?? [], options.collectionGrants ?? []);
-  const collections = await openCollections({ embedder: options.engine, dataDir: options.dataDir, autoSchema: options.autoSchema, access, log: app.log });
+  const collections = await openCollections({ embedder: options.engine, dataDir: options.dataDir, databaseUrl: options.databaseUrl, autoSchema: options.autoSchema, access, log: app.log });
   app.decorate("collections", collections);
+  // On PostgreSQL other API servers write the collections too: each Weaviate request first catches up with them.
+  if (options.databaseUrl) {
+    app.addHook("preHandler", async (req) => {
+      if (/^\/v1\/(schema|objects|batch\/(objects|references)|graphql|nodes|cluster)(\/|\?|$)/.test(req.url)) await collections.sync();
+    });
+  }
   app.addHook("onClose", () => collections.close());
   await app.register(weaviateSchemaRoutes, { collections });
   await app.register(weaviateTenantRoutes, { collections });

@@ -35,6 +35,7 @@ export async function serve(options: ServeOptions): Promise<void> {
     geminiUploads: { maxPerCaller: config.limits.uploadSessionsPerKey, maxTotal: config.limits.uploadSessionsTotal, ttlMs: config.limits.uploadSessionIdleMs },
     logger: { level: process.env.OPENBATCH_LOG_LEVEL ?? "warn" },
     dataDir: options.dataDir,
+    databaseUrl: options.databaseUrl,
     publicURL: config.publicURL,
     clientTimeouts: config.clientTimeouts,
     // Weaviate's switch: AUTOSCHEMA_ENABLED=false turns auto-schema off.

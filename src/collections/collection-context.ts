@@ -89,6 +89,11 @@ export class CollectionContext {
   readonly access: CollectionAccess;
   /** Property counts as last persisted, to tell when auto-schema changed a class. */
   readonly persistedProps = new WeakMap<ClassState, number>();
+  /**
+   * On a shared store (PostgreSQL): per class, the store version its indexes reflect every other process's writes up
+   * to, and the class row's creation time (a different one means it was dropped and created again). See store-sync.ts.
+   */
+  readonly synced = new WeakMap<ClassState, { version: number; createdAt: number }>();
 
   constructor(readonly options: CollectionServiceOptions) {
     this.autoSchema = options.autoSchema ?? true;
@@ -146,7 +151,11 @@ export class CollectionContext {
   /** Saves the indexes of one class with the store version they reflect. Call inside the write lock. */
   async saveIndex(name: string, st: ClassState): Promise<void> {
     if (this.classes.get(name) !== st || !this.indexesOf(st).some((i) => i.dirty)) return;
-    const version = (await this.options.store.listClasses()).find((c) => c.name === name)?.version ?? 0;
+    // On a shared store the index is only known to hold the others' writes up to the version it caught up to; saved
+    // under it, a restart loads it only while nothing was written since, else rebuilds.
+    const synced = this.options.store.changes ? this.synced.get(st) : undefined;
+    if (this.options.store.changes && !synced) return;
+    const version = synced ? synced.version : ((await this.options.store.listClasses()).find((c) => c.name === name)?.version ?? 0);
     for (const index of this.indexesOf(st)) if (index.dirty) await index.save(version);
     st.lastSave = Date.now();
   }

@@ -10,6 +10,7 @@ import { addProperty, createClass, deleteClass, getClass, listClasses } from "./
 import type { ClassDef, PropertyDef } from "./schema.js";
 import { completeIndexConfig } from "./vector-config.js";
 import { count, search } from "./search.js";
+import { syncWithStore } from "./store-sync.js";
 import { createTenants, deleteTenants, dropPartitionsOf, getTenant, isMultiTenant, isPartitionKey, listTenants, openPartitions, parentClass, resolveTarget, syncPartitions, updateTenants, type TenantView } from "./tenants.js";
 import type { StoredClass } from "../store/collection-store.js";
 import { aggregate, type AggregateQuery, type AggregateRow } from "./aggregate.js";
@@ -49,6 +50,9 @@ export type { Caller } from "./access.js";
 export class CollectionService {
   private readonly ctx: CollectionContext;
   private saveTimer: NodeJS.Timeout | null = null;
+  private syncTimer: NodeJS.Timeout | null = null;
+  private syncRunning: Promise<void> | null = null;
+  private syncNext: Promise<void> | null = null;
   private closed = false;
 
   private constructor(options: CollectionServiceOptions) {
@@ -73,9 +77,44 @@ export class CollectionService {
       ctx.classes.set(def.class, { def, owner: stored.owner, index, named, count: counts.get(def.class) ?? 0, lastWrite: 0, lastSave: Date.now() });
     }
     await openPartitions(ctx, partitions, counts);
+    // On a shared store: what each index reflects (store-sync.ts), and a catch-up every second besides the one before
+    // each request, so listings of an idle server stay current too.
+    if (options.store.changes) {
+      const stored = new Map((await options.store.listClasses()).map((c) => [c.name, c]));
+      for (const [name, st] of ctx.classes) {
+        const row = stored.get(name);
+        if (row) ctx.synced.set(st, { version: row.version, createdAt: row.created_at });
+      }
+      service.syncTimer = setInterval(() => void service.sync().catch((err: Error) => ctx.options.log?.warn({ err }, "catching up with the shared collections failed")), 1_000);
+      service.syncTimer.unref();
+    }
     service.saveTimer = setInterval(() => void service.saveIdle(), 2_000);
     service.saveTimer.unref();
     return service;
+  }
+
+  /**
+   * Catches up with what other API servers wrote to a shared store (PostgreSQL): classes created, changed or deleted,
+   * objects written or deleted, re-indexed here (store-sync.ts). Resolves at once on the embedded store. It sees every
+   * write committed before it was called: one running already may have read the store before, so a caller then waits
+   * for the next one, which every caller arriving meanwhile shares.
+   * @throws Error when the store cannot be read.
+   */
+  sync(): Promise<void> {
+    if (!this.ctx.options.store.changes || this.closed) return Promise.resolve();
+    if (this.syncNext) return this.syncNext;
+    const start = (): Promise<void> => {
+      this.syncNext = null;
+      const run = syncWithStore(this.ctx, completeClass).finally(() => {
+        if (this.syncRunning === run) this.syncRunning = null;
+      });
+      this.syncRunning = run;
+      return run;
+    };
+    if (!this.syncRunning) return start();
+    const next = this.syncRunning.catch(() => undefined).then(start);
+    this.syncNext = next;
+    return next;
   }
 
   /** Saves indexes idle for a second (or unsaved for 30 s while writes go on). */
@@ -93,6 +132,8 @@ export class CollectionService {
     if (this.closed) return;
     this.closed = true;
     if (this.saveTimer) clearInterval(this.saveTimer);
+    if (this.syncTimer) clearInterval(this.syncTimer);
+    await (this.syncNext ?? this.syncRunning)?.catch(() => undefined);
     await this.ctx.writeLock.run(async () => {
       for (const [name, st] of this.ctx.classes) await this.ctx.saveIndex(name, st);
       // The HNSW graphs live in a worker thread shared by every service of the process: free this one's.

@@ -63,8 +63,60 @@ export interface ObjectWriteResult {
   hadVectors: string[];
 }
 
+/** A class's change marker, as `CollectionChangeFeed.classVersions` reads it. */
+export interface ClassVersion {
+  name: string;
+  version: number;
+  created_at: number;
+  /**
+   * Tombstones of deletes at or below this version were pruned: a reader whose index reflects an older version cannot
+   * catch up by tombstones and must rebuild from the stored vectors.
+   */
+  pruned_version: number;
+  /** Version of the last change to its definition (0: unchanged since created). */
+  def_version: number;
+}
+
+/** What other processes changed in a class since a version (CollectionChangeFeed.changesSince). */
+export interface ClassChanges {
+  /** Objects written by another process after the version, with their vectors (at most `limit`; more when `more`). */
+  upserted: StoredObject[];
+  /** Seqs of objects another process deleted after the version. */
+  removed: number[];
+  /** True when `upserted` was cut at `limit`: call again with `after` = the last object's (version, seq). */
+  more: boolean;
+  /** Keyset cursor of the last object returned: pass it back as `after` for the next page. */
+  cursor: { version: number; seq: number } | null;
+}
+
+/**
+ * A store many processes share (PostgreSQL) tells each what the others changed, so each keeps its in-memory indexes
+ * current (collections/store-sync.ts). Versions come from one database-wide sequence, taken under the class row's
+ * lock, so within a class they grow in commit order; writes this process made are left out (it indexed them itself).
+ */
+export interface CollectionChangeFeed {
+  /** Every class's current version, one cheap query. */
+  classVersions(): Promise<ClassVersion[]>;
+  /**
+   * Objects of `cls` written, and seqs deleted, by other processes with a version above `sinceVersion`, in (version,
+   * seq) order after `after`, at most `limit` objects per call (deletes all at once, on the first page).
+   */
+  changesSince(cls: string, sinceVersion: number, after: { version: number; seq: number } | null, limit: number): Promise<ClassChanges>;
+  /**
+   * Whether another process wrote or deleted objects of `cls` with a version above `sinceVersion` (a cheap check that
+   * lets a reader whose class moved on by its own writes alone skip the catch-up).
+   */
+  hasChangesSince(cls: string, sinceVersion: number): Promise<boolean>;
+  /** Whether this process made the write of `cls` with this version. */
+  isOwn(cls: string, version: number): boolean;
+  /** Forgets this process's own writes of `cls` at or below `version` (the reader has caught up past them). */
+  forgetOwn(cls: string, version: number): void;
+}
+
 /** Where collections are kept (store/sqlite/collection-store.ts). Every method that writes runs in one transaction. */
 export interface CollectionStore {
+  /** Present on a store many processes share (store/postgres/collection-store.ts); absent on the embedded SQLite one. */
+  readonly changes?: CollectionChangeFeed;
   listClasses(): Promise<StoredClass[]>;
   /**
    * Creates or replaces a class definition. `owner` (an owner fingerprint, or null with auth off) is recorded when the

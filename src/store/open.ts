@@ -7,6 +7,7 @@ import { BlobStore, type BlobStorage } from "./blob-store.js";
 import type { CollectionStore } from "./collection-store.js";
 import { isPostgresUrl } from "./postgres/db.js";
 import { PgBlobStore } from "./postgres/blob-store.js";
+import { PgCollectionStore } from "./postgres/collection-store.js";
 import { PostgresStore, type PostgresStoreOptions } from "./postgres/postgres-store.js";
 import { SqliteCollectionStore } from "./sqlite/collection-store.js";
 import { SqliteStore } from "./sqlite/sqlite-store.js";
@@ -68,9 +69,12 @@ export async function openStore(location: StoreLocation, opts: { blobs?: BlobSto
 }
 
 /**
- * The collections' store of a data dir: their tables in `<dataDir>/openbatch.db` (a second SQLite connection), or in
- * memory without a data dir. Collections stay on the local SQLite file even when batches run on PostgreSQL.
+ * The collections' store: with a `postgres://` `databaseUrl`, their tables in that database (shared by every API server
+ * of it; store/postgres/collection-store.ts, created or migrated now); else in `<dataDir>/openbatch.db` (a second
+ * SQLite connection), or in memory without a data dir.
+ * @throws Error when PostgreSQL cannot be reached or migrated.
  */
-export function openCollectionStore(dataDir: string | null | undefined): CollectionStore {
+export async function openCollectionStore(dataDir: string | null | undefined, databaseUrl?: string | null): Promise<CollectionStore> {
+  if (databaseUrl) return PgCollectionStore.open(databaseUrl);
   return new SqliteCollectionStore(dataDir ? join(dataDir, "openbatch.db") : ":memory:");
 }

@@ -605,7 +605,11 @@ export async function startWeaviateGrpc(options: WeaviateGrpcOptions): Promise<W
         callback(malformedStatus(call.request));
         return;
       }
-      fn(caller, call.request).then(
+      // On a shared store, first catch up with what other API servers wrote (a no-op on the embedded one).
+      collections
+        .sync()
+        .then(() => fn(caller, call.request))
+        .then(
         (reply) => callback(null, reply),
         (err: unknown) => callback(toStatus(err)),
       );
