@@ -209,9 +209,12 @@ export async function benchRateLimits(): Promise<BenchRow[]> {
   return rows;
 }
 
-/** Instant upstream: the whole pipeline vs undici sending the same requests directly, and ingest MB/s. */
-async function engineOverhead(): Promise<BenchRow[]> {
-  const n = scale(50_000);
+/**
+ * Instant upstream: the whole pipeline vs undici sending the same requests directly, and ingest MB/s.
+ * `bench/overhead.ts` runs it alone (for profiling), with `OPENBATCH_BENCH_OVERHEAD_N` items when set.
+ */
+export async function engineOverhead(): Promise<BenchRow[]> {
+  const n = Number(process.env.OPENBATCH_BENCH_OVERHEAD_N) || scale(50_000);
   const bodies = Array.from({ length: n }, (_, i) => ({
     model: "fake-model",
     messages: [{ role: "system", content: "You label product reviews as positive or negative. Answer with one word." }, { role: "user", content: `review ${i}: the battery lasts two days and the screen is sharp, but the speaker crackles at full volume.` }],

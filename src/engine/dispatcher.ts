@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { performance } from "node:perf_hooks";
 import type { Batch, ItemOutcome, RequestItem } from "../core/batch.js";
 import { newId } from "../core/ids.js";
 import type { Provider } from "../providers/provider.js";
@@ -357,10 +358,17 @@ export class Dispatcher {
         await limiter.acquire(batch.model, tokens, controller.signal);
         const wire = translateRequest(batch.endpoint, item.body, provider.format);
         started = performance.now();
+        const loopAtStart = performance.eventLoopUtilization();
         const cap = this.options.maxResponseBytes;
         const res = await provider.send({ endpoint: wire.endpoint, model: batch.model, body: wire.body, apiKey, maxResponseBytes: cap }, controller.signal);
         const latencyMs = performance.now() - started;
-        limiter.onAnswer(res.status, res.headers, Date.now(), { latencyMs, inFlight: this.inFlightCount(provider.name) });
+        // The latency-aware limit looks for the upstream's queue: the share of the call our own event loop was busy
+        // (other calls' parsing, commits, an in-process upstream) is our queue, not the server's, so it is left out.
+        // Measured (bench/overhead.ts, instant upstream, 10,000 items, maxConcurrency 64, loaded 2-core box): with the
+        // raw latency the loop's own lag (p50 1.2 ms, p90 7 ms) read as queueing and held the limit at 3 (p50), 650
+        // items/s, 0.28 of the plain client; leaving the busy share out lets it open to the configured 64.
+        const busy = performance.eventLoopUtilization(loopAtStart).utilization;
+        limiter.onAnswer(res.status, res.headers, Date.now(), { latencyMs: latencyMs * (1 - busy), inFlight: this.inFlightCount(provider.name) });
         this.observer?.upstreamAnswer(provider.name, res.status, latencyMs);
         const ok = res.status >= 200 && res.status < 300;
         // In-process providers build their answers themselves: the cap holds for them too.
