@@ -95,6 +95,7 @@ export function applySearchOptions(req: SearchOptionsMsg, q: SearchQuery): void 
     if (nv && (nv.distance !== undefined || nv.certainty !== undefined)) throw new UnimplementedSearchOption("hybrid: distance/certainty of the vector query are not supported by OpenBatch: use maxVectorDistance");
     const fromList = oneVector(h.vectors) ?? oneVector(nv?.vectors);
     const vector = floats(h.vectorBytes) ?? (h.vector?.length ? h.vector : null) ?? floats(nv?.vectorBytes) ?? (nv?.vector?.length ? nv.vector : null) ?? fromList?.vector ?? null;
+    if (h.fusionType !== undefined && h.fusionType !== 0 && h.fusionType !== 1 && h.fusionType !== 2) throw bad(`hybrid: unknown fusion type ${h.fusionType}`);
     // proto3 drops a zero alpha: absent `alpha` is 0 unless the client sends alpha_param.
     const alpha = h.useAlphaParam ? (h.alphaParam ?? 0) : (h.alpha ?? 0);
     q.hybrid = {
