@@ -1,7 +1,14 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GeminiBatches } from "../src/providers/native/gemini-batches.js";
+import { exited, freePort, spawnCli, waitHealthy } from "./support/child.js";
 import { FakeUpstream } from "./support/fake-upstream.js";
 import { chatLines, readJsonl, startServer, upstreamConfig, uploadJsonl, waitFor, type TestServer } from "./support/harness.js";
+import { listenLocal } from "./support/local-http.js";
 
 /**
  * Native Gemini Batch Mode past the inline size: A's Gemini provider uploads each vendor job larger than
@@ -110,4 +117,83 @@ describe("native Gemini: file input past the inline size", () => {
       await api.close();
     }
   });
+});
+
+/**
+ * kill -9 of A after B (as Gemini) accepted a file-input batch and before A stored its id: the restarted A finds it by
+ * its displayName tag and never creates it again. A proxy in front of B forwards every call and holds A's first
+ * create answer, so the kill lands in that window.
+ */
+describe("native Gemini file input: kill -9 between the vendor's create and storing its id", () => {
+  it("found by its tag after the restart: one vendor batch per job, every custom_id exactly once", async () => {
+    const upstream = await new FakeUpstream().start();
+    const b = await startServer({ ...upstreamConfig(upstream.url), apiKeys: ["goog-key"] });
+    const origin = b.url.replace(/\/v1$/, "");
+    const creates: string[] = [];
+    let holdFirstCreate: (() => void) | null = null;
+    const proxy = await listenLocal((req: IncomingMessage, res: ServerResponse) => {
+      void (async () => {
+        const chunks: Buffer[] = [];
+        for await (const c of req) chunks.push(c as Buffer);
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string" && !["host", "connection", "content-length", "transfer-encoding"].includes(k)) headers[k] = v;
+        const answer = await fetch(origin + req.url, { method: req.method, headers, body: req.method === "GET" ? undefined : Buffer.concat(chunks) });
+        const text = await answer.text();
+        if (req.method === "POST" && /:batchGenerateContent$/.test(req.url ?? "")) {
+          creates.push(Buffer.concat(chunks).toString("utf8"));
+          if (creates.length === 1) await new Promise<void>((go) => (holdFirstCreate = go));
+        }
+        if (res.destroyed) return;
+        const out: Record<string, string> = { "content-type": answer.headers.get("content-type") ?? "application/json" };
+        for (const h of ["x-goog-upload-url", "x-goog-upload-status"]) if (answer.headers.get(h)) out[h] = answer.headers.get(h)!;
+        res.writeHead(answer.status, out).end(text);
+      })();
+    });
+    const dir = await mkdtemp(join(tmpdir(), "openbatch-gemini-files-crash-"));
+    const port = await freePort();
+    await writeFile(
+      join(dir, "config.json"),
+      JSON.stringify({ providers: { gem: { type: "gemini", baseURL: proxy.origin, apiKey: "goog-key", batchMode: "native", nativePollMs: 50, nativeMaxBytes: 2_000, nativeInlineMaxBytes: 600 } }, models: { "*": "gem" } }),
+    );
+    const args = ["serve", "--port", String(port), "--data-dir", join(dir, "data"), "--config", join(dir, "config.json")];
+    let server = spawnCli(args);
+    try {
+      await waitHealthy(`http://127.0.0.1:${port}/healthz`);
+      const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: "x", maxRetries: 0 });
+      const keys = Array.from({ length: 30 }, (_, i) => `crash file item ${i}`);
+      const file = await uploadJsonl(client, chatLines(keys, "gemini-test"));
+      const batch = await client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+      const deadline = Date.now() + 60_000;
+      while (!holdFirstCreate) {
+        if (Date.now() > deadline) throw new Error("A never created a vendor batch");
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      server.kill("SIGKILL");
+      await exited(server);
+      (holdFirstCreate as () => void)();
+      expect(JSON.parse(creates[0]!).batch.inputConfig.fileName).toMatch(/^files\//);
+
+      server = spawnCli(args);
+      await waitHealthy(`http://127.0.0.1:${port}/healthz`);
+      const done = await waitFor(client, batch.id);
+      expect(done.request_counts).toEqual({ total: keys.length, completed: keys.length, failed: 0 });
+      const out = await readJsonl(client, done.output_file_id);
+      expect(out.map((l) => l.custom_id).sort()).toEqual(keys.map((_, i) => `req-${i}`).sort());
+      for (const line of out) expect(line.response.body.choices[0].message.content).toBe(`echo: ${keys[Number(line.custom_id.slice(4))]}`);
+      for (const k of keys) expect(upstream.count(k), k).toBe(1);
+      // One create per job, and B holds one batch per job tag: the job whose create answer was lost was found, not made again.
+      const ops = ((await (await fetch(`${origin}/v1beta/batches?pageSize=1000`, { headers: { "x-goog-api-key": "goog-key" } })).json()) as { operations: { metadata: { displayName: string } }[] }).operations;
+      const tags = ops.map((o) => o.metadata.displayName);
+      expect(tags.length).toBeGreaterThanOrEqual(2);
+      expect(new Set(tags).size).toBe(tags.length);
+      expect(creates).toHaveLength(tags.length);
+    } finally {
+      server.kill("SIGKILL");
+      await exited(server);
+      await proxy.stop();
+      await b.close();
+      await upstream.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
