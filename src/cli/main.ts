@@ -2,6 +2,7 @@
 import { Command } from "commander";
 import { estimate } from "./estimate.js";
 import { importFile } from "./import.js";
+import { migrate } from "./migrate.js";
 import { run } from "./run.js";
 import { serve } from "./serve.js";
 import { worker } from "./worker.js";
@@ -44,6 +45,16 @@ program
     const databaseUrl = resolveDatabaseUrl(opts.databaseUrl);
     if (!databaseUrl) throw new Error("openbatch worker needs --database-url postgres://… (or OPENBATCH_DATABASE_URL).");
     await worker({ databaseUrl, config: opts.config, dataDir: opts.dataDir, metricsPort: opts.metricsPort, host: opts.host });
+  });
+
+program
+  .command("migrate")
+  .description("Copy an embedded data dir (SQLite and files) into an empty PostgreSQL database; stop its server first")
+  .requiredOption("--from <dir>", "the data dir to copy")
+  .requiredOption("--to <url>", "postgres:// URL of an empty database")
+  .action(async (opts) => {
+    const report = await migrate(opts.from, opts.to, (line) => process.stderr.write(line + "\n"));
+    process.stdout.write(JSON.stringify(report, null, 2) + "\n");
   });
 
 program
