@@ -230,4 +230,18 @@ describe.skipIf(!reachable)("two API servers on one PostgreSQL database", () => 
     await ca.collections.delete("Shared");
     expect(await cb.collections.exists("Shared")).toBe(false);
   }, 60_000);
+
+  it("a tenant created and filled through one is searched through the other, and no other tenant sees it", async () => {
+    await ca.collections.create({ name: "Tenanted", multiTenancy: weaviate.configure.multiTenancy({ enabled: true }), properties: [{ name: "title", dataType: "text" }] });
+    await ca.collections.get("Tenanted").tenants.create([{ name: "t1" }, { name: "t2" }]);
+    const id = randomUUID();
+    const inserted = await ca.collections.get("Tenanted").withTenant("t1").data.insertMany([{ id, properties: { title: "mine" }, vectors: [1, 0] }]);
+    expect(inserted.hasErrors).toBe(false);
+    const onB = cb.collections.get("Tenanted");
+    expect((await onB.tenants.get()).t1?.name).toBe("t1");
+    expect((await onB.withTenant("t1").query.nearVector([1, 0], { limit: 1 })).objects[0]?.uuid).toBe(id);
+    expect((await onB.withTenant("t2").query.nearVector([1, 0], { limit: 1 })).objects).toEqual([]);
+    await onB.withTenant("t1").data.deleteById(id);
+    expect((await ca.collections.get("Tenanted").withTenant("t1").query.nearVector([1, 0], { limit: 1 })).objects).toEqual([]);
+  }, 60_000);
 });
