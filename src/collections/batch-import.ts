@@ -8,6 +8,7 @@ import { beaconClass, mergeReferences } from "./references.js";
 import { autoClass, inferDataType, normalizePropertyName, parseProperty, vectorSlots, type ClassDef } from "./schema.js";
 import { DEFAULT_VECTOR, type VectorSlot } from "./vector-config.js";
 import { embedForSlot, vectorizerKey } from "./vectorizers.js";
+import { invertedIndexWritten } from "./inverted-index.js";
 import type { VectorEntry, VectorIndex } from "./vector-index.js";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 
@@ -296,6 +297,14 @@ async function write(ctx: CollectionContext, items: Item[]): Promise<void> {
       }
       st.lastWrite = now;
     });
+    // The keyword index, per object (inverted-index.ts), so the next bm25 search needs no rebuild.
+    const byClass = new Map<ClassState, { seq: number; id: string; properties: Record<string, unknown> }[]>();
+    slice.forEach((item, k) => {
+      const list = byClass.get(item.state!) ?? [];
+      if (!list.length) byClass.set(item.state!, list);
+      list.push({ seq: sliceWritten[k]!.seq, id: item.env!.id, properties: item.properties });
+    });
+    for (const [st, objects] of byClass) invertedIndexWritten(st, objects);
     indexed = indexed.then(async () => {
       for (const [index, iw] of indexWrites) {
         await index.upsert(iw.upserts);

@@ -2,6 +2,7 @@ import type { StoredObject, StoredReference } from "../store/collection-store.js
 import type { Caller } from "./access.js";
 import { type CollectionContext, type ClassState } from "./collection-context.js";
 import { DELETE_LIMIT, type DeleteQuery, type DeleteResult, type ObjectView } from "./collection-types.js";
+import { invertedIndexRemoved } from "./inverted-index.js";
 import { unprocessable } from "./errors.js";
 import { mergeReferences } from "./references.js";
 import { normalizeClassName } from "./schema.js";
@@ -69,6 +70,7 @@ async function removeObjects(ctx: CollectionContext, st: ClassState, ids: string
   const { deleted, vectorSeqs, namedSeqs } = await ctx.options.store.deleteObjects(st.def.class, ids);
   await st.index.remove(vectorSeqs);
   for (const [name, seqs] of Object.entries(namedSeqs)) await st.named.get(name)?.remove(seqs);
+  invertedIndexRemoved(st, { ids: deleted });
   st.count -= deleted.length;
   st.lastWrite = Date.now();
   return deleted;

@@ -4,6 +4,7 @@ import type { ClassDef } from "./schema.js";
 import { vectorSlots } from "./schema.js";
 import type { ClassState, CollectionContext } from "./collection-context.js";
 import { DEFAULT_VECTOR } from "./vector-config.js";
+import { invertedIndexDropped, invertedIndexRemoved, invertedIndexWritten } from "./inverted-index.js";
 import { isPartitionKey, parentClass, tenantDef, type TenantDef } from "./tenants.js";
 
 /*
@@ -138,6 +139,7 @@ async function catchUp(ctx: CollectionContext, feed: CollectionChangeFeed, resol
       const { index, named } = await ctx.openIndexes(st.def, v.version);
       st.index = index;
       st.named = named;
+      invertedIndexDropped(st);
       st.count = await countOf(v.name);
     } else if (await applyChanges(ctx, feed, st, sy.version)) {
       st.count = await countOf(v.name);
@@ -158,6 +160,7 @@ async function applyChanges(ctx: CollectionContext, feed: CollectionChangeFeed, 
     if (page.upserted.length) {
       changed = true;
       const labels = page.upserted.map((o) => o.seq);
+      invertedIndexWritten(st, page.upserted);
       // Removed first, then added as new: the index may or may not hold a label, and its size must stay right.
       for (const index of ctx.indexesOf(st)) await index.remove(labels);
       const entries = (name: string): VectorEntry[] =>
@@ -174,6 +177,7 @@ async function applyChanges(ctx: CollectionContext, feed: CollectionChangeFeed, 
   if (removed.length) {
     changed = true;
     for (const index of ctx.indexesOf(st)) await index.remove(removed);
+    invertedIndexRemoved(st, { seqs: removed });
   }
   return changed;
 }
