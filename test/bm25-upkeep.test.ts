@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import weaviate, { type WeaviateClient } from "weaviate-client";
 import { startServer, type TestServer } from "./support/harness.js";
+import { createTestDatabase, postgresReachable } from "./support/postgres.js";
 
 /*
  * The inverted index is kept up per write (inverted-index.ts): after inserts, replaces, merges, batch upserts and
@@ -137,5 +138,46 @@ describe("the inverted index follows every write without a rebuild", () => {
     server = await startServer({}, { grpcPort: 0, dataDir });
     await connect();
     await check();
+  });
+});
+
+const reachable = await postgresReachable();
+
+describe.skipIf(!reachable)("on PostgreSQL: another API server's writes reach this one's inverted index", () => {
+  let a: TestServer;
+  let b: TestServer;
+  let ca: WeaviateClient;
+  let cb: WeaviateClient;
+  let db: { url: string; drop: () => Promise<void> };
+  const connect = (s: TestServer) => weaviate.connectToLocal({ host: "127.0.0.1", port: Number(new URL(s.url).port), grpcPort: s.grpcPort! });
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    a = await startServer({}, { grpcPort: 0, databaseUrl: db.url });
+    b = await startServer({}, { grpcPort: 0, databaseUrl: db.url });
+    ca = await connect(a);
+    cb = await connect(b);
+  }, 60_000);
+  afterAll(async () => {
+    await ca?.close();
+    await cb?.close();
+    await a?.close();
+    await b?.close();
+    await db?.drop();
+  });
+
+  it("inserts, replaces and deletes made through B are ranked by A's already built index", async () => {
+    await ca.collections.create({ name: "Notes", vectorizers: weaviate.configure.vectors.selfProvided(), properties: [{ name: "text", dataType: "text" }] });
+    const onA = ca.collections.use("Notes");
+    const onB = cb.collections.use("Notes");
+    expect((await onA.data.insertMany(Array.from({ length: 20 }, (_, i) => ({ id: uuid(i), properties: { text: `note ${i} about cats` } })))).hasErrors).toBe(false);
+    expect((await onA.query.bm25("cats", { limit: 100 })).objects).toHaveLength(20); // A's index is built
+    expect((await onB.data.insertMany([{ id: uuid(100), properties: { text: "walrus walrus" } }])).hasErrors).toBe(false);
+    await onB.data.replace({ id: uuid(1), properties: { text: "a walrus" } });
+    expect(await onB.data.deleteById(uuid(2))).toBe(true);
+    expect((await onA.query.bm25("walrus", { limit: 10 })).objects.map((o) => o.uuid)).toEqual([uuid(100), uuid(1)]);
+    const cats = (await onA.query.bm25("cats", { limit: 100 })).objects.map((o) => o.uuid);
+    expect(cats).toHaveLength(18);
+    expect(cats).not.toContain(uuid(1));
+    expect(cats).not.toContain(uuid(2));
   });
 });
