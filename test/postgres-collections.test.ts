@@ -1,4 +1,7 @@
 import { randomUUID } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import weaviate, { type WeaviateClient } from "weaviate-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CollectionStore } from "../src/store/collection-store.js";
@@ -243,5 +246,40 @@ describe.skipIf(!reachable)("two API servers on one PostgreSQL database", () => 
     expect((await onB.withTenant("t2").query.nearVector([1, 0], { limit: 1 })).objects).toEqual([]);
     await onB.withTenant("t1").data.deleteById(id);
     expect((await ca.collections.get("Tenanted").withTenant("t1").query.nearVector([1, 0], { limit: 1 })).objects).toEqual([]);
+  }, 60_000);
+
+  it("a server restarted on its data dir finds what the other wrote while it was down or just before it stopped", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "openbatch-pgcoll-"));
+    try {
+      let c = await startServer({}, { grpcPort: 0, databaseUrl: own.url, dataDir: dir });
+      let cc = await connect(c);
+      await cc.collections.create({ name: "Restart", properties: [{ name: "title", dataType: "text" }] });
+      const first = Array.from({ length: 10 }, (_, i) => ({ id: randomUUID(), properties: { title: `c${i}` }, vectors: [i, 1] }));
+      expect((await cc.collections.get("Restart").data.insertMany(first)).hasErrors).toBe(false);
+      // Written through B right before C stops: C's saved index must not claim to hold it.
+      const before = randomUUID();
+      expect((await cb.collections.get("Restart").data.insertMany([{ id: before, properties: { title: "b1" }, vectors: [50, 1] }])).hasErrors).toBe(false);
+      await cc.close();
+      await c.close();
+      // Restarted with nothing written meanwhile: its saved index is loaded only if it holds B's write.
+      c = await startServer({}, { grpcPort: 0, databaseUrl: own.url, dataDir: dir });
+      cc = await connect(c);
+      expect((await cc.collections.get("Restart").query.nearVector([50, 1], { limit: 1 })).objects[0]?.uuid).toBe(before);
+      await cc.close();
+      await c.close();
+      // Written through B while C is down.
+      const during = randomUUID();
+      expect((await cb.collections.get("Restart").data.insertMany([{ id: during, properties: { title: "b2" }, vectors: [-50, 1] }])).hasErrors).toBe(false);
+      c = await startServer({}, { grpcPort: 0, databaseUrl: own.url, dataDir: dir });
+      cc = await connect(c);
+      const col = cc.collections.get("Restart");
+      expect((await col.query.nearVector([50, 1], { limit: 1 })).objects[0]?.uuid).toBe(before);
+      expect((await col.query.nearVector([-50, 1], { limit: 1 })).objects[0]?.uuid).toBe(during);
+      expect((await col.query.nearVector([3, 1], { limit: 1 })).objects[0]?.uuid).toBe(first[3]!.id);
+      await cc.close();
+      await c.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }, 60_000);
 });
