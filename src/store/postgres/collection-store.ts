@@ -202,6 +202,8 @@ export class PgCollectionStore implements CollectionStore, CollectionChangeFeed 
 
   async deleteClass(name: string): Promise<void> {
     await this.db.tx(async (c) => {
+      // The class row first, as every writer locks it: a delete never deadlocks with a write to the class.
+      await c.query(`SELECT name FROM collection_classes WHERE name = $1 FOR UPDATE`, [name]);
       await c.query(`DELETE FROM collection_references WHERE from_class = $1`, [name]);
       await c.query(`DELETE FROM collection_objects WHERE class = $1`, [name]);
       await c.query(`DELETE FROM collection_tombstones WHERE class = $1`, [name]);
