@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { goType, goValue } from "./errors.js";
+import { validateComplex } from "./complex-types.js";
 import { parseTargetBeacon } from "./references.js";
 import { isReferenceType, isRfc3339, isUuid, normalizeClassName, normalizePropertyName, VECTORIZER, type ClassDef, type PropertyDef } from "./schema.js";
 
@@ -90,10 +91,11 @@ export function validateProperties(def: ClassDef, input: Record<string, unknown>
       references.push(...refs);
       continue;
     }
-    const err = checkValue(prop.dataType[0]!, value);
-    if (err !== null) return { error: `invalid ${TYPE_WORDS[prop.dataType[0]!]} property '${name}' on class '${cls}': ${err}` };
+    // Scalars here; object / geoCoordinates / phoneNumber / blob (and nested scalars) in complex-types.ts.
     // UUIDs are kept lower-case, as Weaviate returns them.
-    properties[name] = prop.dataType[0] === "uuid" ? (value as string).toLowerCase() : prop.dataType[0] === "uuid[]" ? (value as string[]).map((u) => u.toLowerCase()) : value;
+    const checked = validateComplex(prop, value, checkValue);
+    if ("error" in checked) return { error: `invalid ${TYPE_WORDS[prop.dataType[0]!] ?? prop.dataType[0]} property '${name}' on class '${cls}': ${checked.error}` };
+    properties[name] = checked.value;
   }
   return { properties, references };
 }
@@ -112,6 +114,11 @@ const TYPE_WORDS: Record<string, string> = {
   "boolean[]": "boolean array",
   "date[]": "date array",
   "uuid[]": "uuid array",
+  object: "object",
+  "object[]": "object array",
+  geoCoordinates: "geoCoordinates",
+  phoneNumber: "phoneNumber",
+  blob: "blob",
 };
 
 /** @returns null when `value` fits `dataType`, else Weaviate's reason. */

@@ -1,3 +1,4 @@
+import { isComplexType, isObjectType, NESTED_TYPES } from "./complex-types.js";
 import { unprocessable } from "./errors.js";
 import {
   DEFAULT_VECTOR,
@@ -19,8 +20,6 @@ export { DEFAULT_MODEL, DISTANCES, VECTORIZER, type Distance, type VectorIndexCo
 export const PRIMITIVE_TYPES = ["text", "text[]", "int", "int[]", "number", "number[]", "boolean", "boolean[]", "date", "date[]", "uuid", "uuid[]"] as const;
 export type PrimitiveType = (typeof PRIMITIVE_TYPES)[number];
 const PRIMITIVES = new Set<string>(PRIMITIVE_TYPES);
-/** Weaviate types we do not store. */
-const UNSUPPORTED_TYPES = new Set(["geoCoordinates", "phoneNumber", "blob", "object", "object[]"]);
 /** Deprecated spellings Weaviate still accepts. */
 const ALIASES: Record<string, PrimitiveType> = { string: "text", "string[]": "text[]" };
 
@@ -38,6 +37,8 @@ export interface PropertyDef {
   indexSearchable: boolean;
   indexRangeFilters: boolean;
   moduleConfig?: Record<string, unknown>;
+  /** `object` / `object[]` only: their fields, nested to any depth (complex-types.ts). */
+  nestedProperties?: PropertyDef[];
 }
 
 /**
@@ -118,7 +119,7 @@ export const normalizeClassName = (name: string) => name.charAt(0).toUpperCase()
 export const normalizePropertyName = (name: string) => name.charAt(0).toLowerCase() + name.slice(1);
 
 /** Whether a data type names a class (a cross-reference property). */
-export const isReferenceType = (dataType: readonly string[]) => dataType.length > 0 && !PRIMITIVES.has(dataType[0]!);
+export const isReferenceType = (dataType: readonly string[]) => dataType.length > 0 && !PRIMITIVES.has(dataType[0]!) && !isComplexType(dataType[0]);
 
 /** A property by name (first letter case-insensitive, as Weaviate). */
 export const propertyOf = (def: ClassDef, name: string) => def.properties.find((p) => p.name === normalizePropertyName(name));
@@ -302,14 +303,16 @@ function parseSharding(raw: unknown): Record<string, unknown> {
   return out;
 }
 
-/** Keys of a property definition we read (`textAnalyzer` and `nestedProperties` are refused when set). */
-const PROPERTY_KEYS = new Set(["name", "dataType", "description", "indexFilterable", "indexSearchable", "indexRangeFilters", "indexInverted", "tokenization", "moduleConfig"]);
+/** Keys of a property definition we read (`textAnalyzer` is refused when set). */
+const PROPERTY_KEYS = new Set(["name", "dataType", "description", "indexFilterable", "indexSearchable", "indexRangeFilters", "indexInverted", "tokenization", "moduleConfig", "nestedProperties"]);
 
 /**
  * Validates one property definition.
  * @param classExists whether a (normalized) class name exists, for cross-reference targets.
+ * @param nestedIn the object property's path when `raw` is one of its `nestedProperties` (they may not be
+ *   references, geoCoordinates or phoneNumber, as in Weaviate).
  */
-export function parseProperty(raw: unknown, className: string, classExists: (name: string) => boolean): PropertyDef {
+export function parseProperty(raw: unknown, className: string, classExists: (name: string) => boolean, nestedIn?: string): PropertyDef {
   if (!isObject(raw)) throw unprocessable(`class "${className}": a property must be a JSON object`);
   if (typeof raw.name !== "string" || !raw.name) throw unprocessable(`class "${className}": property name cannot be empty`);
   const name = normalizePropertyName(raw.name);
@@ -327,8 +330,8 @@ export function parseProperty(raw: unknown, className: string, classExists: (nam
   // The deprecated `string` was tokenized on whitespace.
   const legacyString = raw.dataType[0] === "string" || raw.dataType[0] === "string[]";
   let dataType: string[] = (raw.dataType as string[]).map((t) => ALIASES[t] ?? t);
-  if (UNSUPPORTED_TYPES.has(dataType[0]!)) throw unprocessable(`property '${name}': data type '${dataType[0]}' is not supported by OpenBatch`);
-  if (PRIMITIVES.has(dataType[0]!)) {
+  if (nestedIn !== undefined && !NESTED_TYPES.has(dataType[0]!)) throw unprocessable(`nested property '${nestedIn}.${name}': invalid dataType: data type '${dataType[0]}' is not allowed in nested properties (allowed: ${[...NESTED_TYPES].join(", ")})`);
+  if (PRIMITIVES.has(dataType[0]!) || isComplexType(dataType[0])) {
     if (dataType.length > 1) throw unprocessable(`property '${name}': invalid dataType: a primitive type cannot be combined with other types`);
   } else {
     dataType = dataType.map(normalizeClassName);
@@ -361,6 +364,19 @@ export function parseProperty(raw: unknown, className: string, classExists: (nam
   }
   if (!isText) prop.indexSearchable = false;
   if (isObject(raw.moduleConfig)) prop.moduleConfig = { ...raw.moduleConfig };
+  const nested = raw.nestedProperties;
+  const path = nestedIn === undefined ? name : `${nestedIn}.${name}`;
+  if (isObjectType(dataType[0])) {
+    if (!Array.isArray(nested) || nested.length === 0) throw unprocessable(`property '${path}': At least one nested property is required for data type object/object[]`);
+    prop.nestedProperties = nested.map((n) => parseProperty(n, className, classExists, path));
+    const seen = new Set<string>();
+    for (const n of prop.nestedProperties) {
+      if (seen.has(n.name)) throw unprocessable(`property '${path}': nested property '${n.name}' is defined twice`);
+      seen.add(n.name);
+    }
+  } else if (nested !== undefined && nested !== null && !(Array.isArray(nested) && nested.length === 0)) {
+    throw unprocessable(`property '${path}': nestedProperties not allowed for data types other than object/object[]`);
+  }
   return prop;
 }
 
@@ -399,10 +415,10 @@ export function inferDataType(value: unknown, parseBeaconClass: (beacon: string)
       return { dataType: [cls] };
     }
     const t = scalar(first);
-    if (!t) return { error: `cannot infer the data type of an array of ${typeof first === "object" ? "objects" : typeof first}: nested objects are not supported` };
+    if (!t) return { error: `cannot infer the data type of an array of ${typeof first === "object" ? "objects" : typeof first}: OpenBatch's auto-schema does not infer object[] properties: create the property (with nestedProperties) first` };
     return { dataType: [`${t}[]`] };
   }
   const t = scalar(value);
-  if (!t) return { error: "nested objects are not supported by OpenBatch" };
+  if (!t) return { error: "OpenBatch's auto-schema does not infer object, geoCoordinates or phoneNumber properties: create the property (object with nestedProperties) first" };
   return { dataType: [t] };
 }

@@ -6,6 +6,7 @@
  * `path: ["id"]` filters on the object's uuid. Text is matched per token as the property's tokenization splits it
  * (Weaviate's default `word`: lower-cased runs of letters and digits; all the value's tokens must be present).
  */
+import { isComplexType } from "./complex-types.js";
 import { unprocessable } from "./errors.js";
 import { analyze } from "./inverted-index.js";
 import { compileTimestampFilter, isTimestampPath, type TimestampTarget } from "./meta-filters.js";
@@ -85,6 +86,8 @@ export function compileWhere(filter: unknown, def: ClassDef): Predicate {
   const prop = def.properties.find((p) => p.name === normalizePropertyName(name));
   if (!prop) throw unprocessable(`no such prop with name '${normalizePropertyName(name)}' found in class '${def.class}' in the schema. Check your schema files for which properties in this class are available`);
   if (isReferenceType(prop.dataType)) throw unprocessable("invalid where filter: filtering on reference properties is not supported by OpenBatch");
+  // object / geoCoordinates / phoneNumber / blob values are not compared (WithinGeoRange is not served either).
+  if (isComplexType(prop.dataType[0]) && op !== "IsNull") throw unprocessable(`invalid where filter: filtering with ${op} on property '${prop.name}' of type ${prop.dataType[0]} is not supported by OpenBatch`);
   if (op === "IsNull") {
     if (typeof filter.valueBoolean !== "boolean") throw unprocessable("invalid where filter: IsNull needs valueBoolean");
     const want = filter.valueBoolean;

@@ -5,7 +5,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import type { Caller, CollectionService, SearchQuery, SearchResult } from "../../collections/collection-service.js";
 import { CollectionError } from "../../collections/errors.js";
-import { isReferenceType, normalizePropertyName, type ClassDef } from "../../collections/schema.js";
+import { isReferenceType, normalizePropertyName, type ClassDef, type PropertyDef } from "../../collections/schema.js";
 import { OpenBatchError } from "../../core/errors.js";
 import type { ApiKeyAuth } from "../auth.js";
 import { MalformedRequest, malformedStatus, withMalformedRequests } from "./malformed.js";
@@ -290,10 +290,21 @@ const le64 = (n: number, bigint: boolean) => {
 };
 
 /** A stored property value as a `Value`, typed by its data type (inferred from the value when the schema lacks it). */
-function toValue(v: unknown, dataType: string | undefined): ValueMsg | null {
+function toValue(v: unknown, dataType: string | undefined, nested?: PropertyDef[]): ValueMsg | null {
   if (v === null || v === undefined) return null;
   const type = dataType ?? inferType(v);
+  // Complex types (complex-types.ts): nested objects typed by their nestedProperties.
+  const props = nested ? { properties: nested } : null;
   switch (type) {
+    case "geoCoordinates":
+      return { geoValue: v };
+    case "phoneNumber":
+      return { phoneValue: v };
+    case "blob":
+      return { blobValue: String(v) };
+    case "object":
+      if (typeof v === "object" && !Array.isArray(v)) return { objectValue: toProperties(v as Record<string, unknown>, props) };
+      break;
     case "text":
       return { textValue: String(v) };
     case "int":
@@ -322,7 +333,7 @@ function toValue(v: unknown, dataType: string | undefined): ValueMsg | null {
       case "uuid[]":
         return { listValue: { uuidValues: { values: v.map(String) } } };
       case "object[]":
-        return { listValue: { objectValues: { values: v.map((x) => toProperties(x as Record<string, unknown>, null)) } } };
+        return { listValue: { objectValues: { values: v.map((x) => toProperties(x as Record<string, unknown>, props)) } } };
     }
   }
   if (typeof v === "object" && !Array.isArray(v)) return { objectValue: toProperties(v as Record<string, unknown>, null) };
@@ -344,13 +355,13 @@ function inferType(v: unknown): string {
 }
 
 /** Properties as a `Properties` message: non-reference properties only, those named in `only` (null: all). */
-function toProperties(props: Record<string, unknown>, def: ClassDef | null, only: Set<string> | null = null): { fields: Record<string, ValueMsg> } {
+function toProperties(props: Record<string, unknown>, def: Pick<ClassDef, "properties"> | null, only: Set<string> | null = null): { fields: Record<string, ValueMsg> } {
   const fields: Record<string, ValueMsg> = {};
   for (const [name, value] of Object.entries(props)) {
     if (only && !only.has(name)) continue;
     const prop = def?.properties.find((p) => p.name === name);
     if (prop && isReferenceType(prop.dataType)) continue;
-    const v = toValue(value, prop?.dataType[0]);
+    const v = toValue(value, prop?.dataType[0], prop?.nestedProperties);
     if (v) fields[name] = v;
   }
   return { fields };

@@ -2,7 +2,9 @@ import type { FastifyPluginAsync } from "fastify";
 import { CollectionError } from "../../collections/errors.js";
 import { MAX_NESTING_DEPTH, nestsDeeperThan } from "../../core/nesting.js";
 import type { AggregateField, AggregateQuery, Caller, CollectionService, SearchQuery, SearchResult } from "../../collections/collection-service.js";
-import { isReferenceType, type ClassDef } from "../../collections/schema.js";
+import { isReferenceType, vectorSlots, type ClassDef } from "../../collections/schema.js";
+import { isComplexType } from "../../collections/complex-types.js";
+import { complexSelectionError, projectComplex } from "./graphql-complex.js";
 import { parseBm25Arg, parseHybridArg, parseSortArg } from "./search-args.js";
 import { metricsOf } from "../../collections/aggregate.js";
 
@@ -286,8 +288,8 @@ function toJson(v: Value, variables: Record<string, unknown>): unknown {
 const DEFAULT_LIMIT = 10;
 const MAX_RESULTS = 10_000;
 
-const ADDITIONAL = new Set(["id", "distance", "certainty", "vector", "creationTimeUnix", "lastUpdateTimeUnix", "score", "explainScore"]);
-const GET_ARGS = new Set(["nearVector", "nearText", "nearObject", "where", "limit", "offset", "after", "bm25", "hybrid", "sort", "autocut"]);
+const ADDITIONAL = new Set(["id", "distance", "certainty", "vector", "vectors", "creationTimeUnix", "lastUpdateTimeUnix", "score", "explainScore"]);
+const GET_ARGS = new Set(["nearVector", "nearText", "nearObject", "where", "limit", "offset", "after", "bm25", "hybrid", "sort", "autocut", "tenant"]);
 
 interface GraphQLAnswer {
   data: Record<string, unknown> | null;
@@ -297,6 +299,13 @@ interface GraphQLAnswer {
 const errorEntry = (e: GraphQLError) => ({ message: e.message, ...(e.location ? { locations: [e.location] } : {}), ...(e.path ? { path: e.path } : {}) });
 const keyOf = (f: Field) => f.alias ?? f.name;
 const loc = (f: Field) => ({ line: f.line, column: f.column });
+
+/** A `tenant:` argument (Get, Aggregate): a string, or absent. */
+function tenantArg(v: unknown): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "string") throw new GraphQLError(`Argument "tenant" has invalid value ${JSON.stringify(v)}. Expected type "String".`);
+  return v;
+}
 
 function nonNegativeInt(v: unknown, name: string, f: Field): number {
   if (typeof v !== "number" || !Number.isInteger(v) || v < 0) throw new GraphQLError(`Argument "${name}" has invalid value ${JSON.stringify(v)}. Expected type "Int", found ${JSON.stringify(v)}.`, loc(f));
@@ -361,7 +370,7 @@ function validateRoot(service: CollectionService, caller: Caller, root: Field): 
     }
     if (!def || def.class !== f.name) throw new GraphQLError(`Cannot query field "${f.name}" on type "${type}".`, loc(f));
     if (!f.selections) throw new GraphQLError(`Field "${f.name}" of type "[${f.name}]" must have a sub selection.`, loc(f));
-    const allowedArgs = root.name === "Get" ? GET_ARGS : new Set(["where", "limit", "groupBy", "objectLimit", "nearVector", "nearText", "nearObject", "hybrid"]);
+    const allowedArgs = root.name === "Get" ? GET_ARGS : new Set(["where", "limit", "groupBy", "objectLimit", "nearVector", "nearText", "nearObject", "hybrid", "tenant"]);
     for (const a of f.args.keys()) if (!allowedArgs.has(a)) throw new GraphQLError(`Unknown argument "${a}" on field "${f.name}" of type "${type}".`, loc(f));
     if (root.name === "Get") validateGetSelections(def, f.selections);
     else validateAggregateSelections(def, f.selections);
@@ -374,6 +383,13 @@ function validateGetSelections(def: ClassDef, selections: Field[]): void {
     if (s.name === "_additional") {
       if (!s.selections) throw new GraphQLError(`Field "_additional" of type "${def.class}AdditionalProperties" must have a sub selection.`, loc(s));
       for (const a of s.selections) if (!ADDITIONAL.has(a.name)) throw new GraphQLError(`Cannot query field "${a.name}" on type "${def.class}AdditionalProperties".`, loc(a));
+      // `vectors { <name> … }`: the named vectors asked for, each one of the class's.
+      for (const a of s.selections) {
+        if (a.name !== "vectors") continue;
+        if (!a.selections) throw new GraphQLError(`Field "vectors" of type "${def.class}AdditionalVectors" must have a sub selection.`, loc(a));
+        const names = vectorSlots(def).map((v) => v.name);
+        for (const v of a.selections) if (v.name !== "__typename" && !names.includes(v.name)) throw new GraphQLError(`Cannot query field "${v.name}" on type "${def.class}AdditionalVectors".`, loc(v));
+      }
       continue;
     }
     const prop = def.properties.find((p) => p.name === s.name);
@@ -381,6 +397,11 @@ function validateGetSelections(def: ClassDef, selections: Field[]): void {
     if (isReferenceType(prop.dataType)) {
       if (!s.selections) throw new GraphQLError(`Field "${s.name}" of type "[${def.class}${s.name.charAt(0).toUpperCase() + s.name.slice(1)}Obj]" must have a sub selection.`, loc(s));
       throw new GraphQLError("resolving references in queries is not supported by OpenBatch: get the referencing object with GET /v1/objects/{class}/{id}", loc(s));
+    }
+    if (isComplexType(prop.dataType[0])) {
+      const err = complexSelectionError(def.class, prop, s);
+      if (err) throw new GraphQLError(err.message, loc(err.field as Field));
+      continue;
     }
     if (s.selections) throw new GraphQLError(`Field "${s.name}" must not have a selection since type "${prop.dataType[0]}" has no subfields.`, loc(s));
   }
@@ -481,13 +502,15 @@ async function runGet(service: CollectionService, caller: Caller, f: Field, vars
   }
   if (arg("sort") !== undefined && arg("sort") !== null) q.sort = parseSortArg(arg("sort"));
   if (arg("autocut") !== undefined && arg("autocut") !== null) q.autocut = nonNegativeInt(arg("autocut"), "autocut", f);
-  const wantsVector = f.selections!.some((s) => s.name === "_additional" && s.selections!.some((a) => a.name === "vector"));
+  const wantsVector = f.selections!.some((s) => s.name === "_additional" && s.selections!.some((a) => a.name === "vector" || a.name === "vectors"));
+  q.tenant = tenantArg(arg("tenant"));
   q.includeVector = wantsVector;
   const results = await service.search(caller, q);
-  return results.map((r) => renderHit(r, f.selections!, f.name));
+  const def = f.selections!.some((s) => s.selections && s.name !== "_additional") ? service.getClass(caller, f.name) : null;
+  return results.map((r) => renderHit(r, f.selections!, f.name, def));
 }
 
-function renderHit(r: SearchResult, selections: Field[], cls: string): Record<string, unknown> {
+function renderHit(r: SearchResult, selections: Field[], cls: string, def?: ClassDef | null): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const s of selections) {
     if (s.name === "__typename") out[keyOf(s)] = cls;
@@ -499,6 +522,7 @@ function renderHit(r: SearchResult, selections: Field[], cls: string): Record<st
           : a.name === "distance" ? r.distance
           : a.name === "certainty" ? r.certainty
           : a.name === "vector" ? r.vector
+          : a.name === "vectors" ? Object.fromEntries(a.selections!.map((v) => [keyOf(v), v.name === "__typename" ? `${cls}AdditionalVectors` : (r.vectors?.[v.name] ?? null)]))
           : a.name === "score" ? (r.score === undefined ? null : String(r.score))
           : a.name === "explainScore" ? (r.explainScore ?? null)
           : a.name === "creationTimeUnix" ? String(r.creationTimeUnix)
@@ -506,6 +530,10 @@ function renderHit(r: SearchResult, selections: Field[], cls: string): Record<st
         add[keyOf(a)] = v ?? null;
       }
       out[keyOf(s)] = add;
+    } else if (s.selections) {
+      // geoCoordinates / phoneNumber / object: cut to the selected subfields (graphql-complex.ts).
+      const prop = def?.properties.find((p) => p.name === s.name);
+      out[keyOf(s)] = prop ? projectComplex(prop, r.properties[s.name], s) : (r.properties[s.name] ?? null);
     } else out[keyOf(s)] = r.properties[s.name] ?? null;
   }
   return out;
@@ -521,6 +549,7 @@ async function runAggregate(service: CollectionService, caller: Caller, f: Field
     fields.push({ property: s.name, metrics: s.selections!.filter((m) => m.name !== "__typename").map((m) => m.name), ...(limit !== undefined ? { topOccurrencesLimit: limit } : {}) });
   }
   const q: AggregateQuery = { class: f.name, fields };
+  q.tenant = tenantArg(arg("tenant"));
   const where = arg("where");
   if (where !== undefined && where !== null) q.where = where;
   const groupBy = arg("groupBy");
@@ -543,7 +572,12 @@ async function runAggregate(service: CollectionService, caller: Caller, f: Field
       search.hybrid = h.hybrid;
       if (h.targetVector) search.targetVector = h.targetVector;
     } else {
-      for (const k of Object.keys(v)) if (!["vector", "concepts", "id", "distance", "certainty"].includes(k)) throw new GraphQLError(`${near[0]}: field '${k}' is not supported by OpenBatch in Aggregate`);
+      for (const k of Object.keys(v)) if (!["vector", "concepts", "id", "distance", "certainty", "targetVectors"].includes(k)) throw new GraphQLError(`${near[0]}: field '${k}' is not supported by OpenBatch in Aggregate`);
+      const t = v.targetVectors;
+      if (t !== undefined && t !== null) {
+        if (!Array.isArray(t) || t.length !== 1 || typeof t[0] !== "string") throw new GraphQLError(`${near[0]}: targetVectors must name one vector (several at once are not supported by OpenBatch)`);
+        search.targetVector = t[0];
+      }
       if (near[0] === "nearVector") {
         if (!Array.isArray(v.vector) || !v.vector.every((x) => typeof x === "number")) throw new GraphQLError("nearVector: vector must be a non-empty list of numbers");
         search.vector = v.vector as number[];
