@@ -29,6 +29,8 @@ export interface AggregateField {
 /** What to aggregate. `search` (without limit) selects the objects by a search, `objectLimit` of them. */
 export interface AggregateQuery {
   class: string;
+  /** The tenant of a multi-tenant class (its partition is aggregated; tenants.ts). */
+  tenant?: string;
   where?: unknown;
   search?: Omit<SearchQuery, "class" | "limit" | "where">;
   objectLimit?: number;

@@ -284,7 +284,7 @@ export class CollectionService {
 
   /** Per-property metrics, optionally grouped, over filtered or searched objects (see aggregate.ts). @throws CollectionError 422 / 403. */
   aggregate(caller: Caller, q: AggregateQuery): Promise<AggregateRow[]> {
-    return aggregate(this.ctx, caller, q, search);
+    return aggregate(this.ctx, caller, { ...q, class: resolveTarget(this.ctx, q.class, q.tenant) }, search);
   }
 
   // ---------------------------------------------------------------- tenants

@@ -8,6 +8,7 @@ import { CollectionError } from "../../collections/errors.js";
 import { isReferenceType, normalizePropertyName, type ClassDef, type PropertyDef } from "../../collections/schema.js";
 import { OpenBatchError } from "../../core/errors.js";
 import type { ApiKeyAuth } from "../auth.js";
+import { aggregateRpc, type AggregateRequestMsg } from "./aggregate.js";
 import { MalformedRequest, malformedStatus, withMalformedRequests } from "./malformed.js";
 import { checkGroupBy, GROUP_BY_CANDIDATES, groupHits } from "../../collections/group-by.js";
 import { applySearchOptions, UnimplementedSearchOption, type SearchOptionsMsg } from "./search-options.js";
@@ -47,7 +48,7 @@ interface StructValue {
 interface Struct {
   fields?: Record<string, StructValue>;
 }
-interface VectorsMsg {
+export interface VectorsMsg {
   name?: string;
   vectorBytes?: Buffer;
   type?: number;
@@ -73,7 +74,7 @@ interface BatchObjectMsg {
   vectorBytes?: Buffer;
   vectors?: VectorsMsg[];
 }
-interface FiltersMsg {
+export interface FiltersMsg {
   operator?: number;
   on?: string[];
   filters?: FiltersMsg[];
@@ -93,7 +94,7 @@ interface TargetsMsg {
   weightsForTargets?: Buffer[];
 }
 /** Fields of a near* message naming the vectors searched. */
-interface TargetedMsg {
+export interface TargetedMsg {
   targetVectors?: string[];
   targets?: TargetsMsg;
   selection?: Buffer;
@@ -192,14 +193,14 @@ function toStatus(err: unknown): Partial<grpc.StatusObject> {
 }
 
 /** A request we cannot serve (an unsupported option). */
-class GrpcInputError extends Error {}
+export class GrpcInputError extends Error {}
 /** An option of the Weaviate API OpenBatch does not implement: UNIMPLEMENTED, naming it. */
-class GrpcUnimplementedError extends Error {}
+export class GrpcUnimplementedError extends Error {}
 
 // ---------------------------------------------------------------- vectors and values
 
 /** float32 little-endian bytes → numbers. */
-function floatsFromBytes(bytes: Buffer | undefined): number[] | null {
+export function floatsFromBytes(bytes: Buffer | undefined): number[] | null {
   if (!bytes || bytes.length === 0) return null;
   if (bytes.length % 4 !== 0) throw new GrpcInputError(`vector bytes: length ${bytes.length} is not a multiple of 4`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -213,7 +214,7 @@ function floatsToBytes(v: ArrayLike<number>): Buffer {
 }
 
 /** The one (unnamed or "default") single vector of a `vectors` list; named others are an error. */
-function singleVector(vectors: VectorsMsg[] | undefined): { vector: number[] | null; named: Record<string, number[]> | null } {
+export function singleVector(vectors: VectorsMsg[] | undefined): { vector: number[] | null; named: Record<string, number[]> | null } {
   if (!vectors || vectors.length === 0) return { vector: null, named: null };
   const named: Record<string, number[]> = {};
   let vector: number[] | null = null;
@@ -388,7 +389,7 @@ const OPERATORS: Record<number, string> = {
 };
 
 /** gRPC `Filters` → the REST `where` filter (checked by the collections layer). */
-function toWhere(f: FiltersMsg, def: ClassDef | null): Record<string, unknown> {
+export function toWhere(f: FiltersMsg, def: ClassDef | null): Record<string, unknown> {
   const operator = OPERATORS[f.operator ?? 0];
   if (!operator) throw new GrpcInputError(`filters: unsupported operator ${f.operator ?? 0}`);
   if (operator === "And" || operator === "Or" || operator === "Not") return { operator, operands: (f.filters ?? []).map((x) => toWhere(x, def)) };
@@ -532,7 +533,7 @@ async function search(collections: CollectionService, caller: Caller, req: Searc
 }
 
 /** The one target vector a near* search names (absent: none named). @throws GrpcUnimplementedError for several. */
-function targetOf(near: TargetedMsg): string | undefined {
+export function targetOf(near: TargetedMsg): string | undefined {
   const names = [...new Set([...(near.targetVectors ?? []), ...(near.targets?.targetVectors ?? [])])];
   if (near.selection && near.selection.length) throw new GrpcUnimplementedError("search: diversity selection (MMR) is not supported by OpenBatch");
   if (names.length > 1) throw new GrpcUnimplementedError(`search: a search over several target vectors (${names.join(", ")}) is not supported by OpenBatch: search one target vector at a time`);
@@ -634,6 +635,7 @@ export async function startWeaviateGrpc(options: WeaviateGrpcOptions): Promise<W
     Search: unary((caller, req: SearchRequestMsg) => search(collections, caller, req)),
     BatchDelete: unary((caller, req: BatchDeleteRequestMsg) => batchDelete(collections, caller, req)),
     TenantsGet: unary((caller, req: { collection?: string; names?: { values?: string[] } }) => tenantsGet(collections, caller, req)),
+    Aggregate: unary((caller, req: AggregateRequestMsg) => aggregateRpc(collections, caller, req)),
   });
 
   const host = options.host.includes(":") && !options.host.startsWith("[") ? `[${options.host}]` : options.host;
