@@ -194,7 +194,7 @@ describe("GraphQL tenant, targetVectors and _additional { vectors }", () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  it("counts and aggregates one tenant's objects (withTenant(...).length(), aggregate.overAll)", async () => {
+  it("counts and aggregates one tenant's objects (withTenant(...).length(), aggregate.overAll; GraphQL Get/Aggregate tenant:)", async () => {
     await client.collections.create({
       name: "Memo",
       multiTenancy: weaviate.configure.multiTenancy({ enabled: true }),
@@ -217,6 +217,49 @@ describe("GraphQL tenant, targetVectors and _additional { vectors }", () => {
     expect(none.body.errors[0].message).toContain("has multi-tenancy enabled, but request was without tenant");
     const unknown = await call(server, "POST", "/v1/graphql", { query: '{ Aggregate { Memo(tenant: "carol") { meta { count } } } }' });
     expect(unknown.body.errors[0].message).toContain('tenant not found: "carol"');
+  });
+
+  it("adds references within a tenant (batch references and the object's reference routes)", async () => {
+    await client.collections.create({ name: "Genre", vectorizers: weaviate.configure.vectorizer.none(), properties: [{ name: "name", dataType: "text" }] });
+    await client.collections.create({ name: "Author", multiTenancy: weaviate.configure.multiTenancy({ enabled: true }), vectorizers: weaviate.configure.vectorizer.none(), properties: [{ name: "name", dataType: "text" }] });
+    await client.collections.create({
+      name: "Book",
+      multiTenancy: weaviate.configure.multiTenancy({ enabled: true }),
+      vectorizers: weaviate.configure.vectorizer.none(),
+      properties: [{ name: "title", dataType: "text" }],
+      references: [{ name: "writtenBy", targetCollection: "Author" }, { name: "genre", targetCollection: "Genre" }],
+    });
+    await client.collections.create({ name: "Shelf", vectorizers: weaviate.configure.vectorizer.none(), references: [{ name: "holds", targetCollection: "Author" }] });
+    const authors = client.collections.get("Author");
+    const books = client.collections.get("Book");
+    await authors.tenants.create([{ name: "alice" }, { name: "bob" }]);
+    await books.tenants.create([{ name: "alice" }, { name: "bob" }]);
+    const authorId = await authors.withTenant("alice").data.insert({ name: "Ursula" });
+    const bookId = await books.withTenant("alice").data.insert({ title: "The Dispossessed" });
+    const genreId = await client.collections.get("Genre").data.insert({ name: "sf" });
+
+    const added = await books.withTenant("alice").data.referenceAddMany([{ fromUuid: bookId, fromProperty: "writtenBy", to: authorId }]);
+    expect(added.hasErrors).toBe(false);
+    await books.withTenant("alice").data.referenceAdd({ fromUuid: bookId, fromProperty: "genre", to: genreId });
+    const got = await call(server, "GET", `/v1/objects/Book/${bookId}?tenant=alice`);
+    expect(got.body.properties.writtenBy.map((r: any) => r.beacon)).toEqual([`weaviate://localhost/Author/${authorId}`]);
+    expect(got.body.properties.genre.map((r: any) => r.beacon)).toEqual([`weaviate://localhost/Genre/${genreId}`]);
+    await books.withTenant("alice").data.referenceReplace({ fromUuid: bookId, fromProperty: "genre", to: [] });
+    expect((await call(server, "GET", `/v1/objects/Book/${bookId}?tenant=alice`)).body.properties.genre ?? []).toEqual([]);
+
+    // Without the tenant, in another tenant, or from a class without tenants: Weaviate-style refusals, nothing stored.
+    const noTenant = await books.data.referenceAddMany([{ fromUuid: bookId, fromProperty: "writtenBy", to: authorId }]);
+    expect(noTenant.errors[0]!.message).toBe("class Book has multi-tenancy enabled, but request was without tenant");
+    const otherTenant = await books.withTenant("bob").data.referenceAddMany([{ fromUuid: bookId, fromProperty: "writtenBy", to: authorId }]);
+    expect(otherTenant.errors[0]!.message).toBe(`source object Book/${bookId} not found in tenant "bob"`);
+    const shelfId = await client.collections.get("Shelf").data.insert({});
+    const fromPlain = await client.collections.get("Shelf").data.referenceAddMany([{ fromUuid: shelfId, fromProperty: "holds", to: authorId }]);
+    expect(fromPlain.errors[0]!.message).toContain("target class Author has multi-tenancy enabled");
+    const bad = await call(server, "POST", `/v1/objects/Book/${bookId}/references/writtenBy?tenant=carol`, { beacon: `weaviate://localhost/Author/${authorId}` });
+    expect(bad.status).toBe(422);
+    expect(bad.body.error[0].message).toBe('tenant not found: "carol"');
+    const bob = await call(server, "GET", `/v1/objects/Book/${bookId}?tenant=bob`);
+    expect(bob.status).toBe(404);
   });
 
   it("searches one target vector and returns named vectors in _additional { vectors }", async () => {

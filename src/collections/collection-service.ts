@@ -238,8 +238,8 @@ export class CollectionService {
    * `POST|PUT|DELETE /v1/objects/{class}/{id}/references/{prop}`: add, replace or delete one object's references
    * (see reference-ops.ts). @throws CollectionError 422/404 with Weaviate's message, 403 when not allowed.
    */
-  objectReferences(caller: Caller, op: "add" | "replace" | "delete", cls: string, id: string, property: string, beacons: unknown[]): Promise<void> {
-    return objectReferences(this.ctx, caller, op, cls, id, property, beacons);
+  objectReferences(caller: Caller, op: "add" | "replace" | "delete", cls: string, id: string, property: string, beacons: unknown[], tenant?: string): Promise<void> {
+    return objectReferences(this.ctx, caller, op, cls, id, property, beacons, tenant);
   }
 
   // ---------------------------------------------------------------- objects

@@ -5,6 +5,7 @@ import type { ReferenceResult } from "./collection-types.js";
 import { CollectionError, unprocessable } from "./errors.js";
 import { parseSourceBeacon, parseTargetBeacon } from "./references.js";
 import { isReferenceType, normalizeClassName, normalizePropertyName } from "./schema.js";
+import { isMultiTenant, resolveTarget } from "./tenants.js";
 
 /*
  * Batch references (`POST /v1/batch/references`): each `{from, to}` checked against the schema, then stored. A
@@ -41,20 +42,20 @@ export async function batchReferences(ctx: CollectionContext, caller: Caller, in
  * @throws CollectionError 422 with Weaviate's message for a bad beacon, class, property or object; 403 when `caller`
  * may not write the class (or read a target).
  */
-export async function objectReferences(ctx: CollectionContext, caller: Caller, op: "add" | "replace" | "delete", cls: string, id: string, property: string, beacons: unknown[]): Promise<void> {
+export async function objectReferences(ctx: CollectionContext, caller: Caller, op: "add" | "replace" | "delete", cls: string, id: string, property: string, beacons: unknown[], tenant?: string): Promise<void> {
   const from = `weaviate://localhost/${normalizeClassName(cls)}/${id}/${property}`;
   await ctx.writeLock.run(async () => {
     const checked: StoredReference[] = [];
     for (const b of beacons) {
       const beacon = isObject(b) ? b.beacon : undefined;
       if (typeof beacon !== "string") throw unprocessable("invalid reference: give {\"beacon\": \"weaviate://localhost/<Class>/<uuid>\"}");
-      const r = await checkReference(ctx, caller, { from, to: beacon });
+      const r = await checkReference(ctx, caller, { from, to: beacon, tenant });
       if (typeof r === "string") throw new CollectionError(r.startsWith(FORBIDDEN_PREFIX) ? 403 : 422, r);
       checked.push(r);
     }
     if (op === "replace" && beacons.length === 0) {
       // No target to check the property by: check it alone.
-      const st = ctx.requireClass(cls, caller, "write");
+      const st = ctx.requireClass(resolveTarget(ctx, cls, tenant), caller, "write");
       const prop = st.def.properties.find((p) => p.name === normalizePropertyName(property));
       if (!prop || !isReferenceType(prop.dataType)) throw unprocessable(`property ${property} does not exist for class ${st.def.class} or is not a cross-reference`);
       if (!(await ctx.options.store.getObject(st.def.class, id.toLowerCase(), false))) throw new CollectionError(404, `object ${st.def.class}/${id} not found`);
@@ -75,10 +76,18 @@ async function checkReference(ctx: CollectionContext, caller: Caller, ref: Recor
   const errors = ["error" in source ? source.error : null, "error" in target ? target.error : null].filter((e): e is string => e !== null);
   if (errors.length) return errors.join(", ");
   if ("error" in source || "error" in target) return "invalid reference";
-  if (typeof ref.tenant === "string" && ref.tenant) return `class ${source.class} has multi-tenancy disabled, but request was with tenant`;
-  const st = ctx.classes.get(source.class);
+  // A multi-tenant source: the reference is the tenant's (its partition, tenants.ts); Weaviate's 422s otherwise.
+  const tenant = typeof ref.tenant === "string" && ref.tenant ? ref.tenant : undefined;
+  let sourceKey: string;
+  try {
+    sourceKey = resolveTarget(ctx, source.class, tenant);
+  } catch (err) {
+    if (err instanceof CollectionError) return err.message;
+    throw err;
+  }
+  const st = ctx.classes.get(sourceKey);
   if (!st) return `source class "${source.class}" not found in schema`;
-  if (!ctx.allows(caller, st, "write")) return forbiddenMessage("write", st.def.class);
+  if (!ctx.allows(caller, st, "write")) return forbiddenMessage("write", source.class);
   const prop = st.def.properties.find((p) => p.name === source.property);
   if (!prop) return `property ${source.property} does not exist for class ${source.class}`;
   if (!isReferenceType(prop.dataType)) return `property ${source.property} of class ${source.class} is not a cross-reference property (its data type is ${prop.dataType.join(", ")})`;
@@ -91,7 +100,18 @@ async function checkReference(ctx: CollectionContext, caller: Caller, ref: Recor
   if (!targetState) return `target class "${toClass}" not found in schema`;
   if (!ctx.allows(caller, targetState, "read")) return forbiddenMessage("read", toClass);
   if (!prop.dataType.includes(toClass)) return `target class "${toClass}" is not a valid target of property ${source.property} of class ${source.class} (it references ${prop.dataType.join(", ")})`;
-  if (!(await ctx.options.store.getObject(source.class, source.id, false))) return `source object ${source.class}/${source.id} not found`;
-  return { from_class: source.class, from_id: source.id, property: source.property, to_class: toClass, to_id: target.id };
+  // A multi-tenant target is reached within the source's tenant only (as in Weaviate); its tenant must exist and be active.
+  if (isMultiTenant(targetState.def)) {
+    if (!tenant) return `invalid reference: target class ${toClass} has multi-tenancy enabled: only a multi-tenant class can reference it, within one tenant`;
+    try {
+      resolveTarget(ctx, toClass, tenant);
+    } catch (err) {
+      if (err instanceof CollectionError) return `target class ${toClass}: ${err.message}`;
+      throw err;
+    }
+  }
+  if (!(await ctx.options.store.getObject(sourceKey, source.id, false))) return `source object ${source.class}/${source.id} not found${tenant ? ` in tenant ${JSON.stringify(tenant)}` : ""}`;
+  // to_class stays the class's name (the beacon as given); the tenant is the source partition's.
+  return { from_class: sourceKey, from_id: source.id, property: source.property, to_class: toClass, to_id: target.id };
 }
 

@@ -88,12 +88,12 @@ export const weaviateObjectsRoutes: FastifyPluginAsync<{ collections: Collection
   });
 
   // One object's references: POST adds `{beacon}`, PUT replaces the property's list with `[{beacon}]`, DELETE removes `{beacon}`.
-  type RefRoute = { Params: { className: string; id: string; prop: string } };
-  const refs = (op: "add" | "replace" | "delete") => async (req: { caller: string | null; params: RefRoute["Params"]; body: unknown }, reply: FastifyReply) => {
+  type RefRoute = { Params: { className: string; id: string; prop: string }; Querystring: { tenant?: string } };
+  const refs = (op: "add" | "replace" | "delete") => async (req: { caller: string | null; params: RefRoute["Params"]; query: RefRoute["Querystring"]; body: unknown }, reply: FastifyReply) => {
     const { className, id, prop } = req.params;
     if (op === "replace" && !Array.isArray(req.body)) throw unprocessable("PUT .../references/{property} takes a list of references: [{\"beacon\": …}]");
     if (op !== "replace" && !isObject(req.body)) throw unprocessable("a reference is an object: {\"beacon\": \"weaviate://localhost/<Class>/<uuid>\"}");
-    await collections.objectReferences(req.caller, op, className, id, prop, op === "replace" ? (req.body as unknown[]) : [req.body]);
+    await collections.objectReferences(req.caller, op, className, id, prop, op === "replace" ? (req.body as unknown[]) : [req.body], req.query.tenant || undefined);
     return reply.status(op === "delete" ? 204 : 200).send();
   };
   app.post<RefRoute>("/v1/objects/:className/:id/references/:prop", (req, reply) => refs("add")(req, reply));
