@@ -6,6 +6,8 @@ import { isReferenceType, vectorSlots, type ClassDef } from "../../collections/s
 import { isComplexType } from "../../collections/complex-types.js";
 import { complexSelectionError, projectComplex } from "./graphql-complex.js";
 import { parseBm25Arg, parseHybridArg, parseSortArg } from "./search-args.js";
+import { groupedEntries, groupSelectionError, parseGroupByArg } from "./graphql-group-by.js";
+import { checkGroupBy, GROUP_BY_CANDIDATES } from "../../collections/group-by.js";
 import { metricsOf } from "../../collections/aggregate.js";
 
 /**
@@ -288,8 +290,8 @@ function toJson(v: Value, variables: Record<string, unknown>): unknown {
 const DEFAULT_LIMIT = 10;
 const MAX_RESULTS = 10_000;
 
-const ADDITIONAL = new Set(["id", "distance", "certainty", "vector", "vectors", "creationTimeUnix", "lastUpdateTimeUnix", "score", "explainScore"]);
-const GET_ARGS = new Set(["nearVector", "nearText", "nearObject", "where", "limit", "offset", "after", "bm25", "hybrid", "sort", "autocut", "tenant"]);
+const ADDITIONAL = new Set(["id", "distance", "certainty", "vector", "vectors", "creationTimeUnix", "lastUpdateTimeUnix", "score", "explainScore", "group"]);
+const GET_ARGS = new Set(["nearVector", "nearText", "nearObject", "where", "limit", "offset", "after", "bm25", "hybrid", "sort", "autocut", "tenant", "groupBy"]);
 
 interface GraphQLAnswer {
   data: Record<string, unknown> | null;
@@ -383,6 +385,14 @@ function validateGetSelections(def: ClassDef, selections: Field[]): void {
     if (s.name === "_additional") {
       if (!s.selections) throw new GraphQLError(`Field "_additional" of type "${def.class}AdditionalProperties" must have a sub selection.`, loc(s));
       for (const a of s.selections) if (!ADDITIONAL.has(a.name)) throw new GraphQLError(`Cannot query field "${a.name}" on type "${def.class}AdditionalProperties".`, loc(a));
+      // `group { … hits { … } }` of a grouped Get (graphql-group-by.ts).
+      for (const a of s.selections) {
+        if (a.name !== "group") continue;
+        const e = groupSelectionError(def.class, a);
+        if (e) throw new GraphQLError(e.message, loc(e.field as Field));
+        const hits = a.selections!.find((h) => h.name === "hits");
+        if (hits) validateGetSelections(def, hits.selections!);
+      }
       // `vectors { <name> … }`: the named vectors asked for, each one of the class's.
       for (const a of s.selections) {
         if (a.name !== "vectors") continue;
@@ -505,8 +515,18 @@ async function runGet(service: CollectionService, caller: Caller, f: Field, vars
   const wantsVector = f.selections!.some((s) => s.name === "_additional" && s.selections!.some((a) => a.name === "vector" || a.name === "vectors"));
   q.tenant = tenantArg(arg("tenant"));
   q.includeVector = wantsVector;
+  // groupBy (graphql-group-by.ts): a wider search, then one entry per group.
+  const groupBy = arg("groupBy") === undefined || arg("groupBy") === null ? null : parseGroupByArg(arg("groupBy"));
+  let groupProperty = "";
+  if (groupBy) {
+    if (!(q.vector || q.concepts || q.nearObject || q.hybrid || q.bm25)) throw new GraphQLError("groupBy needs a search (nearVector, nearText, nearObject, hybrid, bm25)");
+    if (offset) throw new GraphQLError("groupBy cannot be combined with offset");
+    groupProperty = checkGroupBy(service.getClass(caller, f.name)!, groupBy.property, groupBy.groups, groupBy.objectsPerGroup);
+    q.limit = Math.max(q.limit, GROUP_BY_CANDIDATES);
+  }
   const results = await service.search(caller, q);
-  const def = f.selections!.some((s) => s.selections && s.name !== "_additional") ? service.getClass(caller, f.name) : null;
+  const def = f.selections!.some((s) => s.selections && s.name !== "_additional") || groupBy ? service.getClass(caller, f.name) : null;
+  if (groupBy) return groupedEntries(results, groupBy, groupProperty, f.selections!, (h, sel) => renderHit(h, sel as Field[], f.name, def)).map((r) => renderHit(r, f.selections!, f.name, def));
   return results.map((r) => renderHit(r, f.selections!, f.name, def));
 }
 
@@ -525,6 +545,7 @@ function renderHit(r: SearchResult, selections: Field[], cls: string, def?: Clas
           : a.name === "vectors" ? Object.fromEntries(a.selections!.map((v) => [keyOf(v), v.name === "__typename" ? `${cls}AdditionalVectors` : (r.vectors?.[v.name] ?? null)]))
           : a.name === "score" ? (r.score === undefined ? null : String(r.score))
           : a.name === "explainScore" ? (r.explainScore ?? null)
+          : a.name === "group" ? ((r as SearchResult & { group?: unknown }).group ?? null)
           : a.name === "creationTimeUnix" ? String(r.creationTimeUnix)
           : String(r.lastUpdateTimeUnix);
         add[keyOf(a)] = v ?? null;
