@@ -3,7 +3,7 @@ import { chatLines, startServer, upstreamConfig, uploadJsonl, waitFor } from "./
 import { listenLocal } from "./support/local-http.js";
 
 /**
- * An upstream in this process whose every answer costs 3 ms of this process's CPU (a synchronous busy wait): latency
+ * An upstream in this process whose every answer costs 2 ms of this process's CPU (a synchronous busy wait): latency
  * grows with calls in flight because our own event loop is the queue, not the server. The latency-aware limit must
  * not read that as an upstream queue and hold concurrency down (engine/dispatcher.ts leaves the loop's busy share of
  * each call out of the latency it learns from).
@@ -12,7 +12,7 @@ async function busyUpstream() {
   return listenLocal((req, res) => {
     req.resume();
     req.on("end", () => {
-      const until = performance.now() + 3;
+      const until = performance.now() + 2;
       while (performance.now() < until);
       res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ id: "chatcmpl-1", object: "chat.completion", created: 0, model: "fake-model", choices: [{ index: 0, message: { role: "assistant", content: "ok" }, finish_reason: "stop" }], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } }));
     });
@@ -31,8 +31,8 @@ describe("engine overhead", () => {
       const done = await waitFor(client, batch.id);
       expect(done.request_counts).toEqual({ total: n, completed: n, failed: 0 });
       const limiter = server.engine.rateLimiters().get("up")!;
-      // Read as queueing, the limit falls to 1 (measured; n × base ÷ rtt with rtt ∝ n); our lag left out, it doubles to 64.
-      expect(limiter.adaptiveLimit).toBeGreaterThanOrEqual(32);
+      // Read as queueing, the limit falls to 1 (measured; n × base ÷ rtt with rtt ∝ n); our lag left out, it opens (to 64 when the loop is saturated throughout).
+      expect(limiter.adaptiveLimit).toBeGreaterThanOrEqual(16);
     } finally {
       await server.close();
       await upstream.stop();

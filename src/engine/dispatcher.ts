@@ -77,6 +77,8 @@ export class Dispatcher {
   private readonly coalesceFactor = new Map<string, number>();
   private flushing: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** A pass asked for at once (setImmediate, not a 1 ms timer; see `wake`). */
+  private immediate: NodeJS.Immediate | null = null;
   private running = false;
   private again = false;
   private stopped = true;
@@ -107,6 +109,7 @@ export class Dispatcher {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.immediate) clearImmediate(this.immediate);
     for (const set of this.inFlightByBatch.values()) for (const c of set) c.abort(new DispatchStopped("stopping"));
     await this.flush();
   }
@@ -118,8 +121,27 @@ export class Dispatcher {
       this.again = true;
       return;
     }
+    this.nextPass(0);
+  }
+
+  /**
+   * Schedules the next pass in `ms` (replacing one scheduled before). At 0 it runs on setImmediate: a timer of 0 waits
+   * at least 1 ms, and with an instant upstream every pass after a group commit waited that long with all calls idle.
+   * Measured (bench/overhead.ts, 10,000 items, ~200 passes): ~0.2 s of idle loop, 5 % of the run.
+   */
+  private nextPass(ms: number): void {
     if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.tick(), 0);
+    this.timer = null;
+    if (ms > 0) {
+      if (this.immediate) clearImmediate(this.immediate);
+      this.immediate = null;
+      this.timer = setTimeout(() => void this.tick(), ms);
+    } else if (!this.immediate) {
+      this.immediate = setImmediate(() => {
+        this.immediate = null;
+        void this.tick();
+      });
+    }
   }
 
   /** Aborts every call in flight for a batch (cancel, expiry). */
@@ -149,6 +171,8 @@ export class Dispatcher {
 
   private async tick(): Promise<void> {
     this.timer = null;
+    if (this.immediate) clearImmediate(this.immediate);
+    this.immediate = null;
     if (this.stopped) return;
     this.running = true;
     let sleep = this.options.pollMs;
@@ -174,14 +198,14 @@ export class Dispatcher {
     if (this.stopped) return;
     if (this.passFailure) {
       this.again = false;
-      this.timer = setTimeout(() => void this.tick(), sleep);
+      this.nextPass(sleep);
       return;
     }
     if (this.again) {
       this.again = false;
       sleep = 0;
     }
-    this.timer = setTimeout(() => void this.tick(), Math.max(0, Math.min(sleep, this.options.pollMs)));
+    this.nextPass(Math.max(0, Math.min(sleep, this.options.pollMs)));
   }
 
   /** One scheduling pass. @returns ms until the next pass is useful. */

@@ -1,9 +1,9 @@
+import { randomBytes } from "node:crypto";
 import type Database from "better-sqlite3";
 import { SqliteConnection } from "./connection.js";
 import type { Batch, BatchStatus, BatchUsage, ItemOutcome, ItemState, RequestCounts, RequestItem } from "../../core/batch.js";
 import { canTransition, isTerminal } from "../../core/batch.js";
 import { invalidRequest } from "../../core/errors.js";
-import { newId } from "../../core/ids.js";
 import type { ParsedRequestLine } from "../../core/request-line.js";
 import type { BatchListQuery, FileRecord, FinishedItem, OutcomeRecord, Page, Store } from "../store.js";
 import { MIGRATIONS, SCHEMA } from "./schema.js";
@@ -184,8 +184,11 @@ export class SqliteStore implements Store {
   async insertItems(batchId: string, lines: ParsedRequestLine[]): Promise<void> {
     const insert = this.sql(`INSERT INTO request_items (batch_id, line, id, custom_id, body) VALUES (?, ?, ?, ?, ?)`);
     try {
+      // Item ids as newId("batch_req_") makes them (96 random bits, 24 hex chars), from one random draw for the call:
+      // a draw per item was 6 µs of the ~20 µs an item's insert took (CPU profile of bench/overhead.ts, 10,000 lines).
+      const random = randomBytes(12 * lines.length).toString("hex");
       this.db.transaction(() => {
-        for (const l of lines) insert.run(batchId, l.line, newId("batch_req_"), l.custom_id, l.body);
+        lines.forEach((l, i) => insert.run(batchId, l.line, "batch_req_" + random.slice(24 * i, 24 * i + 24), l.custom_id, l.body));
         this.sql(`UPDATE batch_counts SET total = total + ? WHERE batch_id = ?`).run(lines.length, batchId);
       })();
     } catch (err) {
@@ -231,14 +234,15 @@ export class SqliteStore implements Store {
   }
 
   async recordOutcomes(records: OutcomeRecord[], now: number): Promise<number> {
+    // Positional parameters and no object per row: this runs once per item on the hot path. Measured (20,000 items
+    // recorded in commits of 48, 4 runs each alternating, loaded 2-core box): 65.6 µs/item median with named
+    // parameters from a spread object per row, 47.1 µs/item like this.
     const update = this.sql(
       `UPDATE request_items
-          SET state = @state, status_code = @status_code, request_id = @request_id, response_body = @response_body,
-              error_code = @error_code, error_message = @error_message,
-              input_tokens = @input_tokens, cached_tokens = @cached_tokens,
-              output_tokens = @output_tokens, reasoning_tokens = @reasoning_tokens,
-              finished_at = @now, lease_owner = NULL, lease_expires_at = NULL
-        WHERE batch_id = @batch_id AND line = @line AND state = 'in_flight' AND lease_owner = @lease_owner`,
+          SET state = ?, status_code = ?, request_id = ?, response_body = ?, error_code = ?, error_message = ?,
+              input_tokens = ?, cached_tokens = ?, output_tokens = ?, reasoning_tokens = ?,
+              finished_at = ?, lease_owner = NULL, lease_expires_at = NULL
+        WHERE batch_id = ? AND line = ? AND state = 'in_flight' AND lease_owner = ?`,
     );
     const count = this.sql(
       `UPDATE batch_counts
@@ -252,13 +256,19 @@ export class SqliteStore implements Store {
       const deltas = new Map<string, Record<string, number | string>>();
       let written = 0;
       for (const r of records) {
-        const params = outcomeParams(r.outcome);
-        if (update.run({ ...params, batch_id: r.batch_id, line: r.line, lease_owner: r.lease_owner, now }).changes === 0) continue;
+        const o = r.outcome;
+        const u = o.usage;
+        const input = u?.input_tokens ?? 0, cached = u?.cached_tokens ?? 0, output = u?.output_tokens ?? 0, reasoning = u?.reasoning_tokens ?? 0;
+        const changed = update.run(o.state, o.status_code, o.request_id, o.response_body, o.error_code, o.error_message, input, cached, output, reasoning, now, r.batch_id, r.line, r.lease_owner).changes;
+        if (changed === 0) continue;
         written++;
-        const d = deltas.get(r.batch_id) ?? { ...ZERO_DELTA, batch_id: r.batch_id };
-        (d[r.outcome.state] as number)++;
-        for (const k of TOKEN_COLUMNS) (d[k] as number) += params[k];
-        deltas.set(r.batch_id, d);
+        let d = deltas.get(r.batch_id);
+        if (!d) deltas.set(r.batch_id, (d = { ...ZERO_DELTA, batch_id: r.batch_id }));
+        (d[o.state] as number)++;
+        (d.input_tokens as number) += input;
+        (d.cached_tokens as number) += cached;
+        (d.output_tokens as number) += output;
+        (d.reasoning_tokens as number) += reasoning;
       }
       for (const d of deltas.values()) count.run(d);
       return written;
@@ -392,7 +402,6 @@ export class SqliteStore implements Store {
   }
 }
 
-const TOKEN_COLUMNS = ["input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens"] as const;
 const ZERO_DELTA = { succeeded: 0, failed: 0, expired: 0, cancelled: 0, input_tokens: 0, cached_tokens: 0, output_tokens: 0, reasoning_tokens: 0 };
 
 function outcomeParams(o: ItemOutcome) {
