@@ -125,17 +125,33 @@ export function engineContract(store: ContractStore): void {
     });
 
     it("retries on 429 and 500: each item's first attempt refused, every item completed, each retried once", async () => {
-      const { upstream, client } = await rig((call, n) => {
+      // A third get 429 with retry-after-ms, a third 429 with a whole-second retry-after, a third a bare 500 (the
+      // engine's own jittered backoff, a fractional number of ms). Leases far longer than the test: a retry must come
+      // from the requeue, not from a lease running out.
+      const { upstream, client } = await rig((call, n): Fault => {
         if (n > 1) return { kind: "ok" };
         const i = Number(call.key.split(" ")[1]);
-        return i % 2 === 0 ? { kind: "status", status: 429, headers: { "retry-after-ms": "20" } } : { kind: "status", status: 500 };
-      });
+        if (i % 3 === 0) return { kind: "status", status: 429, headers: { "retry-after-ms": "20" } };
+        if (i % 3 === 1) return { kind: "status", status: 429, headers: { "retry-after": "1" } };
+        return { kind: "status", status: 500 };
+      }, {}, { leaseMs: 600_000 });
       const keys = keysOf(30, "retry");
       const done = await waitFor(client, (await submit(client, keys)).id);
       expect(done.status).toBe("completed");
       expect(done.request_counts).toEqual({ total: 30, completed: 30, failed: 0 });
       const { out } = await results(client, done, 30);
       expect(out.every((l) => l.response.status_code === 200)).toBe(true);
+      for (const k of keys) expect(upstream.count(k)).toBe(2);
+    });
+
+    it("a bare 500 on every first attempt: each item requeued with the engine's jittered backoff and completed", async () => {
+      // Jittered backoff is a fractional number of ms; the lease is far longer than the test, so only the requeue can
+      // bring an item back.
+      const { upstream, client } = await rig((_call, n) => (n > 1 ? { kind: "ok" } : { kind: "status", status: 500 }), {}, { leaseMs: 600_000 });
+      const keys = keysOf(10, "bare");
+      const done = await waitFor(client, (await submit(client, keys)).id, undefined, 30_000);
+      expect(done.request_counts).toEqual({ total: 10, completed: 10, failed: 0 });
+      await results(client, done, 10);
       for (const k of keys) expect(upstream.count(k)).toBe(2);
     });
 

@@ -43,7 +43,8 @@ export class PgBudgets implements BudgetCoordinator {
     await this.db.rows(
       `INSERT INTO provider_pauses (provider, paused_until) VALUES ($1, $2)
        ON CONFLICT (provider) DO UPDATE SET paused_until = GREATEST(provider_pauses.paused_until, excluded.paused_until)`,
-      [provider, until],
+      // BIGINT column: a Retry-After in ms may be fractional, which PostgreSQL refuses.
+      [provider, Math.ceil(until)],
     );
   }
 }

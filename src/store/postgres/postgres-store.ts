@@ -387,7 +387,9 @@ export class PostgresStore implements Store {
     const r = await this.db.pool.query(
       `UPDATE request_items SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = $1
         WHERE batch_id = $2 AND line = $3 AND state = 'in_flight' AND lease_owner = $4`,
-      [nextAttemptAt, batchId, line, leaseOwner],
+      // BIGINT column: a jittered backoff is fractional ms, which PostgreSQL refuses ("invalid input syntax for type
+      // bigint"), leaving the item leased until its lease expired (about a minute) instead of retried.
+      [Math.ceil(nextAttemptAt), batchId, line, leaseOwner],
     );
     return (r.rowCount ?? 0) > 0;
   }
