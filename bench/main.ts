@@ -12,6 +12,7 @@ import { benchLocalLlm } from "./local-llm.js";
 import { benchRateLimits } from "./rate-limits.js";
 import { report, type BenchRow } from "./report.js";
 import { benchScale } from "./scale.js";
+import { benchScaleOut } from "./scale-out.js";
 
 const cacheDir = process.env.OPENBATCH_CACHE_DIR ?? join(tmpdir(), "openbatch-bench-cache");
 /** OPENBATCH_BENCH_ONLY=coalesce,rate-limits (comma-separated names) runs only those benches. */
@@ -23,6 +24,7 @@ const benches: [string, () => Promise<BenchRow[]>][] = [
   ["local-llm", benchLocalLlm],
   ["collections", benchCollections],
   ["scale", benchScale],
+  ["scale-out", benchScaleOut],
   ["event-loop", benchEventLoop],
 ];
 const rows: BenchRow[] = [];
