@@ -126,8 +126,10 @@ export class Dispatcher {
 
   /**
    * Schedules the next pass in `ms` (replacing one scheduled before). At 0 it runs on setImmediate: a timer of 0 waits
-   * at least 1 ms, and with an instant upstream every pass after a group commit waited that long with all calls idle.
-   * Measured (bench/overhead.ts, 10,000 items, ~200 passes): ~0.2 s of idle loop, 5 % of the run.
+   * at least 1 ms, and with an instant upstream every pass after a group commit waited that long with all calls idle
+   * (bench/overhead.ts, 10,000 items: ~200 passes, so ~0.2 s of a ~4 s run). Measured with the positional outcome
+   * binding of store/sqlite (same commit), 5,000 items × 3 rounds, 3 runs alternating with the code before, loaded
+   * 2-core box: median batch ÷ direct 1.00 / 0.92 / 0.77 against 0.92 / 0.82 / 0.69.
    */
   private nextPass(ms: number): void {
     if (this.timer) clearTimeout(this.timer);
