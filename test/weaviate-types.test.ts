@@ -132,6 +132,23 @@ describe("complex data types through weaviate-client", () => {
     expect(list.objects.map((o) => o.properties.title).sort()).toEqual(["bay office", "canal house"]);
   });
 
+  it("auto-schema infers object, object[], geoCoordinates and phoneNumber properties", async () => {
+    const r = await call(server, "POST", "/v1/batch/objects", {
+      objects: [{ class: "Auto", properties: { spot: { latitude: 1.5, longitude: 2.5 }, tel: { input: "+31 20 123 4567" }, meta: { tags: ["a"], when: "2021-01-01T00:00:00Z", inner: { n: 2 } }, parts: [{ k: "x" }, { v: 1 }] } }],
+    });
+    expect(r.status).toBe(200);
+    expect(r.body[0].result.errors).toBeUndefined();
+    const config = await client.collections.get("Auto").config.get();
+    const types = Object.fromEntries(config.properties.map((p) => [p.name, p.dataType]));
+    expect(types).toEqual({ spot: "geoCoordinates", tel: "phoneNumber", meta: "object", parts: "object[]" });
+    const meta = config.properties.find((p) => p.name === "meta")!;
+    expect(meta.nestedProperties!.map((n) => [n.name, n.dataType])).toEqual([["tags", "text[]"], ["when", "date"], ["inner", "object"]]);
+    expect(config.properties.find((p) => p.name === "parts")!.nestedProperties!.map((n) => [n.name, n.dataType])).toEqual([["k", "text"], ["v", "number"]]);
+    const [obj] = (await client.collections.get("Auto").query.fetchObjects()).objects;
+    expect((obj!.properties as any).tel.countryCode).toBe(31);
+    expect((obj!.properties as any).meta.inner).toEqual({ n: 2 });
+  });
+
   it("refuses bad values with Weaviate's messages", async () => {
     const bad = async (properties: Record<string, unknown>) => {
       const r = await call(server, "POST", "/v1/objects", { class: "Place", properties });

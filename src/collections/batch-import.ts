@@ -158,7 +158,7 @@ function addMissingProperties(ctx: CollectionContext, caller: Caller, st: ClassS
     if (inferred === null) continue;
     if ("error" in inferred) return `property '${name}' of class '${st.def.class}': ${inferred.error}`;
     try {
-      const prop = parseProperty({ name: key, dataType: inferred.dataType }, st.def.class, (n) => n === st.def.class || readableClass(ctx, caller, n));
+      const prop = parseProperty({ name: key, ...inferred }, st.def.class, (n) => n === st.def.class || readableClass(ctx, caller, n));
       st.def = { ...st.def, properties: [...st.def.properties, prop] };
     } catch (err) {
       return (err as Error).message;

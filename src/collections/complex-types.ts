@@ -151,3 +151,60 @@ function validateNested(nested: PropertyDef[], value: Record<string, unknown>, c
 /** Subfields GraphQL serves on a geo / phone property. */
 export const GEO_FIELDS = new Set(["latitude", "longitude"]);
 export const PHONE_FIELDS = new Set(["input", "internationalFormatted", "nationalFormatted", "national", "valid", "countryCode", "defaultCountry"]);
+
+/** A property definition as auto-schema infers it (the JSON `parseProperty` reads). */
+export interface InferredProperty {
+  dataType: string[];
+  nestedProperties?: ({ name: string } & InferredProperty)[];
+}
+
+/**
+ * Auto-schema's type for a JSON object or an array of them, as Weaviate infers it: `{latitude, longitude}` is
+ * geoCoordinates, `{input[, defaultCountry]}` phoneNumber, any other object `object` with its fields inferred
+ * (nested to any depth; an array of objects is `object[]` with the fields of all its elements).
+ * @param scalar the scalar inference (text / date / uuid / number / boolean, or null for anything else).
+ * @returns the definition, null when a nested value says nothing, or an error message.
+ */
+export function inferComplex(value: unknown, scalar: (v: unknown) => string | null): InferredProperty | { error: string } | null {
+  if (isMap(value)) {
+    const keys = Object.keys(value);
+    if (keys.length === 2 && typeof value.latitude === "number" && typeof value.longitude === "number") return { dataType: ["geoCoordinates"] };
+    if (typeof value.input === "string" && keys.every((k) => k === "input" || k === "defaultCountry")) return { dataType: ["phoneNumber"] };
+    const nested = inferFields([value], scalar);
+    return "error" in nested ? nested : { dataType: ["object"], nestedProperties: nested };
+  }
+  if (Array.isArray(value) && value.length > 0 && value.every(isMap)) {
+    const nested = inferFields(value, scalar);
+    return "error" in nested ? nested : { dataType: ["object[]"], nestedProperties: nested };
+  }
+  return null;
+}
+
+function inferFields(objects: Record<string, unknown>[], scalar: (v: unknown) => string | null): ({ name: string } & InferredProperty)[] | { error: string } {
+  const out = new Map<string, { name: string } & InferredProperty>();
+  for (const o of objects) {
+    for (const [name, v] of Object.entries(o)) {
+      if (v === null || v === undefined || out.has(name)) continue;
+      let t: InferredProperty | { error: string } | null;
+      if (Array.isArray(v)) {
+        const first = v.find((x) => x !== null && x !== undefined);
+        const s = first === undefined ? null : scalar(first);
+        t = s ? { dataType: [`${s}[]`] } : first === undefined ? null : inferComplex(v, scalar);
+      } else {
+        const s = scalar(v);
+        t = s ? { dataType: [s] } : inferComplex(v, scalar);
+      }
+      if (t === null) continue;
+      if ("error" in t) return { error: `nested property '${name}': ${t.error}` };
+      // Nested objects hold no geoCoordinates / phoneNumber (Weaviate): such a map is an object there.
+      if (t.dataType[0] === "geoCoordinates" || t.dataType[0] === "phoneNumber") {
+        const nested = inferFields([v as Record<string, unknown>], scalar);
+        if ("error" in nested) return nested;
+        t = { dataType: ["object"], nestedProperties: nested };
+      }
+      out.set(name, { name, ...t });
+    }
+  }
+  if (out.size === 0) return { error: "cannot infer the nested properties of an empty object: create the property (with nestedProperties) first" };
+  return [...out.values()];
+}

@@ -1,4 +1,4 @@
-import { isComplexType, isObjectType, NESTED_TYPES } from "./complex-types.js";
+import { inferComplex, isComplexType, isObjectType, NESTED_TYPES, type InferredProperty } from "./complex-types.js";
 import { unprocessable } from "./errors.js";
 import {
   DEFAULT_VECTOR,
@@ -398,7 +398,7 @@ export const isUuid = (s: string) => UUID.test(s);
  * `text`; every JSON number is `number`; arrays take their first element's type; `[{beacon}]` is a reference to the
  * beacon's class. @returns null for a value that says nothing (null, empty array), or an error message.
  */
-export function inferDataType(value: unknown, parseBeaconClass: (beacon: string) => string | null): { dataType: string[] } | { error: string } | null {
+export function inferDataType(value: unknown, parseBeaconClass: (beacon: string) => string | null): InferredProperty | { error: string } | null {
   if (value === null || value === undefined) return null;
   const scalar = (v: unknown): PrimitiveType | null => {
     if (typeof v === "string") return isRfc3339(v) ? "date" : isUuid(v) ? "uuid" : "text";
@@ -415,10 +415,10 @@ export function inferDataType(value: unknown, parseBeaconClass: (beacon: string)
       return { dataType: [cls] };
     }
     const t = scalar(first);
-    if (!t) return { error: `cannot infer the data type of an array of ${typeof first === "object" ? "objects" : typeof first}: OpenBatch's auto-schema does not infer object[] properties: create the property (with nestedProperties) first` };
+    if (!t) return inferComplex(value, scalar) ?? { error: `cannot infer the data type of an array of ${typeof first === "object" ? "arrays" : typeof first}: create the property first` };
     return { dataType: [`${t}[]`] };
   }
   const t = scalar(value);
-  if (!t) return { error: "OpenBatch's auto-schema does not infer object, geoCoordinates or phoneNumber properties: create the property (object with nestedProperties) first" };
+  if (!t) return inferComplex(value, scalar) ?? { error: "cannot infer the data type of this value: create the property first" };
   return { dataType: [t] };
 }
