@@ -4,6 +4,7 @@
  */
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { benchBm25 } from "./bm25.js";
 import { benchCoalesce } from "./coalesce.js";
 import { benchCollections } from "./collections.js";
 import { benchEventLoop } from "./event-loop.js";
@@ -23,6 +24,7 @@ const benches: [string, () => Promise<BenchRow[]>][] = [
   ["local-embeddings", () => benchLocalEmbeddings(cacheDir)],
   ["local-llm", benchLocalLlm],
   ["collections", benchCollections],
+  ["bm25", benchBm25],
   ["scale", benchScale],
   ["scale-out", benchScaleOut],
   ["event-loop", benchEventLoop],

@@ -36,8 +36,10 @@ export interface Bm25Hit {
 interface Term {
   text: string;
   idf: number;
-  /** seq → [frequency, length] summed over the properties holding the term. */
-  docs: Map<number, [number, number]>;
+  /** The objects holding the term, with frequency and length summed over the searched properties holding it. */
+  seqs: number[];
+  f: number[];
+  L: number[];
 }
 
 /**
@@ -84,40 +86,106 @@ export function bm25Search(index: InvertedIndex, def: ClassDef, q: Bm25Query, al
     const dup = new Map<string, number>();
     for (const t of tokens) dup.set(t, (dup.get(t) ?? 0) + 1);
     for (const [text, times] of dup) {
-      const docs = new Map<number, [number, number]>();
+      const seqs: number[] = [], f: number[] = [], L: number[] = [];
+      // Parallel arrays, merged by seq only when several properties are searched (one property: no map at all).
+      const at = group.length > 1 ? new Map<number, number>() : null;
       for (const p of group) {
         const list = index.postings(p.name, text);
         for (let i = 0; i < list.seqs.length; i++) {
           const seq = list.seqs[i]!;
           const len = index.length(p.name, seq);
-          const cur = docs.get(seq);
-          if (cur) (cur[0] += list.tfs[i]! * p.boost), (cur[1] += len);
-          else docs.set(seq, [list.tfs[i]! * p.boost, len]);
+          const j = at?.get(seq);
+          if (j !== undefined) (f[j]! += list.tfs[i]! * p.boost), (L[j]! += len);
+          else {
+            at?.set(seq, seqs.length);
+            seqs.push(seq);
+            f.push(list.tfs[i]! * p.boost);
+            L.push(len);
+          }
         }
       }
-      const n = docs.size;
-      terms.push({ text, idf: Math.log(1 + (N - n + 0.5) / (n + 0.5)) * times, docs });
+      const n = seqs.length;
+      terms.push({ text, idf: Math.log(1 + (N - n + 0.5) / (n + 0.5)) * times, seqs, f, L });
     }
   }
 
   const need = q.operator === "And" ? terms.length : Math.max(1, min ?? 1);
-  const scores = new Map<number, { score: number; matched: number }>();
+  const slot = new Map<number, number>();
+  const hitSeqs: number[] = [], score: number[] = [], matched: number[] = [];
+  const norm = avgLen || 1;
   for (const t of terms) {
-    for (const [seq, [f, L]] of t.docs) {
+    for (let i = 0; i < t.seqs.length; i++) {
+      const seq = t.seqs[i]!;
       if (allowed && !allowed.has(seq)) continue;
-      const s = t.idf * (f / (f + k1 * (1 - b + (b * L) / (avgLen || 1))));
-      const cur = scores.get(seq);
-      if (cur) (cur.score += s), cur.matched++;
-      else scores.set(seq, { score: s, matched: 1 });
+      const f = t.f[i]!;
+      const s = t.idf * (f / (f + k1 * (1 - b + (b * t.L[i]!) / norm)));
+      const j = slot.get(seq);
+      if (j !== undefined) (score[j]! += s), matched[j]!++;
+      else {
+        slot.set(seq, hitSeqs.length);
+        hitSeqs.push(seq);
+        score.push(s);
+        matched.push(1);
+      }
     }
   }
-  const hits = [...scores].filter(([, v]) => v.matched >= need).map(([seq, v]) => ({ seq, score: v.score }));
-  hits.sort((x, y) => y.score - x.score || x.seq - y.seq);
-  return hits.slice(0, limit).map((h) => ({
-    ...h,
-    explain: terms
-      .filter((t) => t.docs.has(h.seq))
-      .map((t) => `, BM25F_${t.text}_frequency:${t.docs.get(h.seq)![0]}, BM25F_${t.text}_propLength:${t.docs.get(h.seq)![1]}`)
-      .join(""),
-  }));
+  // Best first (ties: lower seq first); the top `limit` picked with a bounded heap instead of sorting every hit.
+  const better = (x: number, y: number) => score[x]! > score[y]! || (score[x] === score[y] && hitSeqs[x]! < hitSeqs[y]!);
+  const top = topK(hitSeqs.length, limit, (j) => matched[j]! >= need, better);
+  const chosen = new Set(top.map((j) => hitSeqs[j]!));
+  // Each chosen hit's per-term frequency and length, for explainScore.
+  const detail = terms.map((t) => {
+    const m = new Map<number, [number, number]>();
+    for (let i = 0; i < t.seqs.length; i++) if (chosen.has(t.seqs[i]!)) m.set(t.seqs[i]!, [t.f[i]!, t.L[i]!]);
+    return m;
+  });
+  return top.map((j) => {
+    const seq = hitSeqs[j]!;
+    return {
+      seq,
+      score: score[j]!,
+      explain: terms
+        .map((t, k) => [t, detail[k]!.get(seq)] as const)
+        .filter(([, d]) => d !== undefined)
+        .map(([t, d]) => `, BM25F_${t.text}_frequency:${d![0]}, BM25F_${t.text}_propLength:${d![1]}`)
+        .join(""),
+    };
+  });
+}
+
+/** The indexes 0..n-1 passing `keep`, best first by `better`, at most `limit` (a bounded binary heap, worst on top). */
+function topK(n: number, limit: number, keep: (j: number) => boolean, better: (x: number, y: number) => boolean): number[] {
+  if (!Number.isFinite(limit) || limit >= n) {
+    const all: number[] = [];
+    for (let j = 0; j < n; j++) if (keep(j)) all.push(j);
+    return all.sort((x, y) => (better(x, y) ? -1 : better(y, x) ? 1 : 0));
+  }
+  if (limit <= 0) return [];
+  const heap: number[] = [];
+  const worse = (x: number, y: number) => better(y, x);
+  const up = (i: number) => {
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!worse(heap[i]!, heap[p]!)) break;
+      [heap[i], heap[p]] = [heap[p]!, heap[i]!];
+      i = p;
+    }
+  };
+  const down = (i: number) => {
+    for (;;) {
+      const l = 2 * i + 1, r = l + 1;
+      let w = i;
+      if (l < heap.length && worse(heap[l]!, heap[w]!)) w = l;
+      if (r < heap.length && worse(heap[r]!, heap[w]!)) w = r;
+      if (w === i) return;
+      [heap[i], heap[w]] = [heap[w]!, heap[i]!];
+      i = w;
+    }
+  };
+  for (let j = 0; j < n; j++) {
+    if (!keep(j)) continue;
+    if (heap.length < limit) (heap.push(j), up(heap.length - 1));
+    else if (better(j, heap[0]!)) (heap[0] = j), down(0);
+  }
+  return heap.sort((x, y) => (better(x, y) ? -1 : better(y, x) ? 1 : 0));
 }
