@@ -123,6 +123,15 @@ describe("complex data types through weaviate-client", () => {
     ]);
   });
 
+  it("returns the nested fields asked for over gRPC (returnProperties with object properties)", async () => {
+    const place = client.collections.get("Place");
+    const res = await place.query.fetchObjects({
+      filters: place.filter.byProperty("title").equal("canal house"),
+      returnProperties: ["title", { name: "owner", properties: ["name", { name: "address", properties: ["city"] }] }, { name: "rooms", properties: ["area"] }] as any,
+    });
+    expect(res.objects.map((o) => o.properties)).toEqual([{ title: "canal house", owner: { name: "Ada", address: { city: "Amsterdam" } }, rooms: [{ area: 12.5 }, { area: 30 }] }]);
+  });
+
   it("stores a REST insert and answers a phone number without a default country", async () => {
     const place = client.collections.get("Place");
     const id = await place.data.insert({ title: "bay office", phone: { number: "+1 650 253 0000" }, location: { latitude: 37.4, longitude: -122.1 } });

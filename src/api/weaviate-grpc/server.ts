@@ -10,6 +10,7 @@ import { OpenBatchError } from "../../core/errors.js";
 import type { ApiKeyAuth } from "../auth.js";
 import { aggregateRpc, type AggregateRequestMsg } from "./aggregate.js";
 import { MalformedRequest, malformedStatus, withMalformedRequests } from "./malformed.js";
+import { selectObjectProperties, type ObjectPropertiesRequestMsg } from "./nested-properties.js";
 import { checkGroupBy, GROUP_BY_CANDIDATES, groupHits } from "../../collections/group-by.js";
 import { applySearchOptions, UnimplementedSearchOption, type SearchOptionsMsg } from "./search-options.js";
 
@@ -86,6 +87,7 @@ export interface FiltersMsg {
   valueIntArray?: { values?: number[] };
   valueBooleanArray?: { values?: boolean[] };
   valueNumberArray?: { values?: number[] };
+  valueGeo?: { latitude?: number; longitude?: number; distance?: number };
   target?: { property?: string };
 }
 interface TargetsMsg {
@@ -102,7 +104,7 @@ export interface TargetedMsg {
 interface SearchRequestMsg extends SearchOptionsMsg {
   collection?: string;
   tenant?: string;
-  properties?: { nonRefProperties?: string[]; returnAllNonrefProperties?: boolean; refProperties?: Buffer[]; objectProperties?: Buffer[] };
+  properties?: { nonRefProperties?: string[]; returnAllNonrefProperties?: boolean; refProperties?: Buffer[]; objectProperties?: ObjectPropertiesRequestMsg[] };
   metadata?: { uuid?: boolean; vector?: boolean; creationTimeUnix?: boolean; lastUpdateTimeUnix?: boolean; distance?: boolean; certainty?: boolean; score?: boolean; explainScore?: boolean; isConsistent?: boolean; vectors?: string[] };
   limit?: number;
   offset?: number;
@@ -407,6 +409,7 @@ export function toWhere(f: FiltersMsg, def: ClassDef | null): Record<string, unk
   else if (f.valueIntArray) out.valueIntArray = f.valueIntArray.values ?? [];
   else if (f.valueNumberArray) out.valueNumberArray = f.valueNumberArray.values ?? [];
   else if (f.valueBooleanArray) out.valueBooleanArray = f.valueBooleanArray.values ?? [];
+  else if (f.valueGeo) out.valueGeoRange = { geoCoordinates: { latitude: f.valueGeo.latitude ?? 0, longitude: f.valueGeo.longitude ?? 0 }, distance: { max: f.valueGeo.distance ?? 0 } };
   return out;
 }
 
@@ -504,8 +507,14 @@ async function search(collections: CollectionService, caller: Caller, req: Searc
   };
   const props = req.properties;
   const only = !props || props.returnAllNonrefProperties ? null : new Set((props.nonRefProperties ?? []).map(normalizePropertyName));
+  // Nested fields of object properties asked for (nested-properties.ts), returned besides `only`.
+  const nestedReq = props?.objectProperties ?? [];
+  const nonRefProps = (h: SearchResult) => {
+    const sel = selectObjectProperties(h.properties, nestedReq);
+    return toProperties(sel.props, def, only && sel.names.length ? new Set([...only, ...sel.names.map(normalizePropertyName)]) : only);
+  };
   const render = (h: SearchResult) => ({
-    properties: { nonRefProps: toProperties(h.properties, def, only), targetCollection: h.class, refPropsRequested: false },
+    properties: { nonRefProps: nonRefProps(h), targetCollection: h.class, refPropsRequested: false },
     metadata: {
       id: h.id,
       ...(meta.creationTimeUnix ? { creationTimeUnix: h.creationTimeUnix, creationTimeUnixPresent: true } : {}),
@@ -557,7 +566,6 @@ function refuseUnimplemented(req: SearchRequestMsg): void {
   ];
   for (const [field, name] of options) if (sent(req[field] as Buffer | Buffer[] | undefined)) throw new GrpcUnimplementedError(`search: ${name} is not supported by OpenBatch`);
   if (sent(req.properties?.refProperties)) throw new GrpcUnimplementedError("search: returnReferences is not supported by OpenBatch over gRPC");
-  if (sent(req.properties?.objectProperties)) throw new GrpcUnimplementedError("search: returning nested object properties is not supported by OpenBatch");
   if (sent(req.nearText?.moveTo) || sent(req.nearText?.moveAway)) throw new GrpcUnimplementedError("nearText: moveTo / moveAway are not supported by OpenBatch");
 }
 
