@@ -10,6 +10,7 @@ import { isComplexType } from "./complex-types.js";
 import { unprocessable } from "./errors.js";
 import { analyze } from "./inverted-index.js";
 import { compileTimestampFilter, isTimestampPath, type TimestampTarget } from "./meta-filters.js";
+import { compileGeoFilter, compileLengthFilter, isLengthPath } from "./extra-filters.js";
 import { isReferenceType, normalizePropertyName, type ClassDef, type PropertyDef, type Tokenization } from "./schema.js";
 
 /** What a filter sees of an object. */
@@ -20,7 +21,7 @@ export interface FilterTarget extends TimestampTarget {
 
 export type Predicate = (o: FilterTarget) => boolean;
 
-const OPERATORS = ["And", "Or", "Not", "Equal", "NotEqual", "GreaterThan", "GreaterThanEqual", "LessThan", "LessThanEqual", "Like", "IsNull", "ContainsAny", "ContainsAll", "ContainsNone"] as const;
+const OPERATORS = ["And", "Or", "Not", "Equal", "NotEqual", "GreaterThan", "GreaterThanEqual", "LessThan", "LessThanEqual", "Like", "IsNull", "ContainsAny", "ContainsAll", "ContainsNone", "WithinGeoRange"] as const;
 type Operator = (typeof OPERATORS)[number];
 
 const VALUE_KEYS = ["valueText", "valueString", "valueInt", "valueNumber", "valueBoolean", "valueDate"] as const;
@@ -83,10 +84,14 @@ export function compileWhere(filter: unknown, def: ClassDef): Predicate {
   // The object's creation / last update time (meta-filters.ts).
   if (isTimestampPath(name)) return compileTimestampFilter(name, op, filter);
 
+  // Property length, `len(prop)` (extra-filters.ts).
+  if (isLengthPath(name)) return compileLengthFilter(name, op, filter, def);
+
   const prop = def.properties.find((p) => p.name === normalizePropertyName(name));
   if (!prop) throw unprocessable(`no such prop with name '${normalizePropertyName(name)}' found in class '${def.class}' in the schema. Check your schema files for which properties in this class are available`);
   if (isReferenceType(prop.dataType)) throw unprocessable("invalid where filter: filtering on reference properties is not supported by OpenBatch");
-  // object / geoCoordinates / phoneNumber / blob values are not compared (WithinGeoRange is not served either).
+  // object / geoCoordinates / phoneNumber / blob values are not compared otherwise.
+  if (op === "WithinGeoRange") return compileGeoFilter(prop, filter);
   if (isComplexType(prop.dataType[0]) && op !== "IsNull") throw unprocessable(`invalid where filter: filtering with ${op} on property '${prop.name}' of type ${prop.dataType[0]} is not supported by OpenBatch`);
   if (op === "IsNull") {
     if (typeof filter.valueBoolean !== "boolean") throw unprocessable("invalid where filter: IsNull needs valueBoolean");
