@@ -5,6 +5,7 @@
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { benchBm25 } from "./bm25.js";
+import { benchFilteredSearch } from "./filtered-search.js";
 import { benchCoalesce } from "./coalesce.js";
 import { benchCollections } from "./collections.js";
 import { benchEventLoop } from "./event-loop.js";
@@ -25,6 +26,7 @@ const benches: [string, () => Promise<BenchRow[]>][] = [
   ["local-llm", benchLocalLlm],
   ["collections", benchCollections],
   ["bm25", benchBm25],
+  ["filtered-search", benchFilteredSearch],
   ["scale", benchScale],
   ["scale-out", benchScaleOut],
   ["event-loop", benchEventLoop],
