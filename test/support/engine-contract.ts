@@ -144,10 +144,14 @@ export function engineContract(store: ContractStore): void {
       for (const k of keys) expect(upstream.count(k)).toBe(2);
     });
 
-    it("a bare 500 on every first attempt: each item requeued with the engine's jittered backoff and completed", async () => {
-      // Jittered backoff is a fractional number of ms; the lease is far longer than the test, so only the requeue can
-      // bring an item back.
-      const { upstream, client } = await rig((_call, n) => (n > 1 ? { kind: "ok" } : { kind: "status", status: 500 }), {}, { leaseMs: 600_000 });
+    it("500 and 503 on every first attempt: each item requeued after a fractional delay and completed", async () => {
+      // The lease is far longer than the test, so only the requeue can bring an item back.
+      // Half get a bare 500, half a 503 whose retry-after-ms is fractional: both delays are a fractional number of ms.
+      const { upstream, client } = await rig(
+        (call, n): Fault => (n > 1 ? { kind: "ok" } : Number(call.key.split(" ")[1]) % 2 ? { kind: "status", status: 503, headers: { "retry-after-ms": "30.5" } } : { kind: "status", status: 500 }),
+        {},
+        { leaseMs: 600_000 },
+      );
       const keys = keysOf(10, "bare");
       const done = await waitFor(client, (await submit(client, keys)).id, undefined, 30_000);
       expect(done.request_counts).toEqual({ total: 10, completed: 10, failed: 0 });
