@@ -1,12 +1,10 @@
 import { join } from "node:path";
 import { BATCH_ENDPOINTS, isTerminal, type Batch, type BatchEndpoint, type BatchView, type BatchValidationError, type ItemState } from "../core/batch.js";
-import type { Endpoint } from "../core/wire-format.js";
 import type { Config } from "../core/config.js";
 import { parseCompletionWindow } from "../core/duration.js";
 import { costOf, priceOf, type ModelPrice } from "../core/pricing.js";
 import type { ProviderRateLimiter } from "./rate-limiter.js";
 import { invalidRequest, notFound, OpenBatchError } from "../core/errors.js";
-import { newId } from "../core/ids.js";
 import { validateMetadata } from "../core/metadata.js";
 import { ProviderRegistry } from "../providers/registry.js";
 import type { BlobStorage } from "../store/blob-store.js";
@@ -26,115 +24,14 @@ import { WebhookSender } from "./webhooks.js";
 import type { WebhookDeliveryLog } from "../store/webhook-outbox.js";
 import { RetentionSweeper, type RetentionOptions } from "./retention.js";
 import { NativeRunner } from "./native/runner.js";
-import { isRemote } from "../providers/native/native-apis.js";
-import type { RunMode } from "../store/vendor-jobs.js";
+import { draftBatch } from "./batch-draft.js";
+import { GatewayRouting } from "./gateway-routing.js";
+import { InlineBatches } from "./inline-batches.js";
+import { retryBatch } from "./batch-retry.js";
+import type { CreateBatchInput, EngineOptions, InlineBatchInput, InlineRequest } from "./engine-types.js";
 
-/** A new batch record with every timestamp empty. */
-function draftBatch(f: {
-  dialect: string;
-  owner: string;
-  endpoint: Endpoint;
-  provider: string | null;
-  input_file_id: string | null;
-  completion_window: string;
-  windowMs: number;
-  metadata: Record<string, string> | null;
-  priority: number;
-  status: "created" | "validating";
-}): Batch {
-  const now = Date.now();
-  return {
-    id: newId("batch_"),
-    dialect: f.dialect,
-    owner: f.owner,
-    endpoint: f.endpoint,
-    model: null,
-    provider: f.provider,
-    input_file_id: f.input_file_id,
-    completion_window: f.completion_window,
-    status: f.status,
-    errors: null,
-    output_file_id: null,
-    error_file_id: null,
-    metadata: f.metadata,
-    created_at: now,
-    in_progress_at: null,
-    expires_at: now + f.windowMs,
-    finalizing_at: null,
-    completed_at: null,
-    failed_at: null,
-    expired_at: null,
-    cancelling_at: null,
-    cancelled_at: null,
-    final_status: null,
-    priority: f.priority,
-    name: null,
-    description: null,
-  };
-}
-
-/** What a dialect passes to create a batch from an uploaded file (OpenAI `POST /v1/batches`). */
-export interface CreateBatchInput {
-  input_file_id: unknown;
-  endpoint: unknown;
-  completion_window: unknown;
-  metadata?: unknown;
-  /** Our extension: scheduling priority among batches sharing a provider (integer, higher first; default 0). */
-  priority?: unknown;
-  /** OpenAI `output_expires_after` `{anchor:"created_at", seconds}` for the output and error files (absent: kept). */
-  output_expires_after?: unknown;
-  dialect: string;
-  /** Gateway routing: a provider name/type/preset from `x-openbatch-provider`, and the upstream key to use for this batch. */
-  gateway?: { provider: string; apiKey: string | null };
-  /** `x-openbatch-batch-mode`: run on the provider's own batch API (native) or send each request (direct); absent: the provider's batchMode. */
-  batchMode?: RunMode;
-}
-
-/** One request sent inline: its custom_id and its body in the batch endpoint's format. */
-export interface InlineRequest {
-  custom_id: string;
-  body: unknown;
-}
-
-/** What a dialect passes to create a batch from inline requests (Anthropic, Gemini, seed 001). */
-export interface InlineBatchInput {
-  dialect: string;
-  endpoint: Endpoint;
-  model: string | null;
-  name?: string | null;
-  description?: string | null;
-  metadata?: Record<string, string> | null;
-  completion_window?: string;
-  requests?: InlineRequest[];
-  /** Run at once (Anthropic, Gemini), or wait in `created` for requests and a start call (seed 001). */
-  start: boolean;
-  gateway?: CreateBatchInput["gateway"];
-  batchMode?: CreateBatchInput["batchMode"];
-}
-
-/** Engine settings beyond the config file. */
-export interface EngineOptions {
-  dataDir: string;
-  config: Config;
-  log?: Log;
-  /** Longest idle wait between dispatcher passes, ms (default 250). */
-  pollMs?: number;
-  /** Where derived model files are cached (default `<dataDir>/cache`). */
-  cacheDir?: string;
-  /** Expired-file sweep interval and clock (engine/retention.ts). */
-  retention?: RetentionOptions;
-  /** How result files are written (page limits) and how long a failing finalization is retried (engine/finalizer.ts). */
-  finalization?: FinalizeOptions;
-  /** Blob storage to use instead of `<dataDir>/files` (tests inject faults with it). */
-  blobs?: BlobStorage;
-  /**
-   * A `postgres://` URL: every table and file in that database, shared with any number of other servers and workers
-   * (store/open.ts). Absent: the embedded store in `dataDir`.
-   */
-  databaseUrl?: string | null;
-  /** Run batches in this process (default true); false serves the API only (`openbatch serve --no-dispatch`). */
-  dispatch?: boolean;
-}
+// The input and option types live in engine-types.ts; callers keep importing them from here.
+export type { CreateBatchInput, EngineOptions, InlineBatchInput, InlineRequest } from "./engine-types.js";
 
 /** Most bytes of results read from the store at once for a listing or a results stream (at least one item). */
 const RESULT_PAGE_BYTES = 16 * 1024 * 1024;
@@ -153,13 +50,15 @@ export class Engine {
   private readonly retention: RetentionSweeper;
   private readonly native: NativeRunner;
   private readonly finalizer: Finalizer;
+  private readonly routing: GatewayRouting;
+  private readonly inline: InlineBatches;
   /** Bytes of results per store page in listings and results streams. */
   private readonly pageBytes: number;
 
   private constructor(
     readonly store: Store,
     private readonly blobs: BlobStorage,
-    private readonly vault: KeyVault,
+    vault: KeyVault,
     private readonly config: Config,
     private readonly log: Log,
     pollMs: number,
@@ -200,6 +99,16 @@ export class Engine {
     );
     this.direct = new DirectCalls(this.providers, (provider) => this.dispatcher.limiterFor(provider), config.retry);
     this.webhooks = new WebhookSender(store.webhookOutbox, config.webhooks, config.webhookDelivery, log, pollMs);
+    this.routing = new GatewayRouting(this.providers, vault);
+    this.inline = new InlineBatches({
+      store,
+      providers: this.providers,
+      routing: this.routing,
+      config,
+      getBatch: (caller, id) => this.getBatch(caller, id),
+      view: (id) => this.view(id),
+      wake: () => this.dispatcher.wake(),
+    });
   }
 
   /**
@@ -299,8 +208,8 @@ export class Engine {
       throw err;
     });
     if (file.purpose !== "batch") throw invalidRequest(`File ${file.id} has purpose "${file.purpose}"; a batch input needs purpose "batch".`, "input_file_id");
-    const { provider, sealedKey } = this.resolveGateway(input.gateway);
-    if (input.batchMode === "native" && provider) this.requireBatchApi(provider);
+    const { provider, sealedKey } = this.routing.resolveGateway(input.gateway);
+    if (input.batchMode === "native" && provider) this.routing.requireBatchApi(provider);
     const batch = draftBatch({
       dialect: input.dialect,
       owner: caller ?? "",
@@ -321,113 +230,29 @@ export class Engine {
   }
 
   /**
-   * Refuses `x-openbatch-batch-mode: native` for a provider without a batch API of its own (in-process models), rather
-   * than run the batch directly at another price. @throws OpenBatchError 400 (native_unsupported).
-   */
-  private requireBatchApi(provider: string): void {
-    const config = this.providers.configOf(provider);
-    if (config && !isRemote(config)) {
-      throw invalidRequest(`Provider "${provider}" (${config.type}) has no batch API: x-openbatch-batch-mode: native needs an OpenAI, Anthropic or Gemini provider.`, "x-openbatch-batch-mode", "native_unsupported");
-    }
-  }
-
-  /** The provider and sealed upstream key a gateway header names. @throws OpenBatchError 400 for an unknown provider. */
-  private resolveGateway(gateway: CreateBatchInput["gateway"]): { provider: string | null; sealedKey: string | null } {
-    if (!gateway) return { provider: null, sealedKey: null };
-    const provider = this.providers.resolveHeader(gateway.provider);
-    if (!provider) {
-      throw invalidRequest(`Unknown provider "${gateway.provider}": use one of ${this.providers.names().join(", ")}.`, "x-openbatch-provider");
-    }
-    return { provider, sealedKey: gateway.apiKey ? this.vault.seal(gateway.apiKey) : null };
-  }
-
-  /**
    * Creates a batch from requests sent inline (Anthropic, Gemini, seed 001) rather than a file. With `start`, it runs
    * at once; without, it waits in `created` for more `addRequests` calls and `startBatch`. Every request is a durable
-   * item before this returns.
+   * item before this returns (engine/inline-batches.ts).
    * @throws OpenBatchError 400 for a duplicate custom_id, a bad window, or an unknown gateway provider.
    */
-  async createInlineBatch(caller: Caller, input: InlineBatchInput): Promise<BatchView> {
-    const windowMs = parseCompletionWindow(input.completion_window ?? "24h");
-    const { provider, sealedKey } = this.resolveGateway(input.gateway);
-    const routed = provider ?? this.providers.routeModel(input.model);
-    if (input.batchMode === "native" && routed) this.requireBatchApi(routed);
-    const batch = draftBatch({
-      dialect: input.dialect,
-      owner: caller ?? "",
-      endpoint: input.endpoint,
-      provider: routed,
-      input_file_id: null,
-      completion_window: input.completion_window ?? "24h",
-      windowMs,
-      metadata: input.metadata ?? null,
-      priority: 0,
-      status: "created",
-    });
-    batch.model = input.model;
-    batch.name = input.name ?? null;
-    batch.description = input.description ?? null;
-    if (input.batchMode) await this.store.vendorJobs.requestMode(batch.id, input.batchMode);
-    await this.store.insertBatch(batch, sealedKey);
-    try {
-      if (input.requests?.length) await this.insertInline(batch.id, input.requests);
-    } catch (err) {
-      await this.store.deleteBatch(batch.id);
-      throw err;
-    }
-    if (input.start) return this.startBatch(caller, batch.id);
-    return this.view(batch.id);
+  createInlineBatch(caller: Caller, input: InlineBatchInput): Promise<BatchView> {
+    return this.inline.createInlineBatch(caller, input);
   }
 
   /**
    * Adds requests to a batch that is `created` or still running (seed 001 allows both).
    * @throws OpenBatchError 404, 400 (duplicate custom_id: none of the call's requests is added), 409 once it ended.
    */
-  async addRequests(caller: Caller, id: string, requests: InlineRequest[]): Promise<BatchView> {
-    const batch = await this.getBatch(caller, id);
-    if (batch.status !== "created" && batch.status !== "in_progress") {
-      throw new OpenBatchError("conflict", `Cannot add requests to a batch with status '${batch.status}'.`, { code: "batch_not_open" });
-    }
-    await this.insertInline(id, requests);
-    this.dispatcher.wake();
-    return this.view(id);
-  }
-
-  private async insertInline(batchId: string, requests: InlineRequest[]): Promise<void> {
-    const seen = new Set<string>();
-    for (const [i, r] of requests.entries()) {
-      if (typeof r.custom_id !== "string" || !r.custom_id) throw invalidRequest(`requests[${i}].custom_id must be a non-empty string.`, `requests[${i}].custom_id`);
-      if (seen.has(r.custom_id)) throw invalidRequest(`custom_id "${r.custom_id}" appears twice in this call.`, `requests[${i}].custom_id`, "duplicate_custom_id");
-      seen.add(r.custom_id);
-      if (typeof r.body !== "object" || r.body === null || Array.isArray(r.body)) throw invalidRequest(`requests[${i}] must carry a JSON object body.`, `requests[${i}]`);
-      if ((r.body as Record<string, unknown>).stream === true) {
-        throw invalidRequest(`requests[${i}]: streaming is not supported in a batch; each result is stored whole.`, `requests[${i}].stream`);
-      }
-    }
-    const first = (await this.store.maxLine(batchId)) + 1;
-    const limit = this.config.limits.maxRequestsPerBatch;
-    if (first - 1 + requests.length > limit) {
-      throw invalidRequest(`A batch holds at most ${limit} requests; this call would bring it to ${first - 1 + requests.length}.`, "requests", "too_many_tasks");
-    }
-    await this.store.insertItems(
-      batchId,
-      requests.map((r, i) => ({ line: first + i, custom_id: r.custom_id, model: null, body: JSON.stringify(r.body) })),
-    );
+  addRequests(caller: Caller, id: string, requests: InlineRequest[]): Promise<BatchView> {
+    return this.inline.addRequests(caller, id, requests);
   }
 
   /**
    * Starts a `created` batch; its completion window counts from now. Starting a running batch is a no-op.
    * @throws OpenBatchError 404, or 409 when it ended or has no requests.
    */
-  async startBatch(caller: Caller, id: string): Promise<BatchView> {
-    const batch = await this.getBatch(caller, id);
-    if (batch.status === "in_progress") return batch;
-    if (batch.status !== "created") throw new OpenBatchError("conflict", `Cannot start a batch with status '${batch.status}'.`, { code: "batch_not_startable" });
-    if (batch.request_counts.total === 0) throw new OpenBatchError("conflict", "Add requests before starting the batch.", { code: "batch_empty" });
-    const now = Date.now();
-    await this.store.updateBatch(id, ["created"], { status: "in_progress", in_progress_at: now, expires_at: now + parseCompletionWindow(batch.completion_window) });
-    this.dispatcher.wake();
-    return this.getBatch(caller, id);
+  startBatch(caller: Caller, id: string): Promise<BatchView> {
+    return this.inline.startBatch(caller, id);
   }
 
   /**
@@ -470,45 +295,9 @@ export class Engine {
    * @throws OpenBatchError 404, 409 when the batch has not ended or nothing in it failed, 400 (gateway_key_required)
    * when the source ran on a gateway key and `gateway` brings none.
    */
-  async retryBatch(caller: Caller, id: string, gateway?: CreateBatchInput["gateway"]): Promise<BatchView> {
-    const source = await this.getBatch(caller, id);
-    if (!isTerminal(source.status)) throw new OpenBatchError("conflict", `Batch ${id} is ${source.status}; retry it once it has ended.`, { code: "batch_not_ended" });
-    const c = source.request_counts;
-    if (c.total - c.completed === 0) throw new OpenBatchError("conflict", `Every request of batch ${id} succeeded; there is nothing to retry.`, { code: "nothing_to_retry" });
-    // It ran on the caller's upstream key, erased when it ended: a retry without one would run keyless (or on ours).
-    if (!gateway?.apiKey && (await this.store.hadProviderKey(id))) {
-      throw invalidRequest(
-        `Batch ${id} ran through the gateway on your upstream key, which was erased when it ended: send the provider header (x-openbatch-provider) and your upstream key (Authorization: Bearer, with your OpenBatch key in x-openbatch-api-key) again to retry it.`,
-        "x-openbatch-provider",
-        "gateway_key_required",
-      );
-    }
-    const { provider, sealedKey } = this.resolveGateway(gateway);
-    const batch = draftBatch({
-      dialect: source.dialect,
-      owner: caller ?? "",
-      endpoint: source.endpoint,
-      provider: provider ?? source.provider,
-      input_file_id: null,
-      completion_window: source.completion_window,
-      windowMs: parseCompletionWindow(source.completion_window),
-      metadata: { ...(source.metadata ?? {}), retry_of: source.id },
-      priority: source.priority,
-      status: "created",
-    });
-    batch.model = source.model;
-    batch.name = source.name;
-    batch.description = source.description;
-    batch.output_expires_after = source.output_expires_after ?? null;
-    await this.store.insertBatch(batch, sealedKey);
-    let line = 0;
-    for (;;) {
-      const page = await this.store.pageRequests(id, line, 1000, ["failed", "expired", "cancelled"]);
-      if (page.length === 0) break;
-      await this.store.insertItems(batch.id, page.map((r) => ({ line: r.line, custom_id: r.custom_id, model: null, body: r.body })));
-      line = page[page.length - 1]!.line;
-    }
-    return this.startBatch(caller, batch.id);
+  retryBatch(caller: Caller, id: string, gateway?: CreateBatchInput["gateway"]): Promise<BatchView> {
+    const deps = { store: this.store, routing: this.routing, getBatch: (c: Caller, b: string) => this.getBatch(c, b), startBatch: (c: Caller, b: string) => this.startBatch(c, b) };
+    return retryBatch(deps, caller, id, gateway);
   }
 
   /** Deletes an ended batch and its items. @throws OpenBatchError 404, or 409 while it is still running. */
