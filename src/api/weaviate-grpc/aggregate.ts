@@ -2,7 +2,10 @@ import type { AggregateField, AggregateQuery, AggregateRow, Caller, CollectionSe
 import { metricsOf } from "../../collections/aggregate.js";
 import { normalizePropertyName, type ClassDef } from "../../collections/schema.js";
 import { applySearchOptions, type SearchOptionsMsg } from "./search-options.js";
-import { floatsFromBytes, GrpcInputError, GrpcUnimplementedError, singleVector, targetOf, toWhere, type FiltersMsg, type TargetedMsg, type VectorsMsg } from "./server.js";
+import { floatsFromBytes, singleVector, toWhere } from "./conversion.js";
+import { GrpcInputError, GrpcUnimplementedError } from "./errors.js";
+import type { FiltersMsg, TargetedMsg, VectorsMsg } from "./messages.js";
+import { targetOf } from "./search.js";
 
 /*
  * gRPC `weaviate.v1.Weaviate/Aggregate` (the client's aggregate API from Weaviate 1.29 on): the request's aggregations,

@@ -1,0 +1,139 @@
+import type { Caller, CollectionService, SearchQuery, SearchResult } from "../../collections/collection-service.js";
+import { normalizePropertyName } from "../../collections/schema.js";
+import { checkGroupBy, GROUP_BY_CANDIDATES, groupHits } from "../../collections/group-by.js";
+import { selectObjectProperties } from "./nested-properties.js";
+import { applySearchOptions } from "./search-options.js";
+import { floatsFromBytes, floatsToBytes, singleVector, toProperties, toWhere } from "./conversion.js";
+import { GrpcInputError, GrpcUnimplementedError } from "./errors.js";
+import { seconds, type SearchRequestMsg, type TargetedMsg } from "./messages.js";
+
+/** The `weaviate.v1.Weaviate/Search` handler. */
+
+/** Results of a search that sets no limit (Weaviate's QUERY_DEFAULTS_LIMIT). */
+const DEFAULT_LIMIT = 10;
+
+/** Search: nearVector / nearText / nearObject / listing, filters, limit, offset, cursor; properties and metadata as asked. */
+export async function search(collections: CollectionService, caller: Caller, req: SearchRequestMsg): Promise<unknown> {
+  const start = performance.now();
+  refuseUnimplemented(req);
+  const def = collections.getClass(caller, req.collection ?? "");
+  const meta = req.metadata ?? {};
+  const wantVector = meta.vector === true || (meta.vectors ?? []).length > 0;
+  // The tenant of a multi-tenant class (refused on another, required on one: collections/tenants.ts).
+  const q: SearchQuery = { class: req.collection ?? "", ...(req.tenant ? { tenant: req.tenant } : {}), limit: req.limit || DEFAULT_LIMIT, offset: req.offset || undefined, after: req.after || undefined, includeVector: wantVector };
+  if (req.filters) q.where = toWhere(req.filters, def);
+  applySearchOptions(req, q);
+  const near = req.nearVector ?? req.nearText ?? req.nearObject;
+  const target = near ? targetOf(near) : undefined;
+  if (target !== undefined) q.targetVector = target;
+  if (req.nearVector) {
+    const nv = req.nearVector;
+    let v = floatsFromBytes(nv.vectorBytes) ?? (nv.vector && nv.vector.length ? nv.vector : null) ?? singleVector(nv.vectors).vector;
+    // A vector per target (one target served): {name: vector}.
+    const perTarget = [
+      ...Object.entries(nv.vectorPerTarget ?? {}).map(([name, bytes]) => ({ name, v: floatsFromBytes(bytes) })),
+      ...(nv.vectorForTargets ?? []).map((t) => ({ name: t.name ?? "", v: floatsFromBytes(t.vectorBytes) ?? singleVector(t.vectors).vector })),
+    ];
+    if (perTarget.length > 1) throw new GrpcUnimplementedError("nearVector: a search over several target vectors (multi-target search) is not supported by OpenBatch: search one target vector at a time");
+    if (perTarget.length === 1) {
+      if (target !== undefined && target !== perTarget[0]!.name) throw new GrpcInputError(`nearVector: the vector is given for target ${perTarget[0]!.name}, but the search targets ${target}`);
+      q.targetVector = perTarget[0]!.name;
+      v = perTarget[0]!.v;
+    }
+    if (!v) throw new GrpcInputError("nearVector: no vector given");
+    q.vector = v;
+  } else if (req.nearText) {
+    const concepts = req.nearText.query ?? [];
+    if (concepts.length === 0) throw new GrpcInputError("nearText: no concepts given");
+    q.concepts = concepts;
+  } else if (req.nearObject) {
+    if (!req.nearObject.id) throw new GrpcInputError("nearObject: no id given");
+    q.nearObject = req.nearObject.id;
+  }
+  if (near?.distance !== undefined) q.distance = near.distance;
+  if (near?.certainty !== undefined) q.certainty = near.certainty;
+
+  // groupBy (group-by.ts): a wider search, then its hits in groups.
+  const g = req.groupBy;
+  const grouping = g && def ? { property: checkGroupBy(def, g.path?.[0] ?? "", g.numberOfGroups ?? 0, g.objectsPerGroup ?? 0), groups: g.numberOfGroups!, per: g.objectsPerGroup! } : null;
+  if (grouping) {
+    if (!(q.vector || q.concepts || q.nearObject || q.hybrid || q.bm25)) throw new GrpcInputError("groupBy needs a search (nearVector, nearText, nearObject, hybrid, bm25)");
+    if ((g!.path ?? []).length !== 1) throw new GrpcInputError("groupBy: path must name one property");
+    q.limit = Math.max(q.limit, GROUP_BY_CANDIDATES);
+    q.offset = undefined;
+  }
+  const hits = await collections.search(caller, q);
+  const named = def?.vectorConfig !== undefined;
+  const wantNames = new Set(meta.vectors ?? []);
+  /** The vectors of a hit as the client reads them: `vectorBytes` for a legacy class, named `vectors` otherwise. */
+  const vectorFields = (h: SearchResult) => {
+    if (!wantVector) return {};
+    if (!named) return h.vector ? { vectorBytes: floatsToBytes(h.vector) } : {};
+    const list = Object.entries(h.vectors ?? {})
+      .filter(([name]) => meta.vector === true || wantNames.has(name))
+      .map(([name, v]) => ({ name, vectorBytes: floatsToBytes(v), type: 1 }));
+    return list.length ? { vectors: list } : {};
+  };
+  const props = req.properties;
+  const only = !props || props.returnAllNonrefProperties ? null : new Set((props.nonRefProperties ?? []).map(normalizePropertyName));
+  // Nested fields of object properties asked for (nested-properties.ts), returned besides `only`.
+  const nestedReq = props?.objectProperties ?? [];
+  const nonRefProps = (h: SearchResult) => {
+    const sel = selectObjectProperties(h.properties, nestedReq);
+    return toProperties(sel.props, def, only && sel.names.length ? new Set([...only, ...sel.names.map(normalizePropertyName)]) : only);
+  };
+  const render = (h: SearchResult) => ({
+    properties: { nonRefProps: nonRefProps(h), targetCollection: h.class, refPropsRequested: false },
+    metadata: {
+      id: h.id,
+      ...(meta.creationTimeUnix ? { creationTimeUnix: h.creationTimeUnix, creationTimeUnixPresent: true } : {}),
+      ...(meta.lastUpdateTimeUnix ? { lastUpdateTimeUnix: h.lastUpdateTimeUnix, lastUpdateTimeUnixPresent: true } : {}),
+      ...(meta.distance && h.distance !== null ? { distance: h.distance, distancePresent: true } : {}),
+      ...(meta.certainty && h.certainty !== null ? { certainty: h.certainty, certaintyPresent: true } : {}),
+      ...(meta.score && h.score !== undefined ? { score: h.score, scorePresent: true } : {}),
+      ...(meta.explainScore && h.explainScore !== undefined ? { explainScore: h.explainScore, explainScorePresent: true } : {}),
+      ...(meta.isConsistent ? { isConsistent: true, isConsistentPresent: true } : {}),
+      ...vectorFields(h),
+    },
+  });
+  if (grouping) {
+    const groupByResults = groupHits(hits, grouping.property, grouping.groups, grouping.per).map((x) => ({
+      name: x.name,
+      minDistance: x.minDistance,
+      maxDistance: x.maxDistance,
+      numberOfObjects: x.numberOfObjects,
+      objects: x.hits.map(render),
+    }));
+    return { took: seconds(start), results: [], groupByResults };
+  }
+  const results = hits.map(render);
+  return { took: seconds(start), results };
+}
+
+/** The one target vector a near* search names (absent: none named). @throws GrpcUnimplementedError for several. */
+export function targetOf(near: TargetedMsg): string | undefined {
+  const names = [...new Set([...(near.targetVectors ?? []), ...(near.targets?.targetVectors ?? [])])];
+  if (near.selection && near.selection.length) throw new GrpcUnimplementedError("search: diversity selection (MMR) is not supported by OpenBatch");
+  if (names.length > 1) throw new GrpcUnimplementedError(`search: a search over several target vectors (${names.join(", ")}) is not supported by OpenBatch: search one target vector at a time`);
+  if (near.targets?.weightsForTargets?.length) throw new GrpcUnimplementedError("search: weights for target vectors are not supported by OpenBatch");
+  return names[0];
+}
+
+/** Search options the client can send that OpenBatch does not implement: UNIMPLEMENTED naming the first one set. */
+function refuseUnimplemented(req: SearchRequestMsg): void {
+  const sent = (b: Buffer | Buffer[] | undefined) => (Array.isArray(b) ? b.length > 0 : b !== undefined && b !== null);
+  const options: [keyof SearchRequestMsg, string][] = [
+    ["nearImage", "nearImage"],
+    ["nearAudio", "nearAudio"],
+    ["nearVideo", "nearVideo"],
+    ["nearDepth", "nearDepth"],
+    ["nearThermal", "nearThermal"],
+    ["nearImu", "nearIMU"],
+    ["generative", "generative search (generate)"],
+    ["rerank", "rerank"],
+    ["boost", "boost"],
+  ];
+  for (const [field, name] of options) if (sent(req[field] as Buffer | Buffer[] | undefined)) throw new GrpcUnimplementedError(`search: ${name} is not supported by OpenBatch`);
+  if (sent(req.properties?.refProperties)) throw new GrpcUnimplementedError("search: returnReferences is not supported by OpenBatch over gRPC");
+  if (sent(req.nearText?.moveTo) || sent(req.nearText?.moveAway)) throw new GrpcUnimplementedError("nearText: moveTo / moveAway are not supported by OpenBatch");
+}

@@ -1,0 +1,172 @@
+import type { Caller, CollectionService, SearchQuery, SearchResult } from "../../collections/collection-service.js";
+import { isReferenceType, vectorSlots, type ClassDef } from "../../collections/schema.js";
+import { isComplexType } from "../../collections/complex-types.js";
+import { checkGroupBy, GROUP_BY_CANDIDATES } from "../../collections/group-by.js";
+import { complexSelectionError, projectComplex } from "./graphql-complex.js";
+import { parseBm25Arg, parseHybridArg, parseSortArg } from "./search-args.js";
+import { groupedEntries, groupSelectionError, parseGroupByArg } from "./graphql-group-by.js";
+import { GraphQLError, keyOf, loc, nonNegativeInt, tenantArg, toJson, type Field } from "./graphql-parser.js";
+
+/** `{ Get { Class(…) { … } } }` of `POST /v1/graphql` (graphql.ts): validation of the selections and execution. */
+
+/** Weaviate's default and largest page of results. */
+const DEFAULT_LIMIT = 10;
+const MAX_RESULTS = 10_000;
+
+const ADDITIONAL = new Set(["id", "distance", "certainty", "vector", "vectors", "creationTimeUnix", "lastUpdateTimeUnix", "score", "explainScore", "group"]);
+/** The arguments a Get class field accepts. */
+export const GET_ARGS = new Set(["nearVector", "nearText", "nearObject", "where", "limit", "offset", "after", "bm25", "hybrid", "sort", "autocut", "tenant", "groupBy"]);
+
+/** Checks the selections of a Get on class `def`. @throws GraphQLError for a field the class lacks or cannot serve. */
+export function validateGetSelections(def: ClassDef, selections: Field[]): void {
+  for (const s of selections) {
+    if (s.name === "__typename") continue;
+    if (s.name === "_additional") {
+      if (!s.selections) throw new GraphQLError(`Field "_additional" of type "${def.class}AdditionalProperties" must have a sub selection.`, loc(s));
+      for (const a of s.selections) if (!ADDITIONAL.has(a.name)) throw new GraphQLError(`Cannot query field "${a.name}" on type "${def.class}AdditionalProperties".`, loc(a));
+      // `group { … hits { … } }` of a grouped Get (graphql-group-by.ts).
+      for (const a of s.selections) {
+        if (a.name !== "group") continue;
+        const e = groupSelectionError(def.class, a);
+        if (e) throw new GraphQLError(e.message, loc(e.field as Field));
+        const hits = a.selections!.find((h) => h.name === "hits");
+        if (hits) validateGetSelections(def, hits.selections!);
+      }
+      // `vectors { <name> … }`: the named vectors asked for, each one of the class's.
+      for (const a of s.selections) {
+        if (a.name !== "vectors") continue;
+        if (!a.selections) throw new GraphQLError(`Field "vectors" of type "${def.class}AdditionalVectors" must have a sub selection.`, loc(a));
+        const names = vectorSlots(def).map((v) => v.name);
+        for (const v of a.selections) if (v.name !== "__typename" && !names.includes(v.name)) throw new GraphQLError(`Cannot query field "${v.name}" on type "${def.class}AdditionalVectors".`, loc(v));
+      }
+      continue;
+    }
+    const prop = def.properties.find((p) => p.name === s.name);
+    if (!prop) throw new GraphQLError(`Cannot query field "${s.name}" on type "${def.class}".`, loc(s));
+    if (isReferenceType(prop.dataType)) {
+      if (!s.selections) throw new GraphQLError(`Field "${s.name}" of type "[${def.class}${s.name.charAt(0).toUpperCase() + s.name.slice(1)}Obj]" must have a sub selection.`, loc(s));
+      throw new GraphQLError("resolving references in queries is not supported by OpenBatch: get the referencing object with GET /v1/objects/{class}/{id}", loc(s));
+    }
+    if (isComplexType(prop.dataType[0])) {
+      const err = complexSelectionError(def.class, prop, s);
+      if (err) throw new GraphQLError(err.message, loc(err.field as Field));
+      continue;
+    }
+    if (s.selections) throw new GraphQLError(`Field "${s.name}" must not have a selection since type "${prop.dataType[0]}" has no subfields.`, loc(s));
+  }
+}
+
+/** Runs one `Get { Class(…) {…} }` field as `caller`: its hits, rendered as selected. @throws GraphQLError, CollectionError. */
+export async function runGet(service: CollectionService, caller: Caller, f: Field, vars: Record<string, unknown>): Promise<unknown[]> {
+  const arg = (name: string) => (f.args.has(name) ? toJson(f.args.get(name)!, vars) : undefined);
+  const limit = arg("limit") === undefined || arg("limit") === null ? DEFAULT_LIMIT : nonNegativeInt(arg("limit"), "limit", f);
+  const offset = arg("offset") === undefined || arg("offset") === null ? 0 : nonNegativeInt(arg("offset"), "offset", f);
+  if (limit + offset > MAX_RESULTS) throw new GraphQLError(`query maximum results exceeded: offset + limit must be at most ${MAX_RESULTS}`);
+  const near = ["nearVector", "nearText", "nearObject", "bm25", "hybrid"].filter((n) => f.args.has(n));
+  if (near.length > 1) throw new GraphQLError(`found more than one search operator (${near.join(", ")}): use one`);
+  const q: SearchQuery = { class: f.name, limit, offset };
+  const where = arg("where");
+  if (where !== undefined && where !== null) q.where = where;
+  const after = arg("after");
+  if (typeof after === "string") {
+    if (near.length || where !== undefined) throw new GraphQLError("the cursor (after) cannot be combined with a search or a where filter");
+    q.after = after;
+  }
+  const thresholds = (o: Record<string, unknown>, op: string) => {
+    if (o.distance !== undefined && o.distance !== null) {
+      if (typeof o.distance !== "number") throw new GraphQLError(`${op}: distance must be a number`);
+      q.distance = o.distance;
+    }
+    if (o.certainty !== undefined && o.certainty !== null) {
+      if (typeof o.certainty !== "number") throw new GraphQLError(`${op}: certainty must be a number`);
+      q.certainty = o.certainty;
+    }
+  };
+  // Fields a near* argument may carry; any other (moveTo, moveAwayFrom, autocorrect, …) is refused, never ignored.
+  const NEAR_FIELDS: Record<string, string[]> = { nearVector: ["vector", "distance", "certainty", "targetVectors"], nearText: ["concepts", "distance", "certainty", "targetVectors"], nearObject: ["id", "beacon", "distance", "certainty", "targetVectors"] };
+  const objectArg = (name: string) => {
+    const v = arg(name);
+    if (typeof v !== "object" || v === null || Array.isArray(v)) throw new GraphQLError(`Argument "${name}" must be an object.`, loc(f));
+    const o = v as Record<string, unknown>;
+    for (const k of Object.keys(o)) if (o[k] !== undefined && o[k] !== null && !NEAR_FIELDS[name]!.includes(k)) throw new GraphQLError(`${name}: '${k}' is not supported by OpenBatch`);
+    const t = o.targetVectors;
+    if (t !== undefined && t !== null) {
+      if (!Array.isArray(t) || t.length !== 1 || typeof t[0] !== "string") throw new GraphQLError(`${name}: targetVectors must name one vector (several at once are not supported by OpenBatch)`);
+      q.targetVector = t[0];
+    }
+    return o;
+  };
+  if (near[0] === "nearVector") {
+    const o = objectArg("nearVector");
+    if (!Array.isArray(o.vector) || o.vector.length === 0 || !o.vector.every((x) => typeof x === "number")) throw new GraphQLError("nearVector: vector must be a non-empty list of numbers");
+    q.vector = o.vector as number[];
+    thresholds(o, "nearVector");
+  } else if (near[0] === "nearText") {
+    const o = objectArg("nearText");
+    const concepts = typeof o.concepts === "string" ? [o.concepts] : o.concepts;
+    if (!Array.isArray(concepts) || concepts.length === 0 || !concepts.every((x) => typeof x === "string")) throw new GraphQLError("nearText: concepts must be a non-empty list of strings");
+    q.concepts = concepts as string[];
+    thresholds(o, "nearText");
+  } else if (near[0] === "nearObject") {
+    const o = objectArg("nearObject");
+    const id = typeof o.id === "string" ? o.id : typeof o.beacon === "string" ? o.beacon.split("/").at(-1) : undefined;
+    if (!id) throw new GraphQLError("nearObject: give the object's id (or beacon)");
+    q.nearObject = id;
+    thresholds(o, "nearObject");
+  }
+  // Keyword, hybrid and sorted searches (search-args.ts).
+  if (near[0] === "bm25") q.bm25 = parseBm25Arg(arg("bm25"));
+  else if (near[0] === "hybrid") {
+    const h = parseHybridArg(arg("hybrid"));
+    q.hybrid = h.hybrid;
+    if (h.targetVector) q.targetVector = h.targetVector;
+  }
+  if (arg("sort") !== undefined && arg("sort") !== null) q.sort = parseSortArg(arg("sort"));
+  if (arg("autocut") !== undefined && arg("autocut") !== null) q.autocut = nonNegativeInt(arg("autocut"), "autocut", f);
+  const wantsVector = f.selections!.some((s) => s.name === "_additional" && s.selections!.some((a) => a.name === "vector" || a.name === "vectors"));
+  q.tenant = tenantArg(arg("tenant"));
+  q.includeVector = wantsVector;
+  // groupBy (graphql-group-by.ts): a wider search, then one entry per group.
+  const groupBy = arg("groupBy") === undefined || arg("groupBy") === null ? null : parseGroupByArg(arg("groupBy"));
+  let groupProperty = "";
+  if (groupBy) {
+    if (!(q.vector || q.concepts || q.nearObject || q.hybrid || q.bm25)) throw new GraphQLError("groupBy needs a search (nearVector, nearText, nearObject, hybrid, bm25)");
+    if (offset) throw new GraphQLError("groupBy cannot be combined with offset");
+    groupProperty = checkGroupBy(service.getClass(caller, f.name)!, groupBy.property, groupBy.groups, groupBy.objectsPerGroup);
+    q.limit = Math.max(q.limit, GROUP_BY_CANDIDATES);
+  }
+  const results = await service.search(caller, q);
+  const def = f.selections!.some((s) => s.selections && s.name !== "_additional") || groupBy ? service.getClass(caller, f.name) : null;
+  if (groupBy) return groupedEntries(results, groupBy, groupProperty, f.selections!, (h, sel) => renderHit(h, sel as Field[], f.name, def)).map((r) => renderHit(r, f.selections!, f.name, def));
+  return results.map((r) => renderHit(r, f.selections!, f.name, def));
+}
+
+function renderHit(r: SearchResult, selections: Field[], cls: string, def?: ClassDef | null): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const s of selections) {
+    if (s.name === "__typename") out[keyOf(s)] = cls;
+    else if (s.name === "_additional") {
+      const add: Record<string, unknown> = {};
+      for (const a of s.selections!) {
+        const v =
+          a.name === "id" ? r.id
+          : a.name === "distance" ? r.distance
+          : a.name === "certainty" ? r.certainty
+          : a.name === "vector" ? r.vector
+          : a.name === "vectors" ? Object.fromEntries(a.selections!.map((v) => [keyOf(v), v.name === "__typename" ? `${cls}AdditionalVectors` : (r.vectors?.[v.name] ?? null)]))
+          : a.name === "score" ? (r.score === undefined ? null : String(r.score))
+          : a.name === "explainScore" ? (r.explainScore ?? null)
+          : a.name === "group" ? ((r as SearchResult & { group?: unknown }).group ?? null)
+          : a.name === "creationTimeUnix" ? String(r.creationTimeUnix)
+          : String(r.lastUpdateTimeUnix);
+        add[keyOf(a)] = v ?? null;
+      }
+      out[keyOf(s)] = add;
+    } else if (s.selections) {
+      // geoCoordinates / phoneNumber / object: cut to the selected subfields (graphql-complex.ts).
+      const prop = def?.properties.find((p) => p.name === s.name);
+      out[keyOf(s)] = prop ? projectComplex(prop, r.properties[s.name], s) : (r.properties[s.name] ?? null);
+    } else out[keyOf(s)] = r.properties[s.name] ?? null;
+  }
+  return out;
+}
