@@ -1,11 +1,9 @@
 import { join } from "node:path";
-import { BATCH_ENDPOINTS, isTerminal, type Batch, type BatchEndpoint, type BatchView, type BatchValidationError, type ItemState } from "../core/batch.js";
+import { isTerminal, type Batch, type BatchEndpoint, type BatchView, type ItemState } from "../core/batch.js";
 import type { Config } from "../core/config.js";
-import { parseCompletionWindow } from "../core/duration.js";
-import { costOf, priceOf, type ModelPrice } from "../core/pricing.js";
+import type { ModelPrice } from "../core/pricing.js";
 import type { ProviderRateLimiter } from "./rate-limiter.js";
 import { invalidRequest, notFound, OpenBatchError } from "../core/errors.js";
-import { validateMetadata } from "../core/metadata.js";
 import { ProviderRegistry } from "../providers/registry.js";
 import type { BlobStorage } from "../store/blob-store.js";
 import { openStore } from "../store/open.js";
@@ -13,10 +11,9 @@ import { SharedRateLimiter, type BudgetCoordinator } from "./shared-budget.js";
 import type { BatchListQuery, FinishedItem, Page, Store } from "../store/store.js";
 import { DirectCalls, type InferAnswer } from "./direct-calls.js";
 import { Dispatcher } from "./dispatcher.js";
-import { FileService, parseExpiresAfter, type Caller } from "./files.js";
+import { FileService, type Caller } from "./files.js";
 import { Finalizer, type FinalizeOptions } from "./finalizer.js";
 import { sweepOrphans } from "./orphan-sweep.js";
-import { ingestRequestFile } from "./ingest.js";
 import { KeyVault } from "./key-vault.js";
 import { EngineMetrics } from "./metrics.js";
 import { silentLog, type Log } from "./log.js";
@@ -24,10 +21,11 @@ import { WebhookSender } from "./webhooks.js";
 import type { WebhookDeliveryLog } from "../store/webhook-outbox.js";
 import { RetentionSweeper, type RetentionOptions } from "./retention.js";
 import { NativeRunner } from "./native/runner.js";
-import { draftBatch } from "./batch-draft.js";
 import { GatewayRouting } from "./gateway-routing.js";
 import { InlineBatches } from "./inline-batches.js";
 import { retryBatch } from "./batch-retry.js";
+import { FileBatches } from "./file-batches.js";
+import { withCounts } from "./batch-counts.js";
 import type { CreateBatchInput, EngineOptions, InlineBatchInput, InlineRequest } from "./engine-types.js";
 
 // The input and option types live in engine-types.ts; callers keep importing them from here.
@@ -52,6 +50,7 @@ export class Engine {
   private readonly finalizer: Finalizer;
   private readonly routing: GatewayRouting;
   private readonly inline: InlineBatches;
+  private readonly fileBatches: FileBatches;
   /** Bytes of results per store page in listings and results streams. */
   private readonly pageBytes: number;
 
@@ -100,6 +99,15 @@ export class Engine {
     this.direct = new DirectCalls(this.providers, (provider) => this.dispatcher.limiterFor(provider), config.retry);
     this.webhooks = new WebhookSender(store.webhookOutbox, config.webhooks, config.webhookDelivery, log, pollMs);
     this.routing = new GatewayRouting(this.providers, vault);
+    this.fileBatches = new FileBatches({
+      store,
+      files: this.files,
+      providers: this.providers,
+      routing: this.routing,
+      config,
+      view: (id) => this.view(id),
+      wake: () => this.dispatcher.wake(),
+    });
     this.inline = new InlineBatches({
       store,
       providers: this.providers,
@@ -186,47 +194,11 @@ export class Engine {
 
   /**
    * Creates a batch from an uploaded JSONL file. Every request line is a durable item before this returns; an invalid
-   * file yields a batch in `failed` with `errors` (1-based lines), as OpenAI does.
+   * file yields a batch in `failed` with `errors` (1-based lines), as OpenAI does (engine/file-batches.ts).
    * @throws OpenBatchError 400 for a bad endpoint, window, metadata, provider header, or a missing/foreign file.
    */
-  async createBatch(caller: Caller, input: CreateBatchInput): Promise<BatchView> {
-    if (typeof input.input_file_id !== "string" || !input.input_file_id) throw invalidRequest("Missing required parameter: 'input_file_id'.", "input_file_id");
-    if (!BATCH_ENDPOINTS.includes(input.endpoint as BatchEndpoint)) {
-      throw invalidRequest(`Invalid endpoint ${JSON.stringify(input.endpoint ?? null)}: expected one of ${BATCH_ENDPOINTS.join(", ")}.`, "endpoint");
-    }
-    const windowMs = parseCompletionWindow(input.completion_window);
-    const metadata = validateMetadata(input.metadata);
-    const outputExpiresAfter = parseExpiresAfter(input.output_expires_after, "output_expires_after");
-    const priority = input.priority ?? 0;
-    if (!Number.isInteger(priority) || Math.abs(priority as number) > 1_000_000) {
-      throw invalidRequest("priority must be an integer from -1000000 to 1000000 (higher runs first).", "priority");
-    }
-    const file = await this.files.get(caller, input.input_file_id).catch((err) => {
-      if (err instanceof OpenBatchError && err.kind === "not_found") {
-        throw invalidRequest(`No such File object: ${input.input_file_id}`, "input_file_id", "file_not_found");
-      }
-      throw err;
-    });
-    if (file.purpose !== "batch") throw invalidRequest(`File ${file.id} has purpose "${file.purpose}"; a batch input needs purpose "batch".`, "input_file_id");
-    const { provider, sealedKey } = this.routing.resolveGateway(input.gateway);
-    if (input.batchMode === "native" && provider) this.routing.requireBatchApi(provider);
-    const batch = draftBatch({
-      dialect: input.dialect,
-      owner: caller ?? "",
-      endpoint: input.endpoint as BatchEndpoint,
-      provider,
-      input_file_id: file.id,
-      completion_window: input.completion_window as string,
-      windowMs,
-      metadata,
-      priority: priority as number,
-      status: "validating",
-    });
-    batch.output_expires_after = outputExpiresAfter;
-    if (input.batchMode) await this.store.vendorJobs.requestMode(batch.id, input.batchMode);
-    await this.store.insertBatch(batch, sealedKey);
-    await this.ingest(batch);
-    return this.view(batch.id);
+  createBatch(caller: Caller, input: CreateBatchInput): Promise<BatchView> {
+    return this.fileBatches.createBatch(caller, input);
   }
 
   /**
@@ -307,30 +279,9 @@ export class Engine {
     await this.store.deleteBatch(id);
   }
 
-  /** Validates and stores the items of a `validating` batch, then moves it to in_progress or failed. */
-  private async ingest(batch: Batch): Promise<void> {
-    const content = this.files.openForEngine(batch.input_file_id!);
-    const result = await ingestRequestFile(this.store, batch.id, content, batch.endpoint as BatchEndpoint, this.config.limits.maxRequestsPerBatch).catch(
-      (err): { errors: BatchValidationError[]; model: null; count: 0 } => ({
-        errors: [{ code: "file_unreadable", message: `The input file could not be read: ${(err as Error).message}`, param: "input_file_id", line: null }],
-        model: null,
-        count: 0,
-      }),
-    );
-    // A model no provider serves is not a validation error: each item fails with how to configure one.
-    const provider = batch.provider ?? this.providers.routeModel(result.model);
-    const now = Date.now();
-    if (result.errors.length > 0) {
-      await this.store.updateBatch(batch.id, ["validating"], { status: "failed", errors: result.errors, failed_at: now, model: result.model });
-      await this.store.updateBatch(batch.id, ["cancelling"], { status: "cancelled", errors: result.errors, cancelled_at: now });
-      await this.store.clearProviderKey(batch.id);
-      return;
-    }
-    await this.store.updateBatch(batch.id, ["validating"], { status: "in_progress", in_progress_at: now, model: result.model, provider });
-    // A cancel that arrived during validation left the batch in `cancelling`; the dispatcher settles it once
-    // `in_progress_at` says every item is stored.
-    await this.store.updateBatch(batch.id, ["cancelling"], { in_progress_at: now, model: result.model, provider });
-    this.dispatcher.wake();
+  /** Validates and stores the items of a `validating` batch, then moves it to in_progress or failed (engine/file-batches.ts). */
+  private ingest(batch: Batch): Promise<void> {
+    return this.fileBatches.ingest(batch);
   }
 
   /** The batch with live counts and usage. @throws OpenBatchError 404 when missing or someone else's. */
@@ -386,30 +337,9 @@ export class Engine {
     return this.withCounts((await this.store.getBatch(id))!);
   }
 
-  private async withCounts(batch: Batch): Promise<BatchView> {
-    const { counts, usage } = await this.store.countItems(batch.id);
-    const progress = batch.status === "in_progress" || batch.status === "cancelling" ? await this.store.vendorJobs.progressOf?.(batch.id) : undefined;
-    if (progress) {
-      // A native batch's counts follow the vendor's progress while its jobs run (results are recorded when a job ends).
-      const p = progress;
-      const moved = Math.min(counts.pending, p.completed + p.failed);
-      if (moved > 0) {
-        const completed = Math.min(p.completed, moved);
-        counts.completed += completed;
-        counts.failed += moved - completed;
-        counts.pending -= moved;
-      }
-    }
-    const price = priceOf(this.config.prices, batch.model);
-    let estimated_cost = price ? costOf(price, { input: usage.input_tokens, output: usage.output_tokens }) : null;
-    if (price && estimated_cost) {
-      // Tokens of natively run items cost the batch price; the rest (direct, a fallback included) the regular one.
-      const native = await this.store.vendorJobs.nativeUsage(batch.id);
-      const n = { input: native?.input_tokens ?? 0, output: native?.output_tokens ?? 0 };
-      const direct = { input: usage.input_tokens - n.input, output: usage.output_tokens - n.output };
-      estimated_cost = { ...estimated_cost, charged: costOf(price, n).batch + costOf(price, direct).regular };
-    }
-    return { ...batch, request_counts: counts, usage, estimated_cost };
+  /** The batch with live counts, usage and estimated cost (engine/batch-counts.ts). */
+  private withCounts(batch: Batch): Promise<BatchView> {
+    return withCounts(this.store, this.config.prices, batch);
   }
 
   /**
