@@ -1,18 +1,19 @@
-import { randomBytes } from "node:crypto";
 import { Counter, Gauge, type Registry } from "prom-client";
-import { isTerminal, type Batch, type ItemOutcome } from "../../core/batch.js";
+import { isTerminal, type Batch } from "../../core/batch.js";
 import { parseCompletionWindow } from "../../core/duration.js";
-import { newId } from "../../core/ids.js";
-import { withModel } from "../../providers/http-upstream.js";
-import { VendorError, type NativeBatchApi, type NativeRequestLine, type VendorCall, type VendorResult, type VendorSubmission } from "../../providers/native/native-api.js";
+import { VendorError, type NativeBatchApi, type VendorCall } from "../../providers/native/native-api.js";
 import { createNativeApi, effectiveBatchMode } from "../../providers/native/native-apis.js";
 import type { ProviderRegistry } from "../../providers/registry.js";
-import { TranslationError, translateRequest, translateResponse } from "../../providers/translate/translate.js";
 import type { Store } from "../../store/store.js";
-import { isFinalJobState, type LineOutcome, type RunMode, type VendorJob } from "../../store/vendor-jobs.js";
+import { isFinalJobState, type RunMode, type VendorJob } from "../../store/vendor-jobs.js";
 import type { KeyVault } from "../key-vault.js";
 import type { Log } from "../log.js";
-import { readUsage } from "../usage.js";
+import { cutChunks, submissionOf } from "./chunks.js";
+import { noAnswer } from "./item-outcomes.js";
+import { recordJob } from "./record.js";
+
+/** Re-exported so callers keep importing it from the runner. */
+export { vendorCustomId } from "./chunks.js";
 
 /** What the direct dispatcher asks before it runs a batch: whether vendor jobs hold it. */
 export interface NativeGate {
@@ -37,15 +38,6 @@ const MAX_BACKOFF_MS = 600_000;
  * results) before it gives them up and ends without what they hold, ms.
  */
 const STOP_GRACE_MS = 3_600_000;
-
-/** Our vendor custom id of an item: the batch id and its line, unique per item across every batch. */
-export function vendorCustomId(batchId: string, line: number): string {
-  return `${batchId}-${line}`;
-}
-
-function noAnswer(state: ItemOutcome["state"], code: string, message: string): ItemOutcome {
-  return { state, status_code: null, request_id: null, response_body: null, error_code: code, error_message: message, usage: null };
-}
 
 /**
  * Runs batches on the providers' own batch APIs (DESIGN.md: "two run modes: direct and native"). A batch's mode is
@@ -272,7 +264,7 @@ export class NativeRunner implements NativeGate {
       return Infinity;
     }
     if (!stopping && batch.status === "in_progress") {
-      const made = await this.cut(batch, api, jobs.length);
+      const made = await cutChunks(this.store, batch, api, jobs.length);
       jobs = jobs.concat(made);
     }
     const now = Date.now();
@@ -291,110 +283,6 @@ export class NativeRunner implements NativeGate {
     for (const j of after) if (!isFinalJobState(j.state)) next = Math.min(next, j.next_attempt_at);
     if (after.every((j) => isFinalJobState(j.state))) await this.settle(batch, after, stopping);
     return next;
-  }
-
-  /** Cuts the batch's queued items past the last chunk into new vendor jobs within the vendor's limits. */
-  private async cut(batch: Batch, api: NativeBatchApi, chunk: number): Promise<VendorJob[]> {
-    const made: VendorJob[] = [];
-    let after = await this.store.vendorJobs.coveredUpTo(batch.id);
-    type Draft = { first: number; last: number; requests: number; bytes: number; failures: LineOutcome[]; endpoint: string | null };
-    let cur: Draft | null = null;
-    const emit = async (d: Draft) => {
-      if (d.requests === 0) {
-        // Only untranslatable items: nothing goes to the vendor, they end at once.
-        await this.store.vendorJobs.recordOutcomes(batch.id, d.first, d.last, d.failures, Date.now());
-        return;
-      }
-      const now = Date.now();
-      const job: VendorJob = {
-        id: "vjob_" + randomBytes(12).toString("hex"),
-        batch_id: batch.id,
-        chunk: chunk++,
-        provider: batch.provider!,
-        vendor: api.vendor,
-        endpoint: d.endpoint as VendorJob["endpoint"],
-        first_line: d.first,
-        last_line: d.last,
-        requests: d.requests,
-        bytes: d.bytes,
-        state: "pending",
-        vendor_file_id: null,
-        vendor_id: null,
-        vendor_status: null,
-        outcome: null,
-        result_ref: null,
-        failure: null,
-        cancel_requested: false,
-        errors: 0,
-        last_error: null,
-        next_attempt_at: 0,
-        created_at: now,
-        updated_at: now,
-      };
-      await this.store.vendorJobs.insertJob(job, d.failures);
-      made.push(job);
-    };
-    for (;;) {
-      const page = await this.store.pageRequests(batch.id, after, 1000, ["queued"]);
-      if (page.length === 0) break;
-      for (const r of page) {
-        const line = this.lineFor(batch, api, r.line, r.body);
-        cur ??= { first: r.line, last: r.line, requests: 0, bytes: 0, failures: [], endpoint: null };
-        if ("failure" in line) {
-          cur.failures.push({ line: r.line, outcome: line.failure });
-          cur.last = r.line;
-          continue;
-        }
-        const size = line.body.length + api.lineOverhead(line);
-        if (cur.requests > 0 && (cur.requests + 1 > api.limits.maxRequests || cur.bytes + size > api.limits.maxBytes)) {
-          await emit(cur);
-          cur = { first: r.line, last: r.line, requests: 0, bytes: 0, failures: [], endpoint: null };
-        }
-        cur.requests++;
-        cur.bytes += size;
-        cur.last = r.line;
-        cur.endpoint = line.endpoint;
-      }
-      after = page[page.length - 1]!.line;
-    }
-    if (cur) await emit(cur);
-    return made;
-  }
-
-  /** An item's line in the vendor's format, or the outcome of an item that cannot be translated to it. */
-  private lineFor(batch: Batch, api: NativeBatchApi, line: number, body: string): (NativeRequestLine & { endpoint: string }) | { failure: ItemOutcome } {
-    try {
-      const wire = translateRequest(batch.endpoint, body, api.format);
-      // Gemini carries the model in the URL; the others want it in each body (a Gemini-born body names none).
-      const out = api.format === "gemini" ? withoutModel(wire.body) : withModel(wire.body, batch.model);
-      return { customId: vendorCustomId(batch.id, line), body: out, endpoint: wire.endpoint };
-    } catch (err) {
-      if (!(err instanceof TranslationError)) throw err;
-      return { failure: noAnswer("failed", "untranslatable_field", `Field '${err.param}' cannot be translated for provider ${batch.provider}: ${err.message}`) };
-    }
-  }
-
-  private submission(batch: Batch, api: NativeBatchApi, job: VendorJob): VendorSubmission {
-    const self = this;
-    return {
-      tag: job.id,
-      model: batch.model,
-      endpoint: job.endpoint,
-      bytes: job.bytes,
-      async *lines() {
-        let after = job.first_line - 1;
-        for (;;) {
-          const page = await self.store.pageRequests(batch.id, after, 500, ["queued"]);
-          for (const r of page) {
-            if (r.line > job.last_line) return;
-            const line = self.lineFor(batch, api, r.line, r.body);
-            if (!("failure" in line)) yield { customId: line.customId, body: line.body };
-          }
-          if (page.length < 500) return;
-          after = page[page.length - 1]!.line;
-        }
-      },
-    };
   }
 
   private async callFor(batchId: string): Promise<VendorCall> {
@@ -450,7 +338,7 @@ export class NativeRunner implements NativeGate {
         await jobs.updateJob(job.id, { state: "abandoned" });
         return;
       }
-      const submission = this.submission(batch, api, job);
+      const submission = submissionOf(this.store, batch, api, job);
       let fileId = job.vendor_file_id;
       if (api.upload && !fileId) {
         ctx.op = "upload";
@@ -495,79 +383,8 @@ export class NativeRunner implements NativeGate {
     }
     if (job.state === "ended") {
       ctx.op = "download";
-      await this.record(batch, api, job, call);
+      await recordJob({ store: this.store, log: this.log, recordGroup: this.recordGroup, unknownResults: this.unknownResults }, batch, api, job, call);
     }
-  }
-
-  /** Records an ended job's results into its items (each once), fails what a finished job left without a result, and marks it recorded. */
-  private async record(batch: Batch, api: NativeBatchApi, job: VendorJob, call: VendorCall): Promise<void> {
-    const jobs = this.store.vendorJobs;
-    const failure = job.failure ? (JSON.parse(job.failure) as { message: string; lines: { index: number; code: string; message: string }[] }) : null;
-    let buffer: LineOutcome[] = [];
-    const flush = async () => {
-      if (buffer.length) await jobs.recordOutcomes(batch.id, job.first_line, job.last_line, buffer, Date.now());
-      buffer = [];
-    };
-    if (job.outcome === "failed" && failure) {
-      // The vendor refused the whole job (its validation): every item fails with its message, line errors where given.
-      const byIndex = new Map(failure.lines.map((l) => [l.index, l]));
-      const lines = await jobs.unfinishedLines(batch.id, job.first_line, job.last_line, job.last_line - job.first_line + 1);
-      lines.forEach((line, i) => {
-        const own = byIndex.get(i);
-        buffer.push({ line, outcome: noAnswer("failed", own?.code ?? "vendor_batch_failed", own?.message || `The vendor failed the batch: ${failure.message}`) });
-      });
-      await flush();
-    } else if (job.vendor_id) {
-      for await (const r of api.results(job.vendor_id, { resultRef: job.result_ref ? JSON.parse(job.result_ref) : null, ended: job.outcome ?? "completed" }, call)) {
-        const line = lineOf(batch.id, r.customId, job);
-        if (line === null) {
-          this.unknownResults.inc({ provider: job.provider });
-          this.log.warn({ batch: batch.id, job: job.id, custom_id: r.customId }, "vendor result names no request of this job; ignored");
-          continue;
-        }
-        if (r.kind === "unrun") continue;
-        buffer.push({ line, outcome: this.outcomeOf(batch, job, r) });
-        if (buffer.length >= this.recordGroup) await flush();
-      }
-      await flush();
-    }
-    if (job.outcome === "completed" || job.outcome === "failed") {
-      const missing = await jobs.settleRange(
-        batch.id,
-        job.first_line,
-        job.last_line,
-        noAnswer("failed", "vendor_result_missing", `The vendor's results of job ${job.vendor_id ?? job.id} hold no result for this request.`),
-        Date.now(),
-      );
-      if (missing > 0) this.log.warn({ batch: batch.id, job: job.id, missing }, "vendor results lacked some requests; they failed with vendor_result_missing");
-    }
-    await jobs.updateJob(job.id, { state: "recorded" });
-    this.log.info({ batch: batch.id, job: job.id, outcome: job.outcome }, "vendor job results recorded");
-  }
-
-  /** A vendor result as an item outcome in the batch's own format, judged as direct mode judges an answer. */
-  private outcomeOf(batch: Batch, job: VendorJob, r: Exclude<VendorResult, { kind: "unrun" }>): ItemOutcome {
-    if (r.kind === "error") return noAnswer("failed", r.code, r.message);
-    const requestId = r.requestId ?? newId("req_");
-    if (r.status < 200 || r.status >= 300) {
-      return { state: "failed", status_code: r.status, request_id: requestId, response_body: r.body, error_code: null, error_message: null, usage: null };
-    }
-    let text: string;
-    try {
-      text = translateResponse(batch.endpoint, job.endpoint, r.body);
-    } catch (err) {
-      return noAnswer("failed", "untranslatable_field", (err as Error).message);
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = null;
-    }
-    if (typeof json !== "object" || json === null || Array.isArray(json)) {
-      return noAnswer("failed", "invalid_upstream_response", `The vendor's result is not a JSON object: ${text.slice(0, 200)}`);
-    }
-    return { state: "succeeded", status_code: r.status, request_id: requestId, response_body: text, error_code: null, error_message: null, usage: readUsage(json) };
   }
 
   /**
@@ -593,27 +410,5 @@ export class NativeRunner implements NativeGate {
       }
     }
     await this.release(batch.id);
-  }
-}
-
-/** The line a vendor custom id names within `job`, or null when it names none of the job's requests. */
-function lineOf(batchId: string, customId: string, job: VendorJob): number | null {
-  const prefix = batchId + "-";
-  if (!customId.startsWith(prefix)) return null;
-  const rest = customId.slice(prefix.length);
-  if (!/^\d{1,15}$/.test(rest)) return null;
-  const line = Number(rest);
-  return line >= job.first_line && line <= job.last_line ? line : null;
-}
-
-/** A JSON body without its `model` (Gemini carries the model in the URL). */
-function withoutModel(body: string): string {
-  if (!/"model"\s*:/.test(body)) return body;
-  try {
-    const o = JSON.parse(body) as Record<string, unknown>;
-    delete o.model;
-    return JSON.stringify(o);
-  } catch {
-    return body;
   }
 }

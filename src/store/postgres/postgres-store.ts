@@ -1,47 +1,25 @@
 import pg from "pg";
 import type { Batch, BatchStatus, BatchUsage, ItemOutcome, ItemState, RequestCounts, RequestItem } from "../../core/batch.js";
-import { canTransition, isTerminal } from "../../core/batch.js";
 import { invalidRequest } from "../../core/errors.js";
 import { newId } from "../../core/ids.js";
 import type { ParsedRequestLine } from "../../core/request-line.js";
 import type { BatchListQuery, FileRecord, FinishedItem, OutcomeRecord, Page, Store } from "../store.js";
+import * as batches from "./batch-rows.js";
 import { PgDatabase, type Queryable } from "./db.js";
+import * as files from "./file-rows.js";
+import * as queue from "./item-queue.js";
+import { settleLines } from "./item-queue.js";
 import { PgWebhookOutbox } from "./webhook-outbox.js";
 import { PgVendorJobs } from "./vendor-jobs.js";
 import { PgBudgets } from "./budgets.js";
+import { notifyWork, WORK_CHANNEL } from "./work-channel.js";
 
-type Row = Record<string, unknown>;
+/** Re-exported so callers keep importing them from the store. */
+export { WORK_CHANNEL } from "./work-channel.js";
+export { settleLines } from "./item-queue.js";
 
-/** The channel NOTIFY wakes dispatchers on (payload: a batch id, or "" for any). */
-export const WORK_CHANNEL = "openbatch_work";
-
-const BATCH_JSON_COLUMNS = new Set(["errors", "metadata"]);
-/** Columns a patch may set: the Batch fields (keys come from code, never from callers, but are still checked). */
-const BATCH_COLUMNS = new Set([
-  "dialect", "owner", "endpoint", "model", "provider", "input_file_id", "completion_window", "status", "final_status", "errors",
-  "output_file_id", "error_file_id", "metadata", "created_at", "in_progress_at", "expires_at", "finalizing_at", "completed_at",
-  "failed_at", "expired_at", "cancelling_at", "cancelled_at", "priority", "name", "description", "output_expires_after",
-]);
-/** What an erased upstream key leaves in `provider_key` (as in the SQLite store): not base64, so never a sealed key. */
-const ERASED_PROVIDER_KEY = "-erased-";
 /** Rows of one multi-row INSERT of items (PostgreSQL allows 65535 parameters; 5 per row). */
 const INSERT_ROWS = 2000;
-
-function toBatch(row: Row): Batch {
-  const b = { ...row } as Record<string, unknown>;
-  delete b.seq;
-  delete b.provider_key;
-  delete b.finalize_attempts;
-  b.errors = row.errors ? JSON.parse(row.errors as string) : null;
-  b.metadata = row.metadata ? JSON.parse(row.metadata as string) : null;
-  return b as unknown as Batch;
-}
-
-function toFile(row: Row): FileRecord {
-  const f = { ...row } as Record<string, unknown>;
-  delete f.seq;
-  return f as unknown as FileRecord;
-}
 
 /** Settings of the shared store. Times in ms. */
 export interface PostgresStoreOptions {
@@ -142,20 +120,9 @@ export class PostgresStore implements Store {
    * @returns items returned.
    */
   async returnDeadLeases(now = Date.now()): Promise<number> {
-    return this.db.tx(async (c) => {
-      const dead = (await c.query<{ id: string }>(`DELETE FROM workers WHERE last_seen < $1 AND NOT (id = ANY($2)) RETURNING id`, [now - this.deadAfterMs, [...this.workers.keys()]])).rows.map((r) => r.id);
-      if (dead.length === 0) return 0;
-      const n = (
-        await c.query(
-          `UPDATE request_items SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL
-            WHERE state = 'in_flight' AND lease_owner = ANY($1)`,
-          [dead],
-        )
-      ).rowCount ?? 0;
-      if (n > 0) await this.notify(c, "");
-      return n;
-    });
+    return queue.returnDeadLeases(this.db, now, this.deadAfterMs, [...this.workers.keys()]);
   }
+
 
   /**
    * Calls `listener` whenever any process announces work (items added, a status changed, leases returned). The LISTEN
@@ -189,7 +156,7 @@ export class PostgresStore implements Store {
   }
 
   private async notify(q: Queryable, batchId: string): Promise<void> {
-    await q.query(`SELECT pg_notify($1, $2)`, [WORK_CHANNEL, batchId]);
+    await notifyWork(q, batchId);
   }
 
   /**
@@ -216,121 +183,55 @@ export class PostgresStore implements Store {
   }
 
   async insertFile(f: FileRecord): Promise<void> {
-    await this.db.rows(
-      `INSERT INTO files (id, owner, filename, purpose, bytes, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-      [f.id, f.owner, f.filename, f.purpose, f.bytes, f.created_at, f.expires_at],
-    );
+    return files.insertFile(this.db, f);
   }
 
   async getFile(id: string): Promise<FileRecord | null> {
-    const [row] = await this.db.rows(`SELECT * FROM files WHERE id = $1`, [id]);
-    return row ? toFile(row) : null;
+    return files.getFile(this.db, id);
   }
 
   async listFiles(q: { owner: string | null; purpose?: string; order: "asc" | "desc"; after?: string; limit: number; liveAt?: number }): Promise<Page<FileRecord>> {
-    const where: string[] = [];
-    const args: unknown[] = [];
-    const arg = (v: unknown) => (args.push(v), `$${args.length}`);
-    if (q.owner !== null) where.push(`owner = ${arg(q.owner)}`);
-    if (q.purpose) where.push(`purpose = ${arg(q.purpose)}`);
-    if (q.liveAt !== undefined) where.push(`(expires_at IS NULL OR expires_at > ${arg(q.liveAt)})`);
-    if (q.after) {
-      const desc = q.order === "desc";
-      where.push(`seq ${desc ? "<" : ">"} coalesce((SELECT seq FROM files WHERE id = ${arg(q.after)}), ${desc ? "-1" : "9223372036854775807"})`);
-    }
-    const rows = await this.db.rows(
-      `SELECT * FROM files ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY seq ${q.order === "desc" ? "DESC" : "ASC"} LIMIT ${arg(q.limit + 1)}`,
-      args,
-    );
-    return { data: rows.slice(0, q.limit).map(toFile), has_more: rows.length > q.limit };
+    return files.listFiles(this.db, q);
   }
 
   async deleteFile(id: string): Promise<boolean> {
-    return ((await this.db.pool.query(`DELETE FROM files WHERE id = $1`, [id])).rowCount ?? 0) > 0;
+    return files.deleteFile(this.db, id);
   }
 
   async expiredFiles(now: number, limit: number): Promise<FileRecord[]> {
-    return (await this.db.rows(`SELECT * FROM files WHERE expires_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at LIMIT $2`, [now, limit])).map(toFile);
+    return files.expiredFiles(this.db, now, limit);
   }
 
   async insertBatch(b: Batch, providerKey: string | null): Promise<void> {
-    const row: Row = { ...b, provider_key: providerKey, errors: b.errors && JSON.stringify(b.errors), metadata: b.metadata && JSON.stringify(b.metadata) };
-    const cols = Object.keys(row);
-    // As in SQLite, where an unknown key fails the INSERT: a Batch field without a column must not vanish silently.
-    for (const c of cols) if (c !== "id" && c !== "provider_key" && !BATCH_COLUMNS.has(c)) throw new Error(`Unknown batch column ${c}`);
-    await this.db.tx(async (c) => {
-      await c.query(`INSERT INTO batches (${cols.join(", ")}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(", ")})`, cols.map((k) => row[k] ?? null));
-      await c.query(`INSERT INTO batch_counts (batch_id) VALUES ($1)`, [b.id]);
-    });
+    return batches.insertBatch(this.db, b, providerKey);
   }
 
   async getBatch(id: string): Promise<Batch | null> {
-    const [row] = await this.db.rows(`SELECT * FROM batches WHERE id = $1`, [id]);
-    return row ? toBatch(row) : null;
+    return batches.getBatch(this.db, id);
   }
 
   async listBatches(q: BatchListQuery & { owner: string | null }): Promise<Page<Batch>> {
-    const where: string[] = [];
-    const args: unknown[] = [];
-    const arg = (v: unknown) => (args.push(v), `$${args.length}`);
-    if (q.owner !== null) where.push(`owner = ${arg(q.owner)}`);
-    if (q.dialects?.length) where.push(`dialect = ANY(${arg(q.dialects)})`);
-    if (q.after) where.push(`seq < coalesce((SELECT seq FROM batches WHERE id = ${arg(q.after)}), -1)`);
-    if (q.before) where.push(`seq > coalesce((SELECT seq FROM batches WHERE id = ${arg(q.before)}), 9223372036854775807)`);
-    // Paging backwards reads the oldest newer rows first, then turns them round.
-    const order = q.before && !q.after ? "ASC" : "DESC";
-    const rows = await this.db.rows(`SELECT * FROM batches ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY seq ${order} LIMIT ${arg(q.limit + 1)}`, args);
-    const page = rows.slice(0, q.limit);
-    if (order === "ASC") page.reverse();
-    return { data: page.map(toBatch), has_more: rows.length > q.limit };
+    return batches.listBatches(this.db, q);
   }
 
   async batchesInStatus(statuses: readonly BatchStatus[]): Promise<Batch[]> {
-    return (await this.db.rows(`SELECT * FROM batches WHERE status = ANY($1) ORDER BY seq`, [statuses])).map(toBatch);
+    return batches.batchesInStatus(this.db, statuses);
   }
 
   async updateBatch(id: string, from: readonly BatchStatus[], patch: Partial<Batch>): Promise<boolean> {
-    const to = patch.status;
-    if (to !== undefined && from.some((f) => f !== to && !canTransition(f, to))) {
-      throw new Error(`Illegal batch transition ${from.join("|")} → ${to}`);
-    }
-    const args: unknown[] = [id, from];
-    const sets: string[] = [];
-    for (const [k, v] of Object.entries(patch)) {
-      if (!BATCH_COLUMNS.has(k)) throw new Error(`Unknown batch column ${k}`);
-      args.push(BATCH_JSON_COLUMNS.has(k) && v !== null && v !== undefined ? JSON.stringify(v) : (v ?? null));
-      sets.push(`${k} = $${args.length}`);
-    }
-    if (sets.length === 0) return (await this.db.rows(`SELECT 1 FROM batches WHERE id = $1 AND status = ANY($2)`, args)).length > 0;
-    return this.db.tx(async (c) => {
-      // The row lock taken here orders concurrent compare-and-sets: the second sees the first's status.
-      const before = (await c.query<{ status: BatchStatus; dialect: string }>(`SELECT status, dialect FROM batches WHERE id = $1 FOR UPDATE`, [id])).rows[0];
-      if (!before || !from.includes(before.status)) return false;
-      await c.query(`UPDATE batches SET ${sets.join(", ")} WHERE id = $1 AND status = ANY($2)`, args);
-      if (to !== undefined && isTerminal(to)) {
-        // A batch that ends queues its webhook event in the same transaction: never lost, never sent for a batch that did not end.
-        const endedAt = patch[`${to}_at` as keyof Batch];
-        await this.webhookOutbox.recordTransition(c, id, before.dialect, before.status, to, typeof endedAt === "number" ? endedAt : Date.now());
-      }
-      if (to !== undefined && to !== before.status) await this.notify(c, id);
-      return true;
-    });
+    return batches.updateBatch(this.db, this.webhookOutbox, id, from, patch);
   }
 
   async getProviderKey(batchId: string): Promise<string | null> {
-    const [row] = await this.db.rows<{ provider_key: string | null }>(`SELECT provider_key FROM batches WHERE id = $1`, [batchId]);
-    const sealed = row?.provider_key ?? null;
-    return sealed === ERASED_PROVIDER_KEY ? null : sealed;
+    return batches.getProviderKey(this.db, batchId);
   }
 
   async clearProviderKey(batchId: string): Promise<void> {
-    // A tombstone, not NULL: a retry must know the batch ran on the caller's key (see Engine.retryBatch).
-    await this.db.rows(`UPDATE batches SET provider_key = $1 WHERE id = $2 AND provider_key IS NOT NULL`, [ERASED_PROVIDER_KEY, batchId]);
+    return batches.clearProviderKey(this.db, batchId);
   }
 
   async hadProviderKey(batchId: string): Promise<boolean> {
-    const [row] = await this.db.rows<{ had: boolean }>(`SELECT provider_key IS NOT NULL AS had FROM batches WHERE id = $1`, [batchId]);
-    return row?.had === true;
+    return batches.hadProviderKey(this.db, batchId);
   }
 
   async insertItems(batchId: string, lines: ParsedRequestLine[]): Promise<void> {
@@ -365,86 +266,15 @@ export class PostgresStore implements Store {
   }
 
   async claimItems(batchId: string, leaseOwner: string, limit: number, now: number, leaseUntil: number): Promise<RequestItem[]> {
-    if (limit <= 0) return [];
-    // SKIP LOCKED: rows another worker is claiming right now are passed over, not waited for.
-    const rows = await this.db.rows<RequestItem>(
-      `WITH picked AS (
-         SELECT line FROM request_items
-          WHERE batch_id = $1 AND state = 'queued' AND next_attempt_at <= $2
-          ORDER BY next_attempt_at, line LIMIT $3
-          FOR UPDATE SKIP LOCKED)
-       UPDATE request_items r
-          SET state = 'in_flight', lease_owner = $4, lease_expires_at = $5, attempts = r.attempts + 1
-         FROM picked
-        WHERE r.batch_id = $1 AND r.line = picked.line
-       RETURNING r.id, r.batch_id, r.line, r.custom_id, r.body, r.state, r.attempts`,
-      [batchId, now, limit, leaseOwner, leaseUntil],
-    );
-    return rows.sort((a, b) => a.line - b.line);
+    return queue.claimItems(this.db, batchId, leaseOwner, limit, now, leaseUntil);
   }
 
   async requeueItem(batchId: string, line: number, leaseOwner: string, nextAttemptAt: number): Promise<boolean> {
-    const r = await this.db.pool.query(
-      `UPDATE request_items SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = $1
-        WHERE batch_id = $2 AND line = $3 AND state = 'in_flight' AND lease_owner = $4`,
-      // BIGINT column: a jittered backoff is fractional ms, which PostgreSQL refuses ("invalid input syntax for type
-      // bigint"), leaving the item leased until its lease expired (about a minute) instead of retried.
-      [Math.ceil(nextAttemptAt), batchId, line, leaseOwner],
-    );
-    return (r.rowCount ?? 0) > 0;
+    return queue.requeueItem(this.db, batchId, line, leaseOwner, nextAttemptAt);
   }
 
   async recordOutcomes(records: OutcomeRecord[], now: number): Promise<number> {
-    if (records.length === 0) return 0;
-    const col = <T>(f: (r: OutcomeRecord) => T) => records.map(f);
-    // One statement: write each outcome whose lease this owner still holds, and add what was written to the counters.
-    const [row] = await this.db.rows<{ n: number }>(
-      `WITH v AS (
-         SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[],
-                              $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[])
-           AS v(batch_id, line, lease_owner, state, status_code, request_id, response_body, error_code, error_message,
-                input_tokens, cached_tokens, output_tokens, reasoning_tokens)),
-       done AS (
-         UPDATE request_items r
-            SET state = v.state, status_code = v.status_code, request_id = v.request_id, response_body = v.response_body,
-                error_code = v.error_code, error_message = v.error_message, input_tokens = v.input_tokens,
-                cached_tokens = v.cached_tokens, output_tokens = v.output_tokens, reasoning_tokens = v.reasoning_tokens,
-                finished_at = $14, lease_owner = NULL, lease_expires_at = NULL
-           FROM v
-          WHERE r.batch_id = v.batch_id AND r.line = v.line AND r.state = 'in_flight' AND r.lease_owner = v.lease_owner
-         RETURNING r.batch_id, r.state, r.input_tokens, r.cached_tokens, r.output_tokens, r.reasoning_tokens),
-       counted AS (
-         UPDATE batch_counts c
-            SET succeeded = c.succeeded + d.succeeded, failed = c.failed + d.failed, expired = c.expired + d.expired,
-                cancelled = c.cancelled + d.cancelled, input_tokens = c.input_tokens + d.input_tokens,
-                cached_tokens = c.cached_tokens + d.cached_tokens, output_tokens = c.output_tokens + d.output_tokens,
-                reasoning_tokens = c.reasoning_tokens + d.reasoning_tokens
-           FROM (SELECT batch_id,
-                        count(*) FILTER (WHERE state = 'succeeded') AS succeeded, count(*) FILTER (WHERE state = 'failed') AS failed,
-                        count(*) FILTER (WHERE state = 'expired') AS expired, count(*) FILTER (WHERE state = 'cancelled') AS cancelled,
-                        sum(input_tokens) AS input_tokens, sum(cached_tokens) AS cached_tokens,
-                        sum(output_tokens) AS output_tokens, sum(reasoning_tokens) AS reasoning_tokens
-                   FROM done GROUP BY batch_id) d
-          WHERE c.batch_id = d.batch_id)
-       SELECT count(*)::int AS n FROM done`,
-      [
-        col((r) => r.batch_id),
-        col((r) => r.line),
-        col((r) => r.lease_owner),
-        col((r) => r.outcome.state),
-        col((r) => r.outcome.status_code),
-        col((r) => r.outcome.request_id),
-        col((r) => r.outcome.response_body),
-        col((r) => r.outcome.error_code),
-        col((r) => r.outcome.error_message),
-        col((r) => r.outcome.usage?.input_tokens ?? 0),
-        col((r) => r.outcome.usage?.cached_tokens ?? 0),
-        col((r) => r.outcome.usage?.output_tokens ?? 0),
-        col((r) => r.outcome.usage?.reasoning_tokens ?? 0),
-        now,
-      ],
-    );
-    return row!.n;
+    return queue.recordOutcomes(this.db, records, now);
   }
 
   async settleUnfinished(batchId: string, outcome: ItemOutcome, now: number): Promise<number> {
@@ -452,15 +282,7 @@ export class PostgresStore implements Store {
   }
 
   async releaseLeases(batchId: string, now: number): Promise<number> {
-    const cutoff = Number.isFinite(now) ? now : Number.MAX_SAFE_INTEGER;
-    const r = await this.db.pool.query(
-      `UPDATE request_items SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL
-        WHERE batch_id = $1 AND state = 'in_flight' AND lease_expires_at < $2`,
-      [batchId, cutoff],
-    );
-    const n = r.rowCount ?? 0;
-    if (n > 0) await this.notify(this.db.pool, batchId);
-    return n;
+    return queue.releaseLeases(this.db, batchId, now);
   }
 
   async countItems(batchId: string): Promise<{ counts: RequestCounts; usage: BatchUsage }> {
@@ -572,39 +394,12 @@ export class PostgresStore implements Store {
     if (this.heartbeat) clearInterval(this.heartbeat);
     const ids = [...this.workers.keys()];
     if (ids.length > 0) {
-      await this.db
-        .tx(async (c) => {
-          const n = (await c.query(`UPDATE request_items SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL WHERE state = 'in_flight' AND lease_owner = ANY($1)`, [ids])).rowCount ?? 0;
-          await c.query(`DELETE FROM workers WHERE id = ANY($1)`, [ids]);
-          if (n > 0) await this.notify(c, "");
-        })
+      await queue
+        .returnWorkerLeases(this.db, ids)
         .catch(() => undefined);
     }
     await this.listener?.end().catch(() => undefined);
     await this.lockClient?.end().catch(() => undefined);
     await this.db.close();
   }
-}
-
-/**
- * Ends every queued or in-flight item of a batch with line in `first..last` with `outcome`, and counts them, in one
- * statement. @returns rows written.
- */
-export async function settleLines(q: Queryable, batchId: string, first: number, last: number, outcome: ItemOutcome, now: number): Promise<number> {
-  const column = ({ succeeded: "succeeded", failed: "failed", expired: "expired", cancelled: "cancelled" } as const)[outcome.state];
-  const [row] = (
-    await q.query<{ n: number }>(
-      `WITH done AS (
-         UPDATE request_items
-            SET state = $4, status_code = $5, request_id = $6, response_body = $7, error_code = $8, error_message = $9,
-                finished_at = $10, lease_owner = NULL, lease_expires_at = NULL
-          WHERE batch_id = $1 AND line BETWEEN $2 AND $3 AND state IN ('queued', 'in_flight')
-         RETURNING 1),
-       n AS (SELECT count(*)::int AS n FROM done),
-       counted AS (UPDATE batch_counts SET ${column} = ${column} + (SELECT n FROM n) WHERE batch_id = $1)
-       SELECT n FROM n`,
-      [batchId, first, last, outcome.state, outcome.status_code, outcome.request_id, outcome.response_body, outcome.error_code, outcome.error_message, now],
-    )
-  ).rows;
-  return row!.n;
 }

@@ -1,6 +1,6 @@
 import type { ItemOutcome } from "../../core/batch.js";
 import type { LineOutcome, NativeRun, RunMode, VendorJob, VendorJobState, VendorJobStore } from "../vendor-jobs.js";
-import { settleLines } from "./postgres-store.js";
+import { settleLines } from "./item-queue.js";
 import type { PgDatabase, Queryable } from "./db.js";
 
 const STATES: readonly VendorJobState[] = ["pending", "uploaded", "submitted", "ended", "recorded", "abandoned"];

@@ -1,0 +1,158 @@
+import type { ItemOutcome, RequestItem } from "../../core/batch.js";
+import type { OutcomeRecord } from "../store.js";
+import type { PgDatabase, Queryable } from "./db.js";
+import { notifyWork } from "./work-channel.js";
+
+// The queue operations of the shared store, as SQL: claims (`FOR UPDATE SKIP LOCKED`, a lease with an expiry), lease
+// returns, and outcomes written only while their writer still holds the lease, counted in the same statement.
+
+/** `Store.claimItems` on PostgreSQL: what it promises is documented in store.ts. */
+export async function claimItems(db: PgDatabase, batchId: string, leaseOwner: string, limit: number, now: number, leaseUntil: number): Promise<RequestItem[]> {
+  if (limit <= 0) return [];
+  // SKIP LOCKED: rows another worker is claiming right now are passed over, not waited for.
+  const rows = await db.rows<RequestItem>(
+    `WITH picked AS (
+       SELECT line FROM request_items
+        WHERE batch_id = $1 AND state = 'queued' AND next_attempt_at <= $2
+        ORDER BY next_attempt_at, line LIMIT $3
+        FOR UPDATE SKIP LOCKED)
+     UPDATE request_items r
+        SET state = 'in_flight', lease_owner = $4, lease_expires_at = $5, attempts = r.attempts + 1
+       FROM picked
+      WHERE r.batch_id = $1 AND r.line = picked.line
+     RETURNING r.id, r.batch_id, r.line, r.custom_id, r.body, r.state, r.attempts`,
+    [batchId, now, limit, leaseOwner, leaseUntil],
+  );
+  return rows.sort((a, b) => a.line - b.line);
+}
+
+/** `Store.requeueItem` on PostgreSQL: what it promises is documented in store.ts. */
+export async function requeueItem(db: PgDatabase, batchId: string, line: number, leaseOwner: string, nextAttemptAt: number): Promise<boolean> {
+  const r = await db.pool.query(
+    `UPDATE request_items SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = $1
+      WHERE batch_id = $2 AND line = $3 AND state = 'in_flight' AND lease_owner = $4`,
+    // BIGINT column: a jittered backoff is fractional ms, which PostgreSQL refuses ("invalid input syntax for type
+    // bigint"), leaving the item leased until its lease expired (about a minute) instead of retried.
+    [Math.ceil(nextAttemptAt), batchId, line, leaseOwner],
+  );
+  return (r.rowCount ?? 0) > 0;
+}
+
+/** `Store.recordOutcomes` on PostgreSQL: what it promises is documented in store.ts. */
+export async function recordOutcomes(db: PgDatabase, records: OutcomeRecord[], now: number): Promise<number> {
+  if (records.length === 0) return 0;
+  const col = <T>(f: (r: OutcomeRecord) => T) => records.map(f);
+  // One statement: write each outcome whose lease this owner still holds, and add what was written to the counters.
+  const [row] = await db.rows<{ n: number }>(
+    `WITH v AS (
+       SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[],
+                            $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[])
+         AS v(batch_id, line, lease_owner, state, status_code, request_id, response_body, error_code, error_message,
+              input_tokens, cached_tokens, output_tokens, reasoning_tokens)),
+     done AS (
+       UPDATE request_items r
+          SET state = v.state, status_code = v.status_code, request_id = v.request_id, response_body = v.response_body,
+              error_code = v.error_code, error_message = v.error_message, input_tokens = v.input_tokens,
+              cached_tokens = v.cached_tokens, output_tokens = v.output_tokens, reasoning_tokens = v.reasoning_tokens,
+              finished_at = $14, lease_owner = NULL, lease_expires_at = NULL
+         FROM v
+        WHERE r.batch_id = v.batch_id AND r.line = v.line AND r.state = 'in_flight' AND r.lease_owner = v.lease_owner
+       RETURNING r.batch_id, r.state, r.input_tokens, r.cached_tokens, r.output_tokens, r.reasoning_tokens),
+     counted AS (
+       UPDATE batch_counts c
+          SET succeeded = c.succeeded + d.succeeded, failed = c.failed + d.failed, expired = c.expired + d.expired,
+              cancelled = c.cancelled + d.cancelled, input_tokens = c.input_tokens + d.input_tokens,
+              cached_tokens = c.cached_tokens + d.cached_tokens, output_tokens = c.output_tokens + d.output_tokens,
+              reasoning_tokens = c.reasoning_tokens + d.reasoning_tokens
+         FROM (SELECT batch_id,
+                      count(*) FILTER (WHERE state = 'succeeded') AS succeeded, count(*) FILTER (WHERE state = 'failed') AS failed,
+                      count(*) FILTER (WHERE state = 'expired') AS expired, count(*) FILTER (WHERE state = 'cancelled') AS cancelled,
+                      sum(input_tokens) AS input_tokens, sum(cached_tokens) AS cached_tokens,
+                      sum(output_tokens) AS output_tokens, sum(reasoning_tokens) AS reasoning_tokens
+                 FROM done GROUP BY batch_id) d
+        WHERE c.batch_id = d.batch_id)
+     SELECT count(*)::int AS n FROM done`,
+    [
+      col((r) => r.batch_id),
+      col((r) => r.line),
+      col((r) => r.lease_owner),
+      col((r) => r.outcome.state),
+      col((r) => r.outcome.status_code),
+      col((r) => r.outcome.request_id),
+      col((r) => r.outcome.response_body),
+      col((r) => r.outcome.error_code),
+      col((r) => r.outcome.error_message),
+      col((r) => r.outcome.usage?.input_tokens ?? 0),
+      col((r) => r.outcome.usage?.cached_tokens ?? 0),
+      col((r) => r.outcome.usage?.output_tokens ?? 0),
+      col((r) => r.outcome.usage?.reasoning_tokens ?? 0),
+      now,
+    ],
+  );
+  return row!.n;
+}
+
+/** `Store.releaseLeases` on PostgreSQL: what it promises is documented in store.ts. */
+export async function releaseLeases(db: PgDatabase, batchId: string, now: number): Promise<number> {
+  const cutoff = Number.isFinite(now) ? now : Number.MAX_SAFE_INTEGER;
+  const r = await db.pool.query(
+    `UPDATE request_items SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL
+      WHERE batch_id = $1 AND state = 'in_flight' AND lease_expires_at < $2`,
+    [batchId, cutoff],
+  );
+  const n = r.rowCount ?? 0;
+  if (n > 0) await notifyWork(db.pool, batchId);
+  return n;
+}
+
+/**
+ * Returns to the queue every item leased by a worker whose heartbeat is older than `deadAfterMs` (other than
+ * `liveWorkers`, this process's own), and forgets those workers. @returns items returned.
+ */
+export async function returnDeadLeases(db: PgDatabase, now: number, deadAfterMs: number, liveWorkers: string[]): Promise<number> {
+  return db.tx(async (c) => {
+    const dead = (await c.query<{ id: string }>(`DELETE FROM workers WHERE last_seen < $1 AND NOT (id = ANY($2)) RETURNING id`, [now - deadAfterMs, liveWorkers])).rows.map((r) => r.id);
+    if (dead.length === 0) return 0;
+    const n = (
+      await c.query(
+        `UPDATE request_items SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL
+          WHERE state = 'in_flight' AND lease_owner = ANY($1)`,
+        [dead],
+      )
+    ).rowCount ?? 0;
+    if (n > 0) await notifyWork(c, "");
+    return n;
+  });
+}
+
+/** Returns to the queue every item leased by `workerIds` (a process closing) and forgets those workers, in one transaction. */
+export async function returnWorkerLeases(db: PgDatabase, workerIds: string[]): Promise<void> {
+  await db.tx(async (c) => {
+    const n = (await c.query(`UPDATE request_items SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL WHERE state = 'in_flight' AND lease_owner = ANY($1)`, [workerIds])).rowCount ?? 0;
+    await c.query(`DELETE FROM workers WHERE id = ANY($1)`, [workerIds]);
+    if (n > 0) await notifyWork(c, "");
+  });
+}
+
+/**
+ * Ends every queued or in-flight item of a batch with line in `first..last` with `outcome`, and counts them, in one
+ * statement. @returns rows written.
+ */
+export async function settleLines(q: Queryable, batchId: string, first: number, last: number, outcome: ItemOutcome, now: number): Promise<number> {
+  const column = ({ succeeded: "succeeded", failed: "failed", expired: "expired", cancelled: "cancelled" } as const)[outcome.state];
+  const [row] = (
+    await q.query<{ n: number }>(
+      `WITH done AS (
+         UPDATE request_items
+            SET state = $4, status_code = $5, request_id = $6, response_body = $7, error_code = $8, error_message = $9,
+                finished_at = $10, lease_owner = NULL, lease_expires_at = NULL
+          WHERE batch_id = $1 AND line BETWEEN $2 AND $3 AND state IN ('queued', 'in_flight')
+         RETURNING 1),
+       n AS (SELECT count(*)::int AS n FROM done),
+       counted AS (UPDATE batch_counts SET ${column} = ${column} + (SELECT n FROM n) WHERE batch_id = $1)
+       SELECT n FROM n`,
+      [batchId, first, last, outcome.state, outcome.status_code, outcome.request_id, outcome.response_body, outcome.error_code, outcome.error_message, now],
+    )
+  ).rows;
+  return row!.n;
+}
