@@ -1,21 +1,19 @@
 import { randomBytes } from "node:crypto";
-import { performance } from "node:perf_hooks";
 import type { Batch, ItemOutcome, RequestItem } from "../core/batch.js";
-import { newId } from "../core/ids.js";
 import type { Provider } from "../providers/provider.js";
-import { UpstreamUnreachableError } from "../providers/provider.js";
-import { ResponseTooLargeError } from "../providers/http-upstream.js";
-import { TranslationError, translateRequest, translateResponse } from "../providers/translate/translate.js";
 import type { ProviderRegistry } from "../providers/registry.js";
 import type { OutcomeRecord, Store } from "../store/store.js";
 import type { KeyVault } from "./key-vault.js";
 import { ProviderRateLimiter } from "./rate-limiter.js";
-import { coalesces, planCalls, sendGroup, type GroupEntry, type GroupHost, type Judged } from "./coalesce.js";
-import { requestTokenCost } from "./token-cost.js";
+import { coalesces, planCalls, type GroupEntry } from "./coalesce.js";
 import type { Log } from "./log.js";
 import type { NativeGate } from "./native/runner.js";
-import { backoffMs, isRetryableStatus, retryAfterMs, type RetrySettings } from "./retry-policy.js";
-import { readUsage } from "./usage.js";
+import type { RetrySettings } from "./retry-policy.js";
+import { ItemSender, type DispatchObserver } from "./item-sender.js";
+import { OutcomeRecorder } from "./outcome-recorder.js";
+import { noAnswer } from "./upstream-answer.js";
+
+export type { DispatchObserver } from "./item-sender.js";
 
 /** Longest wait between dispatcher passes while every pass fails (a full disk, a locked database), ms. */
 const PASS_BACKOFF_MAX_MS = 30_000;
@@ -43,15 +41,6 @@ export interface DispatcherOptions {
   limiterFor?: (provider: Provider) => ProviderRateLimiter;
 }
 
-/** Hears about upstream calls as they end (e.g. for Prometheus metrics). */
-export interface DispatchObserver {
-  /** @param outcome the HTTP status, or "upstream_timeout" / "upstream_unreachable"; @param latencyMs time to answer. */
-  upstreamAnswer(provider: string, outcome: number | string, latencyMs: number): void;
-}
-
-/** Raised into an aborted call's signal so the call knows it was stopped on purpose. */
-class DispatchStopped extends Error {}
-
 /**
  * Sends request items upstream. One scheduling pass (`tick`) expires overdue batches, settles cancelling ones, leases
  * queued items of in-progress batches up to each provider's free concurrency (round-robin over batches), and hands
@@ -62,20 +51,13 @@ class DispatchStopped extends Error {}
  */
 export class Dispatcher {
   readonly workerId = "worker_" + randomBytes(6).toString("hex");
-  private readonly inFlight = new Map<string, number>();
-  private readonly inFlightByBatch = new Map<string, Set<AbortController>>();
   private readonly limiters = new Map<string, ProviderRateLimiter>();
   private readonly apiKeys = new Map<string, string | undefined>();
   private readonly finalizing = new Set<string>();
   /** The condition failing every dispatcher pass, while one does (logged once), and how many passes it failed. */
   private passFailure: { condition: string; count: number } | null = null;
-  /** Outcomes waiting for the next group commit, by the call that waits for them (a coalesced call has many). */
-  private pending: { records: OutcomeRecord[]; committed: () => void }[] = [];
-  /** Outcomes in `pending`. */
-  private pendingRecords = 0;
   /** Batch id → items claimed per concurrency slot while its embeddings coalesce (engine/coalesce.ts). */
   private readonly coalesceFactor = new Map<string, number>();
-  private flushing: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   /** A pass asked for at once (setImmediate, not a 1 ms timer; see `wake`). */
   private immediate: NodeJS.Immediate | null = null;
@@ -85,6 +67,10 @@ export class Dispatcher {
   private lastSweep = 0;
   /** Provider name → round-robin position among its batches; moves only when a pass hands out work. */
   private readonly turn = new Map<string, number>();
+  /** Sends claimed items upstream and counts the calls in flight (engine/item-sender.ts). */
+  private readonly sender: ItemSender;
+  /** Group commit of outcomes (engine/outcome-recorder.ts). */
+  private readonly recorder: OutcomeRecorder;
 
   constructor(
     private readonly store: Store,
@@ -94,11 +80,26 @@ export class Dispatcher {
     private readonly log: Log,
     /** Writes result files and ends the batch; called once nothing of it is unfinished. */
     private readonly finalize: (batch: Batch) => Promise<void>,
-    /** Told of every upstream answer (metrics). */
-    private readonly observer?: DispatchObserver,
+    /** Told of every upstream answer (metrics); handed to the sender. */
+    observer?: DispatchObserver,
     /** Says which batches run on a provider's own batch API (engine/native): their items are not claimed here. */
     private readonly native?: NativeGate,
-  ) {}
+  ) {
+    this.sender = new ItemSender({
+      workerId: this.workerId,
+      store,
+      log,
+      retry: options.retry,
+      maxResponseBytes: options.maxResponseBytes,
+      observer,
+      limiterFor: (provider) => this.limiterFor(provider),
+      apiKeyFor: (batchId) => this.apiKeyFor(batchId),
+      record: (r) => this.record(r),
+      wake: () => this.wake(),
+    });
+    // A commit written wakes a pass: a batch whose last outcomes just landed can be finalized at once.
+    this.recorder = new OutcomeRecorder(store, log, options.groupCommitMs, () => this.sender.totalInFlight(), () => this.wake());
+  }
 
   start(): void {
     this.stopped = false;
@@ -110,7 +111,7 @@ export class Dispatcher {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.immediate) clearImmediate(this.immediate);
-    for (const set of this.inFlightByBatch.values()) for (const c of set) c.abort(new DispatchStopped("stopping"));
+    this.sender.abortAll();
     await this.flush();
   }
 
@@ -148,7 +149,7 @@ export class Dispatcher {
 
   /** Aborts every call in flight for a batch (cancel, expiry). */
   abortBatch(batchId: string): void {
-    for (const c of this.inFlightByBatch.get(batchId) ?? []) c.abort(new DispatchStopped("batch ended"));
+    this.sender.abortBatch(batchId);
   }
 
   /** The rate limiter of a provider, made on first use from its configured budgets. */
@@ -168,7 +169,7 @@ export class Dispatcher {
 
   /** Calls in flight from this worker to a provider. */
   inFlightCount(provider: string): number {
-    return this.inFlight.get(provider) ?? 0;
+    return this.sender.inFlightCount(provider);
   }
 
   private async tick(): Promise<void> {
@@ -282,10 +283,10 @@ export class Dispatcher {
           if (k > 1) free -= await this.dispatchCoalesced(items, batch, provider, share, k);
           else {
             free -= items.length;
-            for (const item of items) void this.send(item, batch, provider);
+            for (const item of items) void this.sender.send(item, batch, provider);
           }
         }
-        if (!this.inFlightByBatch.get(batch.id)?.size && !(await this.store.hasUnfinished(batch.id))) {
+        if (!this.sender.hasCallsFor(batch.id) && !(await this.store.hasUnfinished(batch.id))) {
           await this.flush();
           if (await this.store.updateBatch(batch.id, ["in_progress"], { status: "finalizing", finalizing_at: Date.now(), final_status: "completed" })) {
             this.startFinalize({ ...batch, status: "finalizing", final_status: "completed" });
@@ -367,77 +368,6 @@ export class Dispatcher {
     return this.apiKeys.get(batchId);
   }
 
-  /** Sends one leased item and records what happened: an outcome, or a requeue with backoff. */
-  private async send(item: RequestItem, batch: Batch, provider: Provider): Promise<void> {
-    const controller = new AbortController();
-    const set = this.inFlightByBatch.get(batch.id) ?? new Set();
-    set.add(controller);
-    this.inFlightByBatch.set(batch.id, set);
-    this.inFlight.set(provider.name, this.inFlightCount(provider.name) + 1);
-    try {
-      const apiKey = await this.apiKeyFor(batch.id);
-      const limiter = this.limiterFor(provider);
-      let result: { outcome: ItemOutcome } | { retryAfter: number | null; last: ItemOutcome };
-      let started = 0;
-      try {
-        const tokens = limiter.needsTokenCost(batch.model) ? requestTokenCost(item.body) : 0;
-        await limiter.acquire(batch.model, tokens, controller.signal);
-        const wire = translateRequest(batch.endpoint, item.body, provider.format);
-        started = performance.now();
-        const loopAtStart = performance.eventLoopUtilization();
-        const cap = this.options.maxResponseBytes;
-        const res = await provider.send({ endpoint: wire.endpoint, model: batch.model, body: wire.body, apiKey, maxResponseBytes: cap }, controller.signal);
-        const latencyMs = performance.now() - started;
-        // The latency-aware limit looks for the upstream's queue: the share of the call our own event loop was busy
-        // (other calls' parsing, commits, an in-process upstream) is our queue, not the server's, so it is left out.
-        // Measured (bench/overhead.ts, instant upstream, 10,000 items, maxConcurrency 64, loaded 2-core box): with the
-        // raw latency the loop's own lag (p50 1.2 ms, p90 7 ms) read as queueing and held the limit at 3 (p50), 650
-        // items/s, 0.28 of the plain client; leaving the busy share out lets it open to the configured 64.
-        const busy = performance.eventLoopUtilization(loopAtStart).utilization;
-        limiter.onAnswer(res.status, res.headers, Date.now(), { latencyMs: latencyMs * (1 - busy), inFlight: this.inFlightCount(provider.name) });
-        this.observer?.upstreamAnswer(provider.name, res.status, latencyMs);
-        const ok = res.status >= 200 && res.status < 300;
-        // In-process providers build their answers themselves: the cap holds for them too.
-        if (cap !== undefined && utf8LengthOver(res.body, cap)) result = { outcome: tooLarge(new ResponseTooLargeError(cap, res.status)) };
-        else result = this.judge(res.status, res.headers, ok ? translateResponse(batch.endpoint, wire.endpoint, res.body) : res.body);
-      } catch (err) {
-        if (controller.signal.aborted) return; // cancel, expiry or shutdown decides this item's fate
-        if (err instanceof ResponseTooLargeError) {
-          limiter.onAnswer(err.status, {});
-          this.observer?.upstreamAnswer(provider.name, err.status, performance.now() - started);
-          await this.record({ batch_id: item.batch_id, line: item.line, lease_owner: this.workerId, outcome: tooLarge(err) });
-          return;
-        }
-        if (err instanceof TranslationError) {
-          const message = `Field '${err.param}' cannot be translated for provider ${provider.name}: ${err.message}`;
-          result = { outcome: noAnswer("failed", "untranslatable_field", message) };
-          await this.record({ batch_id: item.batch_id, line: item.line, lease_owner: this.workerId, outcome: result.outcome });
-          return;
-        }
-        const code = err instanceof UpstreamUnreachableError ? err.code : "upstream_unreachable";
-        limiter.onNoAnswer();
-        this.observer?.upstreamAnswer(provider.name, code, started ? performance.now() - started : 0);
-        result = { retryAfter: null, last: noAnswer("failed", code, (err as Error).message) };
-      }
-      // Awaiting the commit keeps this call's slot until its outcome is durable (see the class docstring).
-      if ("outcome" in result) {
-        await this.record({ batch_id: item.batch_id, line: item.line, lease_owner: this.workerId, outcome: result.outcome });
-      } else if (item.attempts >= this.options.retry.maxAttempts) {
-        await this.record({ batch_id: item.batch_id, line: item.line, lease_owner: this.workerId, outcome: result.last });
-      } else {
-        const delay = backoffMs(item.attempts, this.options.retry, result.retryAfter);
-        await this.store.requeueItem(item.batch_id, item.line, this.workerId, Date.now() + delay);
-      }
-    } catch (err) {
-      this.log.error({ err, batch: batch.id, custom_id: item.custom_id }, "dispatch failed; the lease will return the item to the queue");
-    } finally {
-      set.delete(controller);
-      if (set.size === 0) this.inFlightByBatch.delete(batch.id);
-      this.inFlight.set(provider.name, this.inFlightCount(provider.name) - 1);
-      this.wake();
-    }
-  }
-
   /**
    * Starts the calls of a coalescing claim (engine/coalesce.ts): one per group, one per item that goes alone, at most
    * `share` of them; the items of calls past it go back to the queue at once (their claim counted an attempt). The
@@ -456,98 +386,8 @@ export class Dispatcher {
       this.coalesceFactor.set(batch.id, Math.max(1, Math.floor(items.length / calls.length)));
       calls.length = share;
     } else if (k < max) this.coalesceFactor.set(batch.id, Math.min(max, k * 2));
-    for (const c of calls) void (Array.isArray(c) ? this.sendCoalesced(c, batch, provider) : this.send(c, batch, provider));
+    for (const c of calls) void (Array.isArray(c) ? this.sender.sendCoalesced(c, batch, provider) : this.sender.send(c, batch, provider));
     return calls.length;
-  }
-
-  /**
-   * Sends one group of leased embeddings items as one call (split and sent again when the upstream refuses the group)
-   * and records every item's outcome in one commit, holding one concurrency slot throughout, as `send` does for one.
-   */
-  private async sendCoalesced(entries: GroupEntry[], batch: Batch, provider: Provider): Promise<void> {
-    const controller = new AbortController();
-    const set = this.inFlightByBatch.get(batch.id) ?? new Set();
-    set.add(controller);
-    this.inFlightByBatch.set(batch.id, set);
-    this.inFlight.set(provider.name, this.inFlightCount(provider.name) + 1);
-    try {
-      const limiter = this.limiterFor(provider);
-      const host: GroupHost = {
-        provider,
-        limiter,
-        model: batch.model,
-        apiKey: await this.apiKeyFor(batch.id),
-        maxResponseBytes: this.options.maxResponseBytes,
-        judge: (status, headers, text) => this.judge(status, headers, text),
-        translateBack: (wireEndpoint, body) => translateResponse(batch.endpoint, wireEndpoint, body),
-        answered: (outcome, latencyMs, status, headers) => {
-          if (status === null) limiter.onNoAnswer();
-          else limiter.onAnswer(status, headers ?? {}, Date.now(), { latencyMs, inFlight: this.inFlightCount(provider.name) });
-          this.observer?.upstreamAnswer(provider.name, outcome, latencyMs);
-        },
-      };
-      let judged: Judged[];
-      try {
-        judged = await sendGroup(host, entries, controller.signal);
-      } catch (err) {
-        if (controller.signal.aborted) return; // cancel, expiry or shutdown decides these items' fate
-        throw err;
-      }
-      const records: OutcomeRecord[] = [];
-      const requeues: Promise<boolean>[] = [];
-      // One backoff per attempt count: a group retried together comes due together, and coalesces again.
-      const due = new Map<string, number>();
-      entries.forEach(({ item }, i) => {
-        const r = judged[i]!;
-        if ("outcome" in r) records.push({ batch_id: item.batch_id, line: item.line, lease_owner: this.workerId, outcome: r.outcome });
-        else if (item.attempts >= this.options.retry.maxAttempts) records.push({ batch_id: item.batch_id, line: item.line, lease_owner: this.workerId, outcome: r.last });
-        else {
-          const key = `${item.attempts}/${r.retryAfter}`;
-          if (!due.has(key)) due.set(key, Date.now() + backoffMs(item.attempts, this.options.retry, r.retryAfter));
-          requeues.push(this.store.requeueItem(item.batch_id, item.line, this.workerId, due.get(key)!));
-        }
-      });
-      await Promise.all(requeues);
-      // Awaiting the commit keeps this call's slot until its outcomes are durable (see the class docstring).
-      if (records.length > 0) await this.record(records);
-    } catch (err) {
-      this.log.error({ err, batch: batch.id, items: entries.length }, "coalesced dispatch failed; the leases will return the items to the queue");
-    } finally {
-      set.delete(controller);
-      if (set.size === 0) this.inFlightByBatch.delete(batch.id);
-      this.inFlight.set(provider.name, this.inFlightCount(provider.name) - 1);
-      this.wake();
-    }
-  }
-
-  /** Decides what an upstream answer means: a final outcome, or a retry (with the outcome to keep if none is left). */
-  private judge(status: number, headers: Record<string, string>, text: string): { outcome: ItemOutcome } | { retryAfter: number | null; last: ItemOutcome } {
-    const requestId = headers["x-request-id"] ?? newId("req_");
-    let json: unknown;
-    let parsed = true;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      parsed = false;
-    }
-    if (status >= 200 && status < 300) {
-      if (parsed && typeof json === "object" && json !== null) {
-        return { outcome: { state: "succeeded", status_code: status, request_id: requestId, response_body: text, error_code: null, error_message: null, usage: readUsage(json) } };
-      }
-      // A 2xx we cannot read is an upstream glitch; try again, and report it if it persists.
-      return { retryAfter: null, last: noAnswer("failed", "invalid_upstream_response", `Upstream answered ${status} with a body that is not a JSON object: ${text.slice(0, 200)}`) };
-    }
-    const outcome: ItemOutcome = {
-      state: "failed",
-      status_code: status,
-      request_id: requestId,
-      response_body: parsed ? text : JSON.stringify({ error: { message: text.slice(0, 10_000), type: "upstream_error" } }),
-      error_code: null,
-      error_message: null,
-      usage: null,
-    };
-    if (isRetryableStatus(status)) return { retryAfter: retryAfterMs(headers), last: outcome };
-    return { outcome };
   }
 
   /**
@@ -555,53 +395,11 @@ export class Dispatcher {
    * @returns once the commit that holds them has ended (written or failed).
    */
   private record(r: OutcomeRecord | OutcomeRecord[]): Promise<void> {
-    return new Promise((committed) => {
-      const records = Array.isArray(r) ? r : [r];
-      this.pending.push({ records, committed });
-      this.pendingRecords += records.length;
-      // Every call in flight waiting for the commit: waiting longer groups nothing more.
-      let calls = 0;
-      for (const n of this.inFlight.values()) calls += n;
-      if (this.pendingRecords >= 1024 || this.pending.length >= calls) void this.flush();
-      else if (this.pending.length === 1) setTimeout(() => void this.flush(), this.options.groupCommitMs ?? 5);
-    });
+    return this.recorder.record(r);
   }
 
   /** Writes buffered outcomes in one transaction (group commit). */
   async flush(): Promise<void> {
-    while (this.flushing) await this.flushing;
-    if (this.pending.length === 0) return;
-    const group = this.pending;
-    this.pending = [];
-    this.pendingRecords = 0;
-    this.flushing = this.store
-      .recordOutcomes(
-        group.length === 1 ? group[0]!.records : group.flatMap((g) => g.records),
-        Date.now(),
-      )
-      // A batch whose last outcomes just landed can be finalized now rather than at the next poll.
-      .then(() => this.wake())
-      .catch((err) => this.log.error({ err }, "recording outcomes failed; their leases will return them to the queue"))
-      .finally(() => {
-        this.flushing = null;
-        for (const g of group) g.committed();
-      });
-    await this.flushing;
+    return this.recorder.flush();
   }
-}
-
-/** True when `text` takes more than `limit` bytes in UTF-8 (it takes at least one per UTF-16 unit, at most three). */
-function utf8LengthOver(text: string, limit: number): boolean {
-  if (text.length > limit) return true;
-  if (text.length * 3 <= limit) return false;
-  return Buffer.byteLength(text, "utf8") > limit;
-}
-
-/** The outcome of an item whose answer was past the cap: failed alone, at once (the same request answers as much again). */
-function tooLarge(err: ResponseTooLargeError): ItemOutcome {
-  return noAnswer("failed", "response_too_large", err.message);
-}
-
-function noAnswer(state: ItemOutcome["state"], code: string, message: string): ItemOutcome {
-  return { state, status_code: null, request_id: null, response_body: null, error_code: code, error_message: message, usage: null };
 }
