@@ -1,8 +1,7 @@
 import type { BatchView } from "../../core/batch.js";
+import { isoTime } from "../../core/time.js";
 import type { FinishedItem } from "../../store/store.js";
 import { anthropicErrorType } from "./errors.js";
-
-const rfc3339 = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 /** Anthropic ids are ours with a `msg` prefix: `batch_…` is rendered `msgbatch_…`. */
 export const toAnthropicId = (id: string) => "msg" + id;
@@ -21,11 +20,11 @@ export function renderMessageBatch(b: BatchView, origin: string) {
     type: "message_batch" as const,
     processing_status: ended ? "ended" : b.status === "cancelling" ? "canceling" : "in_progress",
     request_counts: { processing: c.pending, succeeded: c.completed, errored: c.failed, canceled: c.cancelled, expired: c.expired },
-    ended_at: rfc3339(b.completed_at ?? b.expired_at ?? b.cancelled_at ?? b.failed_at),
-    created_at: rfc3339(b.created_at),
-    expires_at: rfc3339(b.expires_at),
+    ended_at: isoTime(b.completed_at ?? b.expired_at ?? b.cancelled_at ?? b.failed_at),
+    created_at: isoTime(b.created_at),
+    expires_at: isoTime(b.expires_at),
     archived_at: null,
-    cancel_initiated_at: rfc3339(b.cancelling_at),
+    cancel_initiated_at: isoTime(b.cancelling_at),
     results_url: ended ? `${origin}/v1/messages/batches/${toAnthropicId(b.id)}/results` : null,
   };
 }

@@ -4,6 +4,7 @@ import { Readable } from "node:stream";
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { invalidRequest, notFound, OpenBatchError } from "../../core/errors.js";
+import { isoTime } from "../../core/time.js";
 import type { Engine } from "../../engine/engine.js";
 import type { Caller, PiecewiseUpload } from "../../engine/files.js";
 import type { FileRecord } from "../../store/store.js";
@@ -23,7 +24,6 @@ interface UrlBase {
 const urlBase = (req: FastifyRequest): UrlBase => ({ origin: publicOrigin(req), version: apiVersionOf(req) });
 const fileUri = (b: UrlBase, id: string) => `${b.origin}/${b.version}/files/${id}`;
 const downloadUri = (b: UrlBase, id: string) => `${b.origin}/download/${b.version}/files/${id}:download?alt=media`;
-const iso = (ms: number) => new Date(ms).toISOString();
 
 /** A MIME type for a stored file, from its name (the declared one is not stored). */
 function mimeOf(filename: string): string {
@@ -50,9 +50,9 @@ function renderFile(f: FileRecord, base: UrlBase, mimeType?: string) {
     displayName: f.filename,
     mimeType: mimeType ?? mimeOf(f.filename),
     sizeBytes: String(f.bytes),
-    createTime: iso(f.created_at),
-    updateTime: iso(f.created_at),
-    ...(f.expires_at ? { expirationTime: iso(f.expires_at) } : {}),
+    createTime: isoTime(f.created_at),
+    updateTime: isoTime(f.created_at),
+    ...(f.expires_at ? { expirationTime: isoTime(f.expires_at) } : {}),
     uri: fileUri(base, f.id),
     downloadUri: downloadUri(base, f.id),
     state: "ACTIVE",
@@ -116,8 +116,8 @@ export const geminiFilesRoutes: FastifyPluginAsync<{ engine: Engine; uploads?: U
         name: `files/${id}`,
         displayName: `${batch.name ?? batchName(batch.id)} responses`,
         mimeType: "application/jsonl",
-        createTime: iso(batch.created_at),
-        updateTime: iso(batch.completed_at ?? batch.expired_at ?? batch.cancelled_at ?? batch.created_at),
+        createTime: isoTime(batch.created_at),
+        updateTime: isoTime(batch.completed_at ?? batch.expired_at ?? batch.cancelled_at ?? batch.created_at),
         uri: fileUri(urlBase(req), id),
         downloadUri: downloadUri(urlBase(req), id),
         state: isDone(batch) ? "ACTIVE" : "PROCESSING",

@@ -1,4 +1,5 @@
 import type { BatchView } from "../../core/batch.js";
+import { isoTime } from "../../core/time.js";
 import type { FinishedItem } from "../../store/store.js";
 
 /**
@@ -13,7 +14,8 @@ export const GEMINI_SEED = "gemini-seed";
 
 const TYPE_PREFIX = "type.googleapis.com/google.ai.generativelanguage.v1main.";
 
-const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? undefined : new Date(ms).toISOString());
+/** Gemini omits a time it does not have (undefined drops the key), where core's isoTime says null. */
+const iso = (ms: number | null | undefined) => isoTime(ms) ?? undefined;
 
 /** `batches/<id>` for a batch id. */
 export const batchName = (id: string) => `batches/${id}`;
