@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import weaviate, { type WeaviateClient } from "weaviate-client";
 import { SHARED_CACHE_DIR, startServer, type TestServer } from "./support/harness.js";
+import { connectWeaviate, weaviateCall } from "./support/weaviate.js";
 import { listenLocal, type LocalHttpServer } from "./support/local-http.js";
 
 /*
@@ -9,18 +10,8 @@ import { listenLocal, type LocalHttpServer } from "./support/local-http.js";
  * Ollama-compatible fake), class JSON as Weaviate returns it, and loud answers for what OpenBatch does not serve.
  */
 
-/** A JSON call to the server's root (`/v1/...` paths). */
-async function call(server: TestServer, method: string, path: string, body?: unknown) {
-  const res = await fetch(server.url.replace(/\/v1$/, "") + path, {
-    method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as any) : null };
-}
-
-const connect = (server: TestServer) => weaviate.connectToLocal({ host: "127.0.0.1", port: Number(new URL(server.url).port), grpcPort: server.grpcPort! });
+const call = weaviateCall;
+const connect = connectWeaviate;
 
 /** Topic words of the fake embedder: a text's vector counts the words of each topic (plus one, so none is zero). */
 const TOPICS = [

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import weaviate, { type WeaviateClient } from "weaviate-client";
 import { SHARED_CACHE_DIR, startServer, type TestServer } from "./support/harness.js";
+import { connectWeaviate, weaviateCall } from "./support/weaviate.js";
 
 /*
  * Multi-tenancy as a Weaviate user writes it, through the official weaviate-client (v3, default options): a class with
@@ -11,17 +12,8 @@ import { SHARED_CACHE_DIR, startServer, type TestServer } from "./support/harnes
  * queries (gRPC), deletes and REST object routes; one tenant's objects are invisible to another; Weaviate's 422s.
  */
 
-async function call(server: TestServer, method: string, path: string, body?: unknown) {
-  const res = await fetch(server.url.replace(/\/v1$/, "") + path, {
-    method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as any) : null };
-}
-
-const connect = (server: TestServer) => weaviate.connectToLocal({ host: "127.0.0.1", port: Number(new URL(server.url).port), grpcPort: server.grpcPort! });
+const call = weaviateCall;
+const connect = connectWeaviate;
 
 describe("multi-tenancy through weaviate-client", () => {
   let server: TestServer;

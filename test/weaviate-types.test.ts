@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import weaviate, { type WeaviateClient } from "weaviate-client";
 import { SHARED_CACHE_DIR, startServer, type TestServer } from "./support/harness.js";
+import { connectWeaviate, weaviateCall } from "./support/weaviate.js";
 
 /*
  * Weaviate's complex data types as a user writes them with the official weaviate-client (v3, default options):
@@ -12,17 +13,8 @@ import { SHARED_CACHE_DIR, startServer, type TestServer } from "./support/harnes
  * (GET /v1/objects) and GraphQL Get with subselections; bad values answer Weaviate's messages.
  */
 
-async function call(server: TestServer, method: string, path: string, body?: unknown) {
-  const res = await fetch(server.url.replace(/\/v1$/, "") + path, {
-    method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as any) : null };
-}
-
-const connect = (server: TestServer) => weaviate.connectToLocal({ host: "127.0.0.1", port: Number(new URL(server.url).port), grpcPort: server.grpcPort! });
+const call = weaviateCall;
+const connect = connectWeaviate;
 
 const BLOB = Buffer.from("hello, blob").toString("base64");
 const PHONE_NL = { input: "020 1234567", defaultCountry: "NL", internationalFormatted: "+31 20 123 4567", countryCode: 31, national: 201234567, nationalFormatted: "020 123 4567", valid: true };
