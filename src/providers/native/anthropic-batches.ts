@@ -1,7 +1,7 @@
 import { ANTHROPIC_VERSION } from "../anthropic.js";
 import type { NativeBatchApi, NativeRequestLine, VendorCall, VendorEnd, VendorLimits, VendorProgress, VendorResult, VendorSubmission } from "./native-api.js";
 import { VendorError } from "./native-api.js";
-import { VendorHttp } from "./vendor-http.js";
+import { VendorBatches, versionRoot } from "./vendor-http.js";
 
 /** Anthropic Message Batches limits: 100,000 requests or 256 MB per batch. */
 export const ANTHROPIC_LIMITS: VendorLimits = { maxRequests: 100_000, maxBytes: 256 * 1024 * 1024 };
@@ -29,33 +29,30 @@ const STATUS_OF: Record<string, number> = {
  * Anthropic batches carry no tag of ours, so `findByTag` finds nothing: a crash after the create call reached
  * Anthropic and before its id was stored submits that chunk again (see README); its results are still recorded once.
  */
-export class AnthropicBatches implements NativeBatchApi {
+export class AnthropicBatches extends VendorBatches implements NativeBatchApi {
   readonly vendor = "anthropic" as const;
   readonly format = "anthropic" as const;
   readonly taggable = false;
-  private readonly http: VendorHttp;
   private readonly root: string;
 
   constructor(
     name: string,
     baseURL: string,
-    private readonly apiKey: string | undefined,
-    private readonly headers: Record<string, string>,
-    readonly limits: VendorLimits,
+    apiKey: string | undefined,
+    headers: Record<string, string>,
+    limits: VendorLimits,
     timeoutMs: number,
   ) {
-    this.http = new VendorHttp(name, timeoutMs);
-    const url = new URL(baseURL);
-    this.root = url.origin + url.pathname.replace(/\/+$/, "").replace(/\/v1$/, "") + "/v1/messages/batches";
+    super(name, apiKey, { "anthropic-version": ANTHROPIC_VERSION, ...headers }, limits, timeoutMs);
+    this.root = versionRoot(baseURL, "v1", "/messages/batches");
   }
 
   lineOverhead(line: NativeRequestLine): number {
     return line.customId.length + 32;
   }
 
-  private auth(call: VendorCall, extra: Record<string, string> = {}): Record<string, string> {
-    const key = call.apiKey ?? this.apiKey;
-    return { "anthropic-version": ANTHROPIC_VERSION, ...this.headers, ...extra, ...(key ? { "x-api-key": key } : {}) };
+  protected keyHeader(key: string): Record<string, string> {
+    return { "x-api-key": key };
   }
 
   async create(s: VendorSubmission, _fileId: string | null, call: VendorCall): Promise<string> {
@@ -127,9 +124,5 @@ export class AnthropicBatches implements NativeBatchApi {
 
   async cancel(vendorId: string, call: VendorCall): Promise<void> {
     await this.http.json("POST", `${this.root}/${encodeURIComponent(vendorId)}/cancel`, this.auth(call), null, call.signal);
-  }
-
-  async close(): Promise<void> {
-    await this.http.close();
   }
 }

@@ -1,6 +1,6 @@
 import type { NativeBatchApi, NativeRequestLine, VendorCall, VendorEnd, VendorLimits, VendorProgress, VendorResult, VendorSubmission } from "./native-api.js";
 import { VendorError } from "./native-api.js";
-import { VendorHttp } from "./vendor-http.js";
+import { VendorBatches, versionRoot } from "./vendor-http.js";
 
 /**
  * Gemini Batch Mode limits as OpenBatch uses it: a job's requests go inline up to 20 MB (Gemini's inline limit,
@@ -59,39 +59,36 @@ const ENDS: Record<string, VendorEnd> = {
  * `{origin}/download/v1beta/files/{id}:download?alt=media`; cancel with `POST /v1beta/batches/{id}:cancel`.
  * `baseURL` is the origin (a trailing `/v1beta` is tolerated).
  */
-export class GeminiBatches implements NativeBatchApi {
+export class GeminiBatches extends VendorBatches implements NativeBatchApi {
   readonly vendor = "gemini" as const;
   readonly format = "gemini" as const;
   readonly taggable = true;
-  private readonly http: VendorHttp;
   private readonly origin: string;
   private readonly root: string;
 
   constructor(
     name: string,
     baseURL: string,
-    private readonly apiKey: string | undefined,
-    private readonly headers: Record<string, string>,
-    readonly limits: VendorLimits,
+    apiKey: string | undefined,
+    headers: Record<string, string>,
+    limits: VendorLimits,
     timeoutMs: number,
     /** Largest job sent inline, bytes (as counted by the runner: bodies plus `lineOverhead`); larger ones are uploaded as a file. */
     private readonly inlineMaxBytes: number = GEMINI_INLINE_MAX_BYTES,
     /** Bytes per upload request (a multiple of 256 KiB for Google; smaller only in tests). */
     private readonly uploadChunkBytes: number = UPLOAD_CHUNK_BYTES,
   ) {
-    this.http = new VendorHttp(name, timeoutMs);
-    const url = new URL(baseURL);
-    this.origin = url.origin;
-    this.root = url.origin + url.pathname.replace(/\/+$/, "").replace(/\/v1beta$/, "") + "/v1beta";
+    super(name, apiKey, headers, limits, timeoutMs);
+    this.origin = new URL(baseURL).origin;
+    this.root = versionRoot(baseURL, "v1beta");
   }
 
   lineOverhead(line: NativeRequestLine): number {
     return line.customId.length + 48;
   }
 
-  private auth(call: VendorCall, extra: Record<string, string> = {}): Record<string, string> {
-    const key = call.apiKey ?? this.apiKey;
-    return { ...this.headers, ...extra, ...(key ? { "x-goog-api-key": key } : {}) };
+  protected keyHeader(key: string): Record<string, string> {
+    return { "x-goog-api-key": key };
   }
 
   /**
@@ -247,10 +244,6 @@ export class GeminiBatches implements NativeBatchApi {
 
   async cancel(vendorId: string, call: VendorCall): Promise<void> {
     await this.http.json("POST", `${this.root}/${vendorId.split("/").map(encodeURIComponent).join("/")}:cancel`, this.auth(call), null, call.signal);
-  }
-
-  async close(): Promise<void> {
-    await this.http.close();
   }
 }
 

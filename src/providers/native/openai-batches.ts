@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { VendorCall, VendorEnd, VendorLimits, VendorProgress, VendorResult, VendorSubmission, NativeBatchApi, NativeRequestLine } from "./native-api.js";
 import { VendorError } from "./native-api.js";
-import { VendorHttp } from "./vendor-http.js";
+import { VendorBatches } from "./vendor-http.js";
 
 /** OpenAI's Batch API limits: 50,000 requests and a 200 MB input file per batch. */
 export const OPENAI_LIMITS: VendorLimits = { maxRequests: 50_000, maxBytes: 200 * 1024 * 1024 };
@@ -21,22 +21,21 @@ type Json = Record<string, unknown>;
  * `GET /batches/{id}`, its output and error files downloaded from `GET /files/{id}/content`, and cancelled with
  * `POST /batches/{id}/cancel`. `baseURL` ends in the API root ("https://api.openai.com/v1").
  */
-export class OpenAIBatches implements NativeBatchApi {
+export class OpenAIBatches extends VendorBatches implements NativeBatchApi {
   readonly vendor = "openai" as const;
   readonly format = "openai" as const;
   readonly taggable = true;
-  private readonly http: VendorHttp;
   private readonly base: string;
 
   constructor(
     name: string,
     baseURL: string,
-    private readonly apiKey: string | undefined,
-    private readonly headers: Record<string, string>,
-    readonly limits: VendorLimits,
+    apiKey: string | undefined,
+    headers: Record<string, string>,
+    limits: VendorLimits,
     timeoutMs: number,
   ) {
-    this.http = new VendorHttp(name, timeoutMs);
+    super(name, apiKey, headers, limits, timeoutMs);
     this.base = baseURL.replace(/\/+$/, "");
   }
 
@@ -44,9 +43,8 @@ export class OpenAIBatches implements NativeBatchApi {
     return line.customId.length + 80;
   }
 
-  private auth(call: VendorCall, extra: Record<string, string> = {}): Record<string, string> {
-    const key = call.apiKey ?? this.apiKey;
-    return { ...this.headers, ...extra, ...(key ? { authorization: `Bearer ${key}` } : {}) };
+  protected keyHeader(key: string): Record<string, string> {
+    return { authorization: `Bearer ${key}` };
   }
 
   async upload(s: VendorSubmission, call: VendorCall): Promise<string> {
@@ -126,10 +124,6 @@ export class OpenAIBatches implements NativeBatchApi {
 
   async cancel(vendorId: string, call: VendorCall): Promise<void> {
     await this.http.json("POST", `${this.base}/batches/${encodeURIComponent(vendorId)}/cancel`, this.auth(call), null, call.signal);
-  }
-
-  async close(): Promise<void> {
-    await this.http.close();
   }
 }
 

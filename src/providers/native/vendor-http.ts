@@ -1,6 +1,7 @@
 import { createInterface } from "node:readline";
 import { Readable } from "node:stream";
 import { Agent, request, type Dispatcher } from "undici";
+import type { VendorCall, VendorLimits } from "./native-api.js";
 import { VendorError } from "./native-api.js";
 
 /** What a vendor answered: status, lower-case headers, and the body as text. */
@@ -100,6 +101,46 @@ export class VendorHttp {
   async close(): Promise<void> {
     await this.agent.close();
   }
+}
+
+/**
+ * What the three batch-API adapters share: their VendorHttp, limits, credentials and `close`. A subclass says how the
+ * key is sent (`keyHeader`); a call's headers are the provider's, then the call's own (`extra`), then the key (the
+ * call's key, a gateway batch's own, over the provider's).
+ */
+export abstract class VendorBatches {
+  protected readonly http: VendorHttp;
+
+  constructor(
+    name: string,
+    private readonly apiKey: string | undefined,
+    private readonly headers: Record<string, string>,
+    readonly limits: VendorLimits,
+    timeoutMs: number,
+  ) {
+    this.http = new VendorHttp(name, timeoutMs);
+  }
+
+  /** The header(s) that carry an API key to this vendor. */
+  protected abstract keyHeader(key: string): Record<string, string>;
+
+  protected auth(call: VendorCall, extra: Record<string, string> = {}): Record<string, string> {
+    const key = call.apiKey ?? this.apiKey;
+    return { ...this.headers, ...extra, ...(key ? this.keyHeader(key) : {}) };
+  }
+
+  async close(): Promise<void> {
+    await this.http.close();
+  }
+}
+
+/**
+ * The API root of a vendor whose `baseURL` is an origin: origin plus path without trailing slashes or a trailing
+ * `/{version}` (tolerated), then `/{version}{rest}`. @throws TypeError when `baseURL` is not a URL.
+ */
+export function versionRoot(baseURL: string, version: string, rest = ""): string {
+  const url = new URL(baseURL);
+  return url.origin + url.pathname.replace(/\/+$/, "").replace(new RegExp(`/${version}$`), "") + `/${version}${rest}`;
 }
 
 function flat(headers: Record<string, string | string[] | undefined>): Record<string, string> {
