@@ -9,6 +9,7 @@ import type { BatchListQuery, FileRecord, FinishedItem, OutcomeRecord, Page, Sto
 import { MIGRATIONS, SCHEMA } from "./schema.js";
 import { SqliteWebhookOutbox } from "./webhook-outbox.js";
 import { SqliteVendorJobs } from "./vendor-jobs.js";
+import { outcomeParams } from "./outcome-params.js";
 
 const BATCH_JSON_COLUMNS = new Set(["errors", "metadata"]);
 
@@ -403,18 +404,3 @@ export class SqliteStore implements Store {
 }
 
 const ZERO_DELTA = { succeeded: 0, failed: 0, expired: 0, cancelled: 0, input_tokens: 0, cached_tokens: 0, output_tokens: 0, reasoning_tokens: 0 };
-
-function outcomeParams(o: ItemOutcome) {
-  return {
-    state: o.state,
-    status_code: o.status_code,
-    request_id: o.request_id,
-    response_body: o.response_body,
-    error_code: o.error_code,
-    error_message: o.error_message,
-    input_tokens: o.usage?.input_tokens ?? 0,
-    cached_tokens: o.usage?.cached_tokens ?? 0,
-    output_tokens: o.usage?.output_tokens ?? 0,
-    reasoning_tokens: o.usage?.reasoning_tokens ?? 0,
-  };
-}

@@ -1,6 +1,7 @@
 import type { ItemOutcome } from "../../core/batch.js";
 import type { LineOutcome, NativeRun, RunMode, VendorJob, VendorJobState, VendorJobStore } from "../vendor-jobs.js";
 import type { SqliteConnection } from "./connection.js";
+import { outcomeParams } from "./outcome-params.js";
 
 /**
  * Tables of native runs and vendor jobs (see store/vendor-jobs.ts). `native_runs` holds one row per batch whose mode
@@ -75,21 +76,6 @@ function toJob(row: Row): VendorJob {
 
 function toRun(row: Row): NativeRun {
   return { batch_id: row.batch_id as string, requested: (row.requested as RunMode | null) ?? null, mode: (row.mode as RunMode | null) ?? null, held: row.held === 1 };
-}
-
-function params(o: ItemOutcome) {
-  return {
-    state: o.state,
-    status_code: o.status_code,
-    request_id: o.request_id,
-    response_body: o.response_body,
-    error_code: o.error_code,
-    error_message: o.error_message,
-    input_tokens: o.usage?.input_tokens ?? 0,
-    cached_tokens: o.usage?.cached_tokens ?? 0,
-    output_tokens: o.usage?.output_tokens ?? 0,
-    reasoning_tokens: o.usage?.reasoning_tokens ?? 0,
-  };
 }
 
 /** The vendor-job store on the SqliteStore's connection; item writes keep `batch_counts` in step, as SqliteStore does. */
@@ -205,7 +191,7 @@ export class SqliteVendorJobs implements VendorJobStore {
     const delta: Record<string, number> = { succeeded: 0, failed: 0, expired: 0, cancelled: 0, input_tokens: 0, cached_tokens: 0, output_tokens: 0, reasoning_tokens: 0 };
     let written = 0;
     for (const o of outcomes) {
-      const p = params(o.outcome);
+      const p = outcomeParams(o.outcome);
       if (update.run({ ...p, batch_id: batchId, line: o.line, first, last, now }).changes === 0) continue;
       written++;
       delta[o.outcome.state]!++;
@@ -248,7 +234,7 @@ export class SqliteVendorJobs implements VendorJobStore {
                   lease_owner = NULL, lease_expires_at = NULL
             WHERE batch_id = @batch_id AND line BETWEEN @first AND @last AND state IN ('queued', 'in_flight')`,
         )
-        .run({ ...params(outcome), batch_id: batchId, first, last, now }).changes;
+        .run({ ...outcomeParams(outcome), batch_id: batchId, first, last, now }).changes;
       const column = outcome.state;
       this.sql(`UPDATE batch_counts SET ${column} = ${column} + ? WHERE batch_id = ?`).run(changed, batchId);
       return changed;
