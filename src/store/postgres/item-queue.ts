@@ -38,6 +38,27 @@ export async function requeueItem(db: PgDatabase, batchId: string, line: number,
   return (r.rowCount ?? 0) > 0;
 }
 
+/**
+ * The outcome fields of `outcomes` as ten parallel arrays, in the order the `unnest` of an outcome write takes them:
+ * state, status_code, request_id, response_body, error_code, error_message, then input, cached, output and reasoning
+ * tokens (a missing usage counts 0). Shared by `recordOutcomes` and the vendor-job recorder so the two stay in step.
+ */
+export function outcomeColumns(outcomes: readonly ItemOutcome[]): unknown[][] {
+  const col = (f: (o: ItemOutcome) => unknown) => outcomes.map(f);
+  return [
+    col((o) => o.state),
+    col((o) => o.status_code),
+    col((o) => o.request_id),
+    col((o) => o.response_body),
+    col((o) => o.error_code),
+    col((o) => o.error_message),
+    col((o) => o.usage?.input_tokens ?? 0),
+    col((o) => o.usage?.cached_tokens ?? 0),
+    col((o) => o.usage?.output_tokens ?? 0),
+    col((o) => o.usage?.reasoning_tokens ?? 0),
+  ];
+}
+
 /** `Store.recordOutcomes` on PostgreSQL: what it promises is documented in store.ts. */
 export async function recordOutcomes(db: PgDatabase, records: OutcomeRecord[], now: number): Promise<number> {
   if (records.length === 0) return 0;
@@ -76,16 +97,7 @@ export async function recordOutcomes(db: PgDatabase, records: OutcomeRecord[], n
       col((r) => r.batch_id),
       col((r) => r.line),
       col((r) => r.lease_owner),
-      col((r) => r.outcome.state),
-      col((r) => r.outcome.status_code),
-      col((r) => r.outcome.request_id),
-      col((r) => r.outcome.response_body),
-      col((r) => r.outcome.error_code),
-      col((r) => r.outcome.error_message),
-      col((r) => r.outcome.usage?.input_tokens ?? 0),
-      col((r) => r.outcome.usage?.cached_tokens ?? 0),
-      col((r) => r.outcome.usage?.output_tokens ?? 0),
-      col((r) => r.outcome.usage?.reasoning_tokens ?? 0),
+      ...outcomeColumns(records.map((r) => r.outcome)),
       now,
     ],
   );

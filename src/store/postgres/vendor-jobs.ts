@@ -1,6 +1,6 @@
 import type { ItemOutcome } from "../../core/batch.js";
 import type { LineOutcome, NativeRun, RunMode, VendorJob, VendorJobState, VendorJobStore } from "../vendor-jobs.js";
-import { settleLines } from "./item-queue.js";
+import { outcomeColumns, settleLines } from "./item-queue.js";
 import type { PgDatabase, Queryable } from "./db.js";
 
 const STATES: readonly VendorJobState[] = ["pending", "uploaded", "submitted", "ended", "recorded", "abandoned"];
@@ -136,7 +136,6 @@ export class PgVendorJobs implements VendorJobStore {
 /** Writes outcomes of unfinished items in `first..last` with their counter deltas (and native token totals), in one statement. */
 async function record(q: Queryable, batchId: string, first: number, last: number, outcomes: LineOutcome[], now: number): Promise<number> {
   if (outcomes.length === 0) return 0;
-  const col = <T>(f: (o: LineOutcome) => T) => outcomes.map(f);
   const [row] = (
     await q.query<{ n: number }>(
       `WITH v AS (
@@ -174,17 +173,8 @@ async function record(q: Queryable, batchId: string, first: number, last: number
         batchId,
         first,
         last,
-        col((o) => o.line),
-        col((o) => o.outcome.state),
-        col((o) => o.outcome.status_code),
-        col((o) => o.outcome.request_id),
-        col((o) => o.outcome.response_body),
-        col((o) => o.outcome.error_code),
-        col((o) => o.outcome.error_message),
-        col((o) => o.outcome.usage?.input_tokens ?? 0),
-        col((o) => o.outcome.usage?.cached_tokens ?? 0),
-        col((o) => o.outcome.usage?.output_tokens ?? 0),
-        col((o) => o.outcome.usage?.reasoning_tokens ?? 0),
+        outcomes.map((o) => o.line),
+        ...outcomeColumns(outcomes.map((o) => o.outcome)),
         now,
       ],
     )
