@@ -230,7 +230,11 @@ export function parseResetDuration(text: string | undefined): number | null {
   return ms;
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+/**
+ * Waits `ms` milliseconds, or until `signal` aborts.
+ * @throws the signal's reason when it aborts first.
+ */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       signal.removeEventListener("abort", onAbort);

@@ -1,6 +1,6 @@
 import type { Provider } from "../providers/provider.js";
 import { MinuteBudget } from "./minute-budget.js";
-import { parseResetDuration, ProviderRateLimiter } from "./rate-limiter.js";
+import { parseResetDuration, ProviderRateLimiter, sleep } from "./rate-limiter.js";
 import { retryAfterMs } from "./retry-policy.js";
 
 /** The share of a limit spent, as ProviderRateLimiter does, so arrival jitter does not cross the upstream's limit. */
@@ -118,18 +118,4 @@ export class SharedRateLimiter extends ProviderRateLimiter {
     }
     if (until > now) void this.coordinator.pause(this.provider.name, until).catch(() => undefined);
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }
