@@ -79,13 +79,28 @@ export class ItemSender {
     for (const set of this.inFlightByBatch.values()) for (const c of set) c.abort(new DispatchStopped("stopping"));
   }
 
+  /** Counts one call in flight for a batch and a provider. @returns the controller that aborts it (cancel, expiry). */
+  private takeSlot(batchId: string, providerName: string): AbortController {
+    const controller = new AbortController();
+    const set = this.inFlightByBatch.get(batchId) ?? new Set();
+    set.add(controller);
+    this.inFlightByBatch.set(batchId, set);
+    this.inFlight.set(providerName, this.inFlightCount(providerName) + 1);
+    return controller;
+  }
+
+  /** Ends what takeSlot counted and wakes the dispatcher: a slot is free. */
+  private releaseSlot(controller: AbortController, batchId: string, providerName: string): void {
+    const set = this.inFlightByBatch.get(batchId);
+    set?.delete(controller);
+    if (set?.size === 0) this.inFlightByBatch.delete(batchId);
+    this.inFlight.set(providerName, this.inFlightCount(providerName) - 1);
+    this.host.wake();
+  }
+
   /** Sends one leased item and records what happened: an outcome, or a requeue with backoff. */
   async send(item: RequestItem, batch: Batch, provider: Provider): Promise<void> {
-    const controller = new AbortController();
-    const set = this.inFlightByBatch.get(batch.id) ?? new Set();
-    set.add(controller);
-    this.inFlightByBatch.set(batch.id, set);
-    this.inFlight.set(provider.name, this.inFlightCount(provider.name) + 1);
+    const controller = this.takeSlot(batch.id, provider.name);
     try {
       const apiKey = await this.host.apiKeyFor(batch.id);
       const limiter = this.host.limiterFor(provider);
@@ -143,10 +158,7 @@ export class ItemSender {
     } catch (err) {
       this.host.log.error({ err, batch: batch.id, custom_id: item.custom_id }, "dispatch failed; the lease will return the item to the queue");
     } finally {
-      set.delete(controller);
-      if (set.size === 0) this.inFlightByBatch.delete(batch.id);
-      this.inFlight.set(provider.name, this.inFlightCount(provider.name) - 1);
-      this.host.wake();
+      this.releaseSlot(controller, batch.id, provider.name);
     }
   }
 
@@ -155,11 +167,7 @@ export class ItemSender {
    * and records every item's outcome in one commit, holding one concurrency slot throughout, as `send` does for one.
    */
   async sendCoalesced(entries: GroupEntry[], batch: Batch, provider: Provider): Promise<void> {
-    const controller = new AbortController();
-    const set = this.inFlightByBatch.get(batch.id) ?? new Set();
-    set.add(controller);
-    this.inFlightByBatch.set(batch.id, set);
-    this.inFlight.set(provider.name, this.inFlightCount(provider.name) + 1);
+    const controller = this.takeSlot(batch.id, provider.name);
     try {
       const limiter = this.host.limiterFor(provider);
       const host: GroupHost = {
@@ -203,10 +211,7 @@ export class ItemSender {
     } catch (err) {
       this.host.log.error({ err, batch: batch.id, items: entries.length }, "coalesced dispatch failed; the leases will return the items to the queue");
     } finally {
-      set.delete(controller);
-      if (set.size === 0) this.inFlightByBatch.delete(batch.id);
-      this.inFlight.set(provider.name, this.inFlightCount(provider.name) - 1);
-      this.host.wake();
+      this.releaseSlot(controller, batch.id, provider.name);
     }
   }
 }
