@@ -6,7 +6,8 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import weaviate, { type WeaviateClient } from "weaviate-client";
 import { startServer, type TestServer } from "./support/harness.js";
-import { createTestDatabase, postgresReachable } from "./support/postgres.js";
+import { postgresReachable } from "./support/postgres.js";
+import { startServerPair, type ServerPair } from "./support/weaviate.js";
 
 /*
  * The inverted index is kept up per write (inverted-index.ts): after inserts, replaces, merges, batch upserts and
@@ -144,25 +145,15 @@ describe("the inverted index follows every write without a rebuild", () => {
 const reachable = await postgresReachable();
 
 describe.skipIf(!reachable)("on PostgreSQL: another API server's writes reach this one's inverted index", () => {
-  let a: TestServer;
-  let b: TestServer;
   let ca: WeaviateClient;
   let cb: WeaviateClient;
-  let db: { url: string; drop: () => Promise<void> };
-  const connect = (s: TestServer) => weaviate.connectToLocal({ host: "127.0.0.1", port: Number(new URL(s.url).port), grpcPort: s.grpcPort! });
+  let pair: ServerPair;
   beforeAll(async () => {
-    db = await createTestDatabase();
-    a = await startServer({}, { grpcPort: 0, databaseUrl: db.url });
-    b = await startServer({}, { grpcPort: 0, databaseUrl: db.url });
-    ca = await connect(a);
-    cb = await connect(b);
+    pair = await startServerPair();
+    ({ ca, cb } = pair);
   }, 60_000);
   afterAll(async () => {
-    await ca?.close();
-    await cb?.close();
-    await a?.close();
-    await b?.close();
-    await db?.drop();
+    await pair?.close();
   });
 
   it("inserts, replaces and deletes made through B are ranked by A's already built index", async () => {

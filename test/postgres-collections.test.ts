@@ -7,8 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CollectionStore } from "../src/store/collection-store.js";
 import { PgCollectionStore } from "../src/store/postgres/collection-store.js";
 import { SqliteCollectionStore } from "../src/store/sqlite/collection-store.js";
-import { startServer, type TestServer } from "./support/harness.js";
+import { startServer } from "./support/harness.js";
 import { createTestDatabase, postgresReachable } from "./support/postgres.js";
+import { connectWeaviate, startServerPair, type ServerPair } from "./support/weaviate.js";
 
 /**
  * Collections on PostgreSQL. The CollectionStore contract, one test body run on both stores; the change feed only the
@@ -175,26 +176,18 @@ describe.skipIf(!reachable)("the change feed of the shared store", () => {
 });
 
 describe.skipIf(!reachable)("two API servers on one PostgreSQL database", () => {
-  let a: TestServer;
-  let b: TestServer;
   let ca: WeaviateClient;
   let cb: WeaviateClient;
-  const connect = (s: TestServer) => weaviate.connectToLocal({ host: "127.0.0.1", port: Number(new URL(s.url).port), grpcPort: s.grpcPort! });
   // A database of its own: the contract tests above leave bare class rows behind.
   let own: { url: string; drop: () => Promise<void> };
+  let pair: ServerPair;
+  const connect = connectWeaviate;
   beforeAll(async () => {
-    own = await createTestDatabase();
-    a = await startServer({}, { grpcPort: 0, databaseUrl: own.url });
-    b = await startServer({}, { grpcPort: 0, databaseUrl: own.url });
-    ca = await connect(a);
-    cb = await connect(b);
+    pair = await startServerPair();
+    ({ ca, cb, db: own } = pair);
   }, 60_000);
   afterAll(async () => {
-    await ca?.close();
-    await cb?.close();
-    await a?.close();
-    await b?.close();
-    await own?.drop();
+    await pair?.close();
   });
 
   it("a collection created and filled through one is found, fetched, replaced and deleted through the other", async () => {
