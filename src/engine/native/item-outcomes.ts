@@ -3,12 +3,11 @@ import { newId } from "../../core/ids.js";
 import type { VendorResult } from "../../providers/native/native-api.js";
 import { translateResponse } from "../../providers/translate/translate.js";
 import type { VendorJob } from "../../store/vendor-jobs.js";
+import { noAnswer } from "../upstream-answer.js";
 import { readUsage } from "../usage.js";
 
-/** An item outcome with no upstream answer: its state, our error code and a message saying why. */
-export function noAnswer(state: ItemOutcome["state"], code: string, message: string): ItemOutcome {
-  return { state, status_code: null, request_id: null, response_body: null, error_code: code, error_message: message, usage: null };
-}
+// The one outcome-without-answer builder, shared with direct mode (re-exported for chunks.ts, record.ts, runner.ts).
+export { noAnswer };
 
 /** A vendor result as an item outcome in the batch's own format, judged as direct mode judges an answer. */
 export function outcomeOf(batch: Batch, job: VendorJob, r: Exclude<VendorResult, { kind: "unrun" }>): ItemOutcome {
