@@ -1,11 +1,10 @@
 import picomatch from "picomatch";
 import type { Config } from "../../core/config.js";
+import { GLOVE_MODEL } from "../../providers/local/local-embeddings.js";
 import { effectiveBatchMode, isRemote } from "../../providers/native/native-apis.js";
+import { BUILTIN_LOCAL } from "../../providers/registry.js";
 import type { RunMode } from "../../store/vendor-jobs.js";
 
-/** The built-in embeddings model and the provider name that serves it without config (see providers/registry.ts). */
-const GLOVE_MODEL = "local/glove-100d";
-const BUILTIN_LOCAL = "local";
 
 /** How a batch would run, and why. */
 export interface PlannedMode {
