@@ -11,6 +11,7 @@ import type {
   StoredReference,
 } from "../collection-store.js";
 import { PgDatabase } from "./db.js";
+import { COLUMNS, namedKeys, type Row, toBlob, toNamed, toObject } from "../collection-rows.js";
 
 /**
  * The collections' tables in PostgreSQL, as numbered steps of their own (`collection_schema` records how many ran), so
@@ -77,48 +78,6 @@ const MIGRATION_LOCK = 0x0b_c011;
  * (collections/store-sync.ts); one that fell further behind rebuilds its index from the store.
  */
 const TOMBSTONE_TTL_MS = 10 * 60 * 1000;
-
-type Row = Record<string, unknown>;
-
-const toBlob = (v: Float32Array | null) => (v ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : null);
-
-function fromBlob(b: unknown): Float32Array | null {
-  if (!b) return null;
-  const buf = b as Buffer;
-  // Copy: a Buffer's offset need not be 4-aligned.
-  const out = new Float32Array(buf.byteLength / 4);
-  new Uint8Array(out.buffer).set(buf);
-  return out;
-}
-
-/** Named vectors as stored: JSON of name → base64 float32 bytes (as in SQLite); null for none. */
-function toNamed(v: Record<string, Float32Array> | null | undefined): string | null {
-  if (!v || Object.keys(v).length === 0) return null;
-  return JSON.stringify(Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toBlob(x)!.toString("base64")])));
-}
-
-function fromNamed(text: unknown): Record<string, Float32Array> | null {
-  if (typeof text !== "string" || !text) return null;
-  const parsed = JSON.parse(text) as Record<string, string>;
-  return Object.fromEntries(Object.entries(parsed).map(([k, b64]) => [k, fromBlob(Buffer.from(b64, "base64"))!]));
-}
-
-const namedKeys = (text: unknown): string[] => (typeof text === "string" && text ? Object.keys(JSON.parse(text) as object) : []);
-
-function toObject(row: Row): StoredObject {
-  return {
-    seq: row.seq as number,
-    class: row.class as string,
-    id: row.id as string,
-    properties: JSON.parse(row.properties as string) as Record<string, unknown>,
-    vector: fromBlob(row.vector),
-    vectors: fromNamed(row.vectors),
-    created_at: row.created_at as number,
-    updated_at: row.updated_at as number,
-  };
-}
-
-const COLUMNS = (withVectors: boolean) => `seq, class, id, properties, ${withVectors ? "vector, vectors" : "NULL AS vector, NULL AS vectors"}, created_at, updated_at`;
 
 /**
  * Collections in PostgreSQL, shared by every API server of one database. Besides the CollectionStore contract it is a

@@ -1,5 +1,6 @@
 import type Database from "better-sqlite3";
 import { SqliteConnection } from "./connection.js";
+import { COLUMNS, namedKeys, type Row, toBlob, toNamed, toObject } from "../collection-rows.js";
 import type { CollectionStore, ObjectWrite, ObjectWriteResult, StoredClass, StoredObject, StoredReference } from "../collection-store.js";
 
 /**
@@ -48,49 +49,6 @@ const MIGRATIONS: string[] = [
   // 2: named vectors other than `default` (JSON: name → base64 of little-endian float32).
   `ALTER TABLE collection_objects ADD COLUMN vectors TEXT`,
 ];
-
-type Row = Record<string, unknown>;
-
-/** A Float32 vector as a BLOB (little-endian, as the platform stores it). */
-const toBlob = (v: Float32Array | null) => (v ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : null);
-
-function fromBlob(b: unknown): Float32Array | null {
-  if (!b) return null;
-  const buf = b as Buffer;
-  // Copy: a Buffer's offset need not be 4-aligned.
-  const out = new Float32Array(buf.byteLength / 4);
-  new Uint8Array(out.buffer).set(buf);
-  return out;
-}
-
-/** Named vectors as stored: JSON of name → base64 float32 bytes; null for none. */
-function toNamed(v: Record<string, Float32Array> | null | undefined): string | null {
-  if (!v || Object.keys(v).length === 0) return null;
-  return JSON.stringify(Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toBlob(x)!.toString("base64")])));
-}
-
-function fromNamed(text: unknown): Record<string, Float32Array> | null {
-  if (typeof text !== "string" || !text) return null;
-  const parsed = JSON.parse(text) as Record<string, string>;
-  return Object.fromEntries(Object.entries(parsed).map(([k, b64]) => [k, fromBlob(Buffer.from(b64, "base64"))!]));
-}
-
-const namedKeys = (text: unknown): string[] => (typeof text === "string" && text ? Object.keys(JSON.parse(text) as object) : []);
-
-function toObject(row: Row): StoredObject {
-  return {
-    seq: row.seq as number,
-    class: row.class as string,
-    id: row.id as string,
-    properties: JSON.parse(row.properties as string) as Record<string, unknown>,
-    vector: fromBlob(row.vector),
-    vectors: fromNamed(row.vectors),
-    created_at: row.created_at as number,
-    updated_at: row.updated_at as number,
-  };
-}
-
-const COLUMNS = (withVectors: boolean) => `seq, class, id, properties, ${withVectors ? "vector, vectors" : "NULL AS vector, NULL AS vectors"}, created_at, updated_at`;
 
 /**
  * Collections in SQLite. It opens its own connection to a database file (the engine's `openbatch.db`: better-sqlite3
