@@ -173,8 +173,9 @@ describe("body limits stay below what can be parsed", () => {
     ["/v1/batch/objects", true],
   ])("POST %s with 536,870,900 bytes (chunked: %s) is a 413 in Weaviate's shape and the server lives on", async (path, chunked) => {
     const res = await send(path, 536_870_900, chunked).catch((err: Error) => ({ status: 0, text: err.message }));
-    // Past the limit the server may answer and close before the client has sent everything; either way it answered 413.
-    if (res.status !== 0) {
+    // A declared length past the limit is answered before any body is read: that answer must be the 413. A chunked body
+    // is cut off mid-stream, so its client may see the connection close before it reads the answer.
+    if (!chunked || res.status !== 0) {
       expect(res.status).toBe(413);
       expect(JSON.parse(res.text).error[0].message).toBeTruthy();
     }
