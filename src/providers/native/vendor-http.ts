@@ -1,6 +1,7 @@
 import { createInterface } from "node:readline";
 import { Readable } from "node:stream";
 import { Agent, request, type Dispatcher } from "undici";
+import { flattenHeaders } from "../http-upstream.js";
 import type { VendorCall, VendorLimits } from "./native-api.js";
 import { VendorError } from "./native-api.js";
 
@@ -40,7 +41,7 @@ export class VendorHttp {
     } catch (err) {
       throw this.noAnswer(err, signal);
     }
-    const answer = { status: res.statusCode, headers: flat(res.headers), text };
+    const answer = { status: res.statusCode, headers: flattenHeaders(res.headers), text };
     if (res.statusCode < 200 || res.statusCode >= 300) throw errorOf(this.name, method, url, answer);
     return answer;
   }
@@ -65,7 +66,7 @@ export class VendorHttp {
     const res = await this.open("GET", url, headers, null, signal);
     if (res.statusCode < 200 || res.statusCode >= 300) {
       const text = await res.body.text().catch(() => "");
-      throw errorOf(this.name, "GET", url, { status: res.statusCode, headers: flat(res.headers), text });
+      throw errorOf(this.name, "GET", url, { status: res.statusCode, headers: flattenHeaders(res.headers), text });
     }
     try {
       for await (const line of createInterface({ input: res.body, crlfDelay: Infinity })) if (line.trim()) yield line;
@@ -141,12 +142,6 @@ export abstract class VendorBatches {
 export function versionRoot(baseURL: string, version: string, rest = ""): string {
   const url = new URL(baseURL);
   return url.origin + url.pathname.replace(/\/+$/, "").replace(new RegExp(`/${version}$`), "") + `/${version}${rest}`;
-}
-
-function flat(headers: Record<string, string | string[] | undefined>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers)) if (v !== undefined) out[k] = Array.isArray(v) ? v.join(", ") : v;
-  return out;
 }
 
 function pathOf(url: string): string {
