@@ -103,6 +103,25 @@ export function splitOpenAIEmbeddings(text: string, n: number, tokens: number[])
 }
 
 /**
+ * One `/v1/embeddings` call for a group of one-text requests (all with one key): merged (mergeOpenAIEmbeddings), sent
+ * through `send`, and split back per request (splitOpenAIEmbeddings) with `tokens(text)` as each item's own count.
+ * @returns `each` with the split bodies, or `whole` with the answer when it is not 2xx or does not split.
+ * @throws what `send` throws.
+ */
+export async function sendOpenAIEmbeddings(
+  send: (request: UpstreamRequest, signal: AbortSignal) => Promise<UpstreamResponse>,
+  requests: UpstreamRequest[],
+  signal: AbortSignal,
+  tokens: (text: string) => number,
+): Promise<CoalescedAnswer> {
+  const { body, texts } = mergeOpenAIEmbeddings(requests);
+  const answer = await send({ ...requests[0]!, body }, signal);
+  if (answer.status < 200 || answer.status >= 300) return { kind: "whole", answer };
+  const bodies = splitOpenAIEmbeddings(answer.body, texts.length, texts.map(tokens));
+  return bodies ? { kind: "each", status: answer.status, headers: answer.headers, bodies } : { kind: "whole", answer };
+}
+
+/**
  * Shares `total` out by `weights`: the weights themselves when they add up to it, else floor shares plus one for the
  * largest remainders (ties to the earlier item), so the shares always sum to `total`.
  */

@@ -2,7 +2,7 @@ import { Pool, type Dispatcher } from "undici";
 import type { ProviderConfig } from "../core/config.js";
 import { flattenHeaders, isEventStream, readBoundedText, ResponseTooLargeError, sseFrames, withModel } from "./http-upstream.js";
 import { createRequire } from "node:module";
-import { mergeOpenAIEmbeddings, openAIEmbeddingsKey, splitOpenAIEmbeddings, type CoalescedAnswer } from "./coalesce-embeddings.js";
+import { openAIEmbeddingsKey, sendOpenAIEmbeddings, type CoalescedAnswer } from "./coalesce-embeddings.js";
 import { UpstreamUnreachableError, type Provider, type ProviderBudgets, type UpstreamRequest, type UpstreamResponse, type UpstreamStreamResult } from "./provider.js";
 
 type OpenAICompatibleConfig = Extract<ProviderConfig, { type: "openai-compatible" }>;
@@ -62,11 +62,7 @@ export class OpenAICompatibleProvider implements Provider {
    * against OpenAI it is what the item alone is billed; the shares always sum to the call's usage.
    */
   async sendEmbeddings(requests: UpstreamRequest[], signal: AbortSignal): Promise<CoalescedAnswer> {
-    const { body, texts } = mergeOpenAIEmbeddings(requests);
-    const answer = await this.send({ ...requests[0]!, body }, signal);
-    if (answer.status < 200 || answer.status >= 300) return { kind: "whole", answer };
-    const bodies = splitOpenAIEmbeddings(answer.body, texts.length, texts.map(embeddingTokens));
-    return bodies ? { kind: "each", status: answer.status, headers: answer.headers, bodies } : { kind: "whole", answer };
+    return sendOpenAIEmbeddings((r, s) => this.send(r, s), requests, signal, embeddingTokens);
   }
 
   /**

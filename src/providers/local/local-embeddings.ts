@@ -1,4 +1,4 @@
-import { mergeOpenAIEmbeddings, openAIEmbeddingsKey, splitOpenAIEmbeddings, type CoalescedAnswer } from "../coalesce-embeddings.js";
+import { openAIEmbeddingsKey, sendOpenAIEmbeddings, type CoalescedAnswer } from "../coalesce-embeddings.js";
 import type { Provider, UpstreamRequest, UpstreamResponse } from "../provider.js";
 import { startModuleWorker, WorkerChannel } from "../worker-thread.js";
 import { tokenize } from "./sentence-embedder.js";
@@ -66,11 +66,7 @@ export class LocalEmbeddingsProvider implements Provider {
    * token count (the worker's tokenizer, run here on the text), so every answer is the one the request gets alone.
    */
   async sendEmbeddings(requests: UpstreamRequest[], signal: AbortSignal): Promise<CoalescedAnswer> {
-    const { body, texts } = mergeOpenAIEmbeddings(requests);
-    const answer = await this.send({ ...requests[0]!, body }, signal);
-    if (answer.status !== 200) return { kind: "whole", answer };
-    const bodies = splitOpenAIEmbeddings(answer.body, texts.length, texts.map((t) => tokenize(t).length));
-    return bodies ? { kind: "each", status: answer.status, headers: answer.headers, bodies } : { kind: "whole", answer };
+    return sendOpenAIEmbeddings((r, s) => this.send(r, s), requests, signal, (t) => tokenize(t).length);
   }
 
   /** Ends the worker thread (and frees the vectors). */
