@@ -34,8 +34,7 @@ export class HttpUpstream {
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       if (err instanceof ResponseTooLargeError) throw err;
-      const code = (err as { code?: string }).code;
-      if (code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT") {
+      if (isTimeout(err)) {
         throw new UpstreamUnreachableError(`${this.name}: no answer within ${this.timeoutMs} ms`, "upstream_timeout");
       }
       throw new UpstreamUnreachableError(`${this.name}: ${(err as Error).message}`, "upstream_unreachable");
@@ -109,6 +108,12 @@ export function withModel(body: string, model: string | null): string {
 /** A synthetic answer for a request the provider cannot even send (no model, wrong endpoint): the item fails with it. */
 export function badRequest(body: unknown): UpstreamResponse {
   return { status: 400, headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
+}
+
+/** True for undici's headers or body timeout (the pool's `headersTimeout`/`bodyTimeout` ran out). */
+export function isTimeout(err: unknown): boolean {
+  const code = (err as { code?: string }).code;
+  return code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT";
 }
 
 /** undici's response headers as one string per (lower-case) name; repeated headers are joined with ", ". */

@@ -1,6 +1,6 @@
 import { Pool, type Dispatcher } from "undici";
 import type { ProviderConfig } from "../core/config.js";
-import { flattenHeaders, isEventStream, readBoundedText, ResponseTooLargeError, sseFrames, withModel } from "./http-upstream.js";
+import { flattenHeaders, isEventStream, isTimeout, readBoundedText, ResponseTooLargeError, sseFrames, withModel } from "./http-upstream.js";
 import { createRequire } from "node:module";
 import { openAIEmbeddingsKey, sendOpenAIEmbeddings, type CoalescedAnswer } from "./coalesce-embeddings.js";
 import { UpstreamUnreachableError, type Provider, type ProviderBudgets, type UpstreamRequest, type UpstreamResponse, type UpstreamStreamResult } from "./provider.js";
@@ -132,11 +132,6 @@ export class OpenAICompatibleProvider implements Provider {
   async close(): Promise<void> {
     await this.pool.destroy();
   }
-}
-
-function isTimeout(err: unknown): boolean {
-  const code = (err as { code?: string }).code;
-  return code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT";
 }
 
 let cl100k: ((text: string) => number) | null = null;

@@ -1,7 +1,7 @@
 import { createInterface } from "node:readline";
 import { Readable } from "node:stream";
 import { Agent, request, type Dispatcher } from "undici";
-import { flattenHeaders } from "../http-upstream.js";
+import { flattenHeaders, isTimeout } from "../http-upstream.js";
 import type { VendorCall, VendorLimits } from "./native-api.js";
 import { VendorError } from "./native-api.js";
 
@@ -94,8 +94,7 @@ export class VendorHttp {
   private noAnswer(err: unknown, signal: AbortSignal): unknown {
     if (signal.aborted) return signal.reason;
     if (err instanceof VendorError) return err;
-    const code = (err as { code?: string }).code;
-    const what = code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT" ? `no answer within ${this.timeoutMs} ms` : (err as Error).message;
+    const what = isTimeout(err) ? `no answer within ${this.timeoutMs} ms` : (err as Error).message;
     return new VendorError(`${this.name}: ${what}`, null, true);
   }
 
