@@ -32,6 +32,9 @@ export interface NativeRun {
  */
 export type VendorJobState = "pending" | "uploaded" | "submitted" | "ended" | "recorded" | "abandoned";
 
+/** Every VendorJobState, in lifecycle order (the keys of `countByState`). */
+export const VENDOR_JOB_STATES: readonly VendorJobState[] = ["pending", "uploaded", "submitted", "ended", "recorded", "abandoned"];
+
 /** One chunk of a native batch: items `first_line..last_line` (the queued ones among them when it was made). */
 export interface VendorJob {
   /** Our id; also the tag the vendor job carries (OpenAI metadata, Gemini displayName) to be found after a crash. */

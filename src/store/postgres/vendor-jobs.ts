@@ -1,9 +1,9 @@
 import type { ItemOutcome } from "../../core/batch.js";
 import type { LineOutcome, NativeRun, RunMode, VendorJob, VendorJobState, VendorJobStore } from "../vendor-jobs.js";
+import { VENDOR_JOB_STATES } from "../vendor-jobs.js";
 import { outcomeColumns, settleLines } from "./item-queue.js";
 import type { PgDatabase, Queryable } from "./db.js";
 
-const STATES: readonly VendorJobState[] = ["pending", "uploaded", "submitted", "ended", "recorded", "abandoned"];
 /** Columns of vendor_jobs a caller may write (keys come from code; still checked before they reach SQL). */
 const JOB_COLUMNS = new Set([
   "id", "batch_id", "chunk", "provider", "vendor", "endpoint", "first_line", "last_line", "requests", "bytes", "state", "vendor_file_id",
@@ -110,7 +110,7 @@ export class PgVendorJobs implements VendorJobStore {
   }
 
   async jobCounts(): Promise<Record<VendorJobState, number>> {
-    const out = Object.fromEntries(STATES.map((s) => [s, 0])) as Record<VendorJobState, number>;
+    const out = Object.fromEntries(VENDOR_JOB_STATES.map((s) => [s, 0])) as Record<VendorJobState, number>;
     for (const r of await this.db.rows<{ state: VendorJobState; n: number }>(`SELECT state, count(*)::int AS n FROM vendor_jobs GROUP BY state`)) out[r.state] = r.n;
     return out;
   }

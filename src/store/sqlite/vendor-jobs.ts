@@ -1,5 +1,6 @@
 import type { ItemOutcome } from "../../core/batch.js";
 import type { LineOutcome, NativeRun, RunMode, VendorJob, VendorJobState, VendorJobStore } from "../vendor-jobs.js";
+import { VENDOR_JOB_STATES } from "../vendor-jobs.js";
 import type { SqliteConnection } from "./connection.js";
 import { outcomeParams } from "./outcome-params.js";
 
@@ -62,7 +63,6 @@ CREATE TABLE IF NOT EXISTS vendor_job_progress (
 CREATE INDEX IF NOT EXISTS vendor_job_progress_by_batch ON vendor_job_progress(batch_id);
 `;
 
-const STATES: readonly VendorJobState[] = ["pending", "uploaded", "submitted", "ended", "recorded", "abandoned"];
 const TOKEN_COLUMNS = ["input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens"] as const;
 
 type Row = Record<string, unknown>;
@@ -167,7 +167,7 @@ export class SqliteVendorJobs implements VendorJobStore {
   }
 
   async jobCounts(): Promise<Record<VendorJobState, number>> {
-    const out = Object.fromEntries(STATES.map((s) => [s, 0])) as Record<VendorJobState, number>;
+    const out = Object.fromEntries(VENDOR_JOB_STATES.map((s) => [s, 0])) as Record<VendorJobState, number>;
     for (const r of this.sql(`SELECT state, count(*) AS n FROM vendor_jobs GROUP BY state`).all() as { state: VendorJobState; n: number }[]) out[r.state] = r.n;
     return out;
   }
