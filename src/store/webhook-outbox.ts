@@ -1,5 +1,14 @@
 import type { WebhookEventType } from "../core/config.js";
 import type { Page } from "./store.js";
+import type { BatchStatus } from "../core/batch.js";
+
+/** The webhook event a batch reaching each terminal status queues (`recordTransition` of both outboxes). */
+export const WEBHOOK_EVENT_OF: Partial<Record<BatchStatus, WebhookEventType>> = {
+  completed: "batch.completed",
+  failed: "batch.failed",
+  expired: "batch.expired",
+  cancelled: "batch.cancelled",
+};
 
 export type { WebhookEventType };
 

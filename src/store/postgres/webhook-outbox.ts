@@ -2,16 +2,10 @@ import { randomBytes } from "node:crypto";
 import type { BatchStatus } from "../../core/batch.js";
 import { isTerminal } from "../../core/batch.js";
 import { invalidRequest } from "../../core/errors.js";
+import { WEBHOOK_EVENT_OF } from "../webhook-outbox.js";
 import type { Page } from "../store.js";
-import type { WebhookAttempt, WebhookDelivery, WebhookDeliveryLog, WebhookDeliveryStatus, WebhookEvent, WebhookEventType, WebhookOutbox } from "../webhook-outbox.js";
+import type { WebhookAttempt, WebhookDelivery, WebhookDeliveryLog, WebhookDeliveryStatus, WebhookEvent, WebhookOutbox } from "../webhook-outbox.js";
 import type { PgDatabase, Queryable } from "./db.js";
-
-const EVENT_OF: Partial<Record<BatchStatus, WebhookEventType>> = {
-  completed: "batch.completed",
-  failed: "batch.failed",
-  expired: "batch.expired",
-  cancelled: "batch.cancelled",
-};
 
 /**
  * The webhook outbox in PostgreSQL (same tables as the SQLite one). Shared by every server: claims take due deliveries
@@ -23,7 +17,7 @@ export class PgWebhookOutbox implements WebhookOutbox {
 
   /** Queues the event of a batch ending (a terminal status reached from a non-terminal one), inside the caller's transaction. */
   async recordTransition(q: Queryable, batchId: string, dialect: string, from: BatchStatus, to: BatchStatus, now: number): Promise<void> {
-    const type = EVENT_OF[to];
+    const type = WEBHOOK_EVENT_OF[to];
     if (type === undefined || isTerminal(from)) return;
     await q.query(`INSERT INTO webhook_events (id, batch_id, dialect, type, created_at) VALUES ($1, $2, $3, $4, $5)`, [
       "evt_" + randomBytes(16).toString("hex"),

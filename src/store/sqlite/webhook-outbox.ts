@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { BatchStatus } from "../../core/batch.js";
 import { isTerminal } from "../../core/batch.js";
 import { invalidRequest } from "../../core/errors.js";
+import { WEBHOOK_EVENT_OF } from "../webhook-outbox.js";
 import type { Page } from "../store.js";
 import type {
   WebhookAttempt,
@@ -9,19 +10,11 @@ import type {
   WebhookDeliveryLog,
   WebhookDeliveryStatus,
   WebhookEvent,
-  WebhookEventType,
   WebhookOutbox,
 } from "../webhook-outbox.js";
 import type { SqliteConnection } from "./connection.js";
 
 /** The event a batch sends on reaching a terminal status. */
-const EVENT_OF: Partial<Record<BatchStatus, WebhookEventType>> = {
-  completed: "batch.completed",
-  failed: "batch.failed",
-  expired: "batch.expired",
-  cancelled: "batch.cancelled",
-};
-
 /**
  * The webhook outbox on the store's SQLite connection (tables `webhook_events`, `webhook_deliveries`,
  * `webhook_attempts` in schema.ts). `recordTransition` is called by SqliteStore inside the transaction that changes
@@ -39,7 +32,7 @@ export class SqliteWebhookOutbox implements WebhookOutbox {
    * non-terminal one); any other move adds nothing. Synchronous: it must run inside the caller's transaction.
    */
   recordTransition(batchId: string, dialect: string, from: BatchStatus, to: BatchStatus, now: number): void {
-    const type = EVENT_OF[to];
+    const type = WEBHOOK_EVENT_OF[to];
     if (type === undefined || isTerminal(from)) return;
     this.sql(`INSERT INTO webhook_events (id, batch_id, dialect, type, created_at) VALUES (?, ?, ?, ?, ?)`).run(
       "evt_" + randomBytes(16).toString("hex"),
