@@ -305,11 +305,7 @@ export class NativeRunner implements NativeGate {
       const errors = job.errors + 1;
       const final = !e.retryable && (ctx.op === "create" || ctx.op === "upload" || errors >= MAX_FINAL_ERRORS);
       this.log.warn({ batch: batch.id, job: job.id, op: ctx.op, status: e.status, err: e.message, final }, "vendor call failed");
-      if (final && (job.state === "pending" || job.state === "uploaded")) {
-        await this.store.vendorJobs.updateJob(job.id, { state: "ended", outcome: "failed", failure: JSON.stringify({ message: e.message, lines: [] }), last_error: e.message });
-        return;
-      }
-      if (final && job.state === "submitted") {
+      if (final && (job.state === "pending" || job.state === "uploaded" || job.state === "submitted")) {
         await this.store.vendorJobs.updateJob(job.id, { state: "ended", outcome: "failed", failure: JSON.stringify({ message: e.message, lines: [] }), last_error: e.message });
         return;
       }
