@@ -19,3 +19,6 @@ export function outcomeParams(o: ItemOutcome) {
     reasoning_tokens: o.usage?.reasoning_tokens ?? 0,
   };
 }
+
+/** Zero counter deltas of `batch_counts` (items per final state and tokens), to add outcomes to. */
+export const ZERO_DELTA = { succeeded: 0, failed: 0, expired: 0, cancelled: 0, input_tokens: 0, cached_tokens: 0, output_tokens: 0, reasoning_tokens: 0 };

@@ -9,7 +9,7 @@ import type { BatchListQuery, FileRecord, FinishedItem, OutcomeRecord, Page, Sto
 import { MIGRATIONS, SCHEMA } from "./schema.js";
 import { SqliteWebhookOutbox } from "./webhook-outbox.js";
 import { SqliteVendorJobs } from "./vendor-jobs.js";
-import { outcomeParams } from "./outcome-params.js";
+import { outcomeParams, ZERO_DELTA } from "./outcome-params.js";
 
 const BATCH_JSON_COLUMNS = new Set(["errors", "metadata"]);
 
@@ -402,5 +402,3 @@ export class SqliteStore implements Store {
     this.db.close();
   }
 }
-
-const ZERO_DELTA = { succeeded: 0, failed: 0, expired: 0, cancelled: 0, input_tokens: 0, cached_tokens: 0, output_tokens: 0, reasoning_tokens: 0 };

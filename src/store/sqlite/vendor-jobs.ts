@@ -2,7 +2,7 @@ import type { ItemOutcome } from "../../core/batch.js";
 import type { LineOutcome, NativeRun, RunMode, VendorJob, VendorJobState, VendorJobStore } from "../vendor-jobs.js";
 import { VENDOR_JOB_STATES } from "../vendor-jobs.js";
 import type { SqliteConnection } from "./connection.js";
-import { outcomeParams } from "./outcome-params.js";
+import { outcomeParams, ZERO_DELTA } from "./outcome-params.js";
 
 /**
  * Tables of native runs and vendor jobs (see store/vendor-jobs.ts). `native_runs` holds one row per batch whose mode
@@ -188,7 +188,7 @@ export class SqliteVendorJobs implements VendorJobStore {
               finished_at = @now, lease_owner = NULL, lease_expires_at = NULL
         WHERE batch_id = @batch_id AND line = @line AND line BETWEEN @first AND @last AND state IN ('queued', 'in_flight')`,
     );
-    const delta: Record<string, number> = { succeeded: 0, failed: 0, expired: 0, cancelled: 0, input_tokens: 0, cached_tokens: 0, output_tokens: 0, reasoning_tokens: 0 };
+    const delta: Record<string, number> = { ...ZERO_DELTA };
     let written = 0;
     for (const o of outcomes) {
       const p = outcomeParams(o.outcome);
