@@ -314,7 +314,7 @@ describe("URLs we hand out never follow the request's Host header", () => {
 });
 
 describe("a condition failing every dispatcher pass is logged once, backed off, and its end reported", () => {
-  it("300 ms of failing passes at pollMs 5 log one error, not one per poll, then 'succeed again'", async () => {
+  it("failing passes at pollMs 5 log one error, wait twice as long after each failure, then 'succeed again'", async () => {
     const { Engine } = await import("../src/engine/engine.js");
     const { mkdtemp, rm } = await import("node:fs/promises");
     const { tmpdir } = await import("node:os");
@@ -331,17 +331,20 @@ describe("a condition failing every dispatcher pass is logged once, backed off, 
     const store = (engine as unknown as { store: { batchesInStatus: (...a: unknown[]) => Promise<unknown> } }).store;
     const real = store.batchesInStatus.bind(store);
     let failing = true;
-    let calls = 0;
+    const calledAt: number[] = [];
     store.batchesInStatus = async (...a: unknown[]) => {
-      calls++;
-      if (failing) throw Object.assign(new Error("database or disk is full"), { code: "SQLITE_FULL" });
+      if (failing) {
+        calledAt.push(performance.now());
+        throw Object.assign(new Error("database or disk is full"), { code: "SQLITE_FULL" });
+      }
       return real(...a);
     };
     try {
-      await new Promise((r) => setTimeout(r, 300));
-      const failedPasses = calls;
-      expect(failedPasses).toBeGreaterThan(1);
-      expect(failedPasses).toBeLessThan(30); // backing off: 300 ms at pollMs 5 would be ~60 passes
+      for (let i = 0; i < 200 && calledAt.length < 7; i++) await new Promise((r) => setTimeout(r, 20));
+      // The waits double (pollMs × 2^k after the k-th failure): the last three are at least 15, 30 and 60 ms — lower
+      // bounds a slow machine cannot break, where a dispatcher polling every 5 ms with no backoff gives ~5 ms gaps.
+      const gaps = calledAt.slice(4, 7).map((t, k) => t - calledAt[k + 3]!);
+      expect(gaps.map((g, k) => g >= 15 * 2 ** k), calledAt.map((t) => (t - calledAt[0]!).toFixed(1)).join(", ")).toEqual([true, true, true]);
       expect(lines.filter((l) => l.level === "error" && /dispatcher/.test(l.message)), JSON.stringify(lines)).toHaveLength(1);
       failing = false;
       for (let i = 0; i < 100 && !lines.some((l) => /succeed again/.test(l.message)); i++) await new Promise((r) => setTimeout(r, 50));
