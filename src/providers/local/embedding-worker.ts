@@ -8,11 +8,9 @@
 import { parentPort, workerData } from "node:worker_threads";
 import type { UpstreamResponse } from "../provider.js";
 import { serveWorker } from "../worker-thread.js";
-import { SentenceEmbedder } from "./sentence-embedder.js";
+import { GLOVE_MODEL, SentenceEmbedder } from "./sentence-embedder.js";
 import { loadWordVectors } from "./word-vectors.js";
 
-/** The model id the embedded sentence embedder answers to. */
-const GLOVE_MODEL = "local/glove-100d";
 /** Most inputs in one embeddings request (OpenAI's limit). */
 const MAX_INPUTS = 2048;
 

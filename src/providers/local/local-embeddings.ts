@@ -1,10 +1,9 @@
 import { openAIEmbeddingsKey, sendOpenAIEmbeddings, type CoalescedAnswer } from "../coalesce-embeddings.js";
 import type { Provider, UpstreamRequest, UpstreamResponse } from "../provider.js";
 import { startModuleWorker, WorkerChannel } from "../worker-thread.js";
-import { tokenize } from "./sentence-embedder.js";
+import { GLOVE_MODEL, tokenize } from "./sentence-embedder.js";
 
-/** The model id the embedded sentence embedder answers to. */
-export const GLOVE_MODEL = "local/glove-100d";
+export { GLOVE_MODEL };
 
 /**
  * Provider type `local-embeddings`: OpenAI `/v1/embeddings` answered in-process from GloVe-derived word vectors

@@ -1,5 +1,8 @@
 import type { WordVectors } from "./word-vectors.js";
 
+/** The model id the embedded sentence embedder answers to (in the provider and in its worker thread). */
+export const GLOVE_MODEL = "local/glove-100d";
+
 /** SIF smoothing constant (Arora et al. 2017): frequent words weigh a/(a+p(w)), rare ones ~1. */
 const SIF_A = 1e-3;
 
