@@ -3,7 +3,7 @@ import type { CollectionContext } from "./collection-context.js";
 import type { SearchQuery } from "./collection-types.js";
 import { unprocessable } from "./errors.js";
 import { isReferenceType, normalizePropertyName, type ClassDef } from "./schema.js";
-import { compileWhere } from "./where-filter.js";
+import { compileFilter } from "./reference-filters.js";
 
 /*
  * Aggregation of a class's objects (GraphQL `Aggregate`): `meta { count }` and per-property metrics by data type,
@@ -158,7 +158,7 @@ export async function aggregate(ctx: CollectionContext, caller: Caller, q: Aggre
     objects = await search(ctx, caller, { ...q.search, class: def.class, where: q.where, limit: q.objectLimit });
   } else {
     if (q.objectLimit !== undefined) throw unprocessable("aggregate: objectLimit needs a search (nearVector, nearText, nearObject, hybrid)");
-    const predicate = q.where === undefined || q.where === null ? null : compileWhere(q.where, def);
+    const predicate = q.where === undefined || q.where === null ? null : await compileFilter(ctx, caller, st, q.where);
     objects = [];
     await ctx.scan(st, predicate, (o) => (objects.push({ properties: o.properties }), true));
   }

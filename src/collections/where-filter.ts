@@ -5,12 +5,15 @@
  *   ContainsAny|ContainsAll, valueText|valueString|valueInt|valueNumber|valueBoolean|valueDate (…Array for Contains*)}`.
  * `path: ["id"]` filters on the object's uuid. Text is matched per token as the property's tokenization splits it
  * (Weaviate's default `word`: lower-cased runs of letters and digits; all the value's tokens must be present).
+ * Conditions on references (a path through a reference, a reference count) are worked out beforehand by
+ * reference-filters.ts (compileFilter, which every filtered operation calls) and handed in as `refs`.
  */
 import { isComplexType } from "./complex-types.js";
 import { unprocessable } from "./errors.js";
 import { analyze } from "./inverted-index.js";
 import { compileTimestampFilter, isTimestampPath, type TimestampTarget } from "./meta-filters.js";
 import { compileGeoFilter, compileLengthFilter, isLengthPath } from "./extra-filters.js";
+import type { ReferenceConditions } from "./reference-filters.js";
 import { isReferenceType, normalizePropertyName, type ClassDef, type PropertyDef, type Tokenization } from "./schema.js";
 
 /** What a filter sees of an object. */
@@ -52,16 +55,16 @@ function likeRegExp(pattern: string, caseInsensitive: boolean): RegExp {
 }
 
 /**
- * Compiles a filter for a class.
+ * Compiles a filter for a class; `refs` holds the predicates of its reference conditions (reference-filters.ts).
  * @throws CollectionError 422 for an unknown operator or property, a missing value, or a value of the wrong type.
  */
-export function compileWhere(filter: unknown, def: ClassDef): Predicate {
+export function compileWhere(filter: unknown, def: ClassDef, refs?: ReferenceConditions): Predicate {
   if (!isObject(filter)) throw unprocessable("invalid where filter: must be an object");
   const op = filter.operator as Operator;
   if (!OPERATORS.includes(op)) throw unprocessable(`invalid where filter: unrecognized operator ${JSON.stringify(filter.operator ?? null)}`);
   if (op === "And" || op === "Or" || op === "Not") {
     if (!Array.isArray(filter.operands) || filter.operands.length === 0) throw unprocessable(`invalid where filter: operator ${op} needs operands`);
-    const parts = filter.operands.map((o) => compileWhere(o, def));
+    const parts = filter.operands.map((o) => compileWhere(o, def, refs));
     if (op === "And") return (o) => parts.every((p) => p(o));
     if (op === "Or") return (o) => parts.some((p) => p(o));
     return (o) => !parts.some((p) => p(o));
@@ -70,7 +73,9 @@ export function compileWhere(filter: unknown, def: ClassDef): Predicate {
     throw unprocessable("invalid where filter: path must be an array of property names");
   }
   const path = filter.path as string[];
-  if (path.length > 1) throw unprocessable("invalid where filter: filtering through references (a path longer than one property) is not supported by OpenBatch");
+  const onReference = refs?.get(filter);
+  if (onReference) return onReference;
+  if (path.length > 1) throw unprocessable(`invalid where filter: path ${JSON.stringify(path)} goes through a reference: give ["<referenceProperty>", "<Class>", "<property>"] of an existing reference property`);
   const name = path[0]!;
 
   // The object's id.
@@ -89,7 +94,8 @@ export function compileWhere(filter: unknown, def: ClassDef): Predicate {
 
   const prop = def.properties.find((p) => p.name === normalizePropertyName(name));
   if (!prop) throw unprocessable(`no such prop with name '${normalizePropertyName(name)}' found in class '${def.class}' in the schema. Check your schema files for which properties in this class are available`);
-  if (isReferenceType(prop.dataType)) throw unprocessable("invalid where filter: filtering on reference properties is not supported by OpenBatch");
+  // Reached only when the filter was not compiled through compileFilter (reference-filters.ts).
+  if (isReferenceType(prop.dataType)) throw unprocessable(`invalid where filter: reference property '${prop.name}' can be filtered on by its reference count (valueInt) or through a path ["${prop.name}", "<Class>", "<property>"]`);
   // object / geoCoordinates / phoneNumber / blob values are not compared otherwise.
   if (op === "WithinGeoRange") return compileGeoFilter(prop, filter);
   if (isComplexType(prop.dataType[0]) && op !== "IsNull") throw unprocessable(`invalid where filter: filtering with ${op} on property '${prop.name}' of type ${prop.dataType[0]} is not supported by OpenBatch`);

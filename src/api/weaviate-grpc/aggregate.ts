@@ -167,7 +167,7 @@ export async function aggregateRpc(collections: CollectionService, caller: Calle
   const fields = fieldsOf(def, req.aggregations ?? []);
   const q: AggregateQuery = { class: def.class, fields: fields.map((f) => f.field) };
   if (req.tenant) q.tenant = req.tenant;
-  if (req.filters) q.where = toWhere(req.filters, def);
+  if (req.filters) q.where = toWhere(req.filters, def, (n) => collections.getClass(caller, n));
   const search = searchOf(req);
   if (search) q.search = search;
   if (req.objectLimit !== undefined) q.objectLimit = req.objectLimit;

@@ -1,5 +1,6 @@
 import { isReferenceType, normalizePropertyName, type ClassDef, type PropertyDef } from "../../collections/schema.js";
 import { GrpcInputError } from "./errors.js";
+import { filterPath } from "./filter-targets.js";
 import type { BatchObjectMsg, FiltersMsg, PropertiesMsg, Struct, StructValue, ValueMsg, VectorsMsg } from "./messages.js";
 
 /** Message conversion: vectors, property values and filters from protobuf to the REST shapes, and results back. */
@@ -196,16 +197,22 @@ const OPERATORS: Record<number, string> = {
   15: "Not",
 };
 
-/** gRPC `Filters` → the REST `where` filter (checked by the collections layer). */
-export function toWhere(f: FiltersMsg, def: ClassDef | null): Record<string, unknown> {
+/**
+ * gRPC `Filters` → the REST `where` filter (checked by the collections layer). A target through references
+ * (`single_target` / `multi_target`, nested) becomes the path `[on, Class, …]`, a `count` the reference property
+ * alone (reference-filters.ts); `classOf` gives the classes a path goes through (for their single target's name and
+ * the value's type).
+ */
+export function toWhere(f: FiltersMsg, def: ClassDef | null, classOf?: (name: string) => ClassDef | null): Record<string, unknown> {
   const operator = OPERATORS[f.operator ?? 0];
   if (!operator) throw new GrpcInputError(`filters: unsupported operator ${f.operator ?? 0}`);
-  if (operator === "And" || operator === "Or" || operator === "Not") return { operator, operands: (f.filters ?? []).map((x) => toWhere(x, def)) };
-  const path = f.target?.property ? [f.target.property] : f.on && f.on.length ? f.on : null;
-  if (!path) throw new GrpcInputError("filters: only filters on a property of the collection are supported (no reference targets)");
+  if (operator === "And" || operator === "Or" || operator === "Not") return { operator, operands: (f.filters ?? []).map((x) => toWhere(x, def, classOf)) };
+  const target = f.target && (f.target.property || f.target.singleTarget || f.target.multiTarget || f.target.count) ? filterPath(f.target, def, classOf) : f.on && f.on.length ? { path: f.on, leaf: f.on.length > 2 ? (classOf?.(f.on.at(-2)!) ?? null) : def } : null;
+  if (!target) throw new GrpcInputError("filters: a filter needs a target (a property, a reference path or a reference count)");
+  const { path, leaf } = target;
   const out: Record<string, unknown> = { operator, path };
-  const name = path[0]!;
-  const type = name === "_id" || name === "id" ? "uuid" : def?.properties.find((p) => p.name === normalizePropertyName(name))?.dataType[0];
+  const name = path.at(-1)!;
+  const type = name === "_id" || name === "id" ? "uuid" : leaf?.properties.find((p) => p.name === normalizePropertyName(name))?.dataType[0];
   const isDate = type === "date" || type === "date[]";
   if (f.valueText !== undefined) out[isDate ? "valueDate" : "valueText"] = f.valueText;
   else if (f.valueInt !== undefined) out.valueInt = f.valueInt;

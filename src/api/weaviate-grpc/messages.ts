@@ -1,4 +1,6 @@
 import type { ObjectPropertiesRequestMsg } from "./nested-properties.js";
+import type { FilterTargetMsg } from "./filter-targets.js";
+import type { RefPropertiesRequestMsg } from "./return-references.js";
 import type { SearchOptionsMsg } from "./search-options.js";
 
 /** The decoded messages of Weaviate's gRPC API (weaviate.proto) that OpenBatch reads and writes, as proto-loader gives them. */
@@ -61,7 +63,7 @@ export interface FiltersMsg {
   valueBooleanArray?: { values?: boolean[] };
   valueNumberArray?: { values?: number[] };
   valueGeo?: { latitude?: number; longitude?: number; distance?: number };
-  target?: { property?: string };
+  target?: FilterTargetMsg;
 }
 /** A `Targets` message: the target vectors of a search. */
 export interface TargetsMsg {
@@ -79,7 +81,7 @@ export interface TargetedMsg {
 export interface SearchRequestMsg extends SearchOptionsMsg {
   collection?: string;
   tenant?: string;
-  properties?: { nonRefProperties?: string[]; returnAllNonrefProperties?: boolean; refProperties?: Buffer[]; objectProperties?: ObjectPropertiesRequestMsg[] };
+  properties?: { nonRefProperties?: string[]; returnAllNonrefProperties?: boolean; refProperties?: RefPropertiesRequestMsg[]; objectProperties?: ObjectPropertiesRequestMsg[] };
   metadata?: { uuid?: boolean; vector?: boolean; creationTimeUnix?: boolean; lastUpdateTimeUnix?: boolean; distance?: boolean; certainty?: boolean; score?: boolean; explainScore?: boolean; isConsistent?: boolean; vectors?: string[] };
   limit?: number;
   offset?: number;

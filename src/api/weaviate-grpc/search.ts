@@ -1,9 +1,9 @@
-import type { Caller, CollectionService, SearchQuery, SearchResult } from "../../collections/collection-service.js";
-import { normalizePropertyName } from "../../collections/schema.js";
+import type { Caller, CollectionService, ReferencedObject, SearchQuery, SearchResult } from "../../collections/collection-service.js";
+import type { ClassDef } from "../../collections/schema.js";
 import { checkGroupBy, GROUP_BY_CANDIDATES, groupHits } from "../../collections/group-by.js";
-import { selectObjectProperties } from "./nested-properties.js";
+import { nonRefProps, referenceRequests, renderReferences, vectorFields } from "./return-references.js";
 import { applySearchOptions } from "./search-options.js";
-import { floatsFromBytes, floatsToBytes, singleVector, toProperties, toWhere } from "./conversion.js";
+import { floatsFromBytes, singleVector, toWhere } from "./conversion.js";
 import { GrpcInputError, GrpcUnimplementedError } from "./errors.js";
 import { seconds, type SearchRequestMsg, type TargetedMsg } from "./messages.js";
 
@@ -12,7 +12,10 @@ import { seconds, type SearchRequestMsg, type TargetedMsg } from "./messages.js"
 /** Results of a search that sets no limit (Weaviate's QUERY_DEFAULTS_LIMIT). */
 const DEFAULT_LIMIT = 10;
 
-/** Search: nearVector / nearText / nearObject / listing, filters, limit, offset, cursor; properties and metadata as asked. */
+/**
+ * Search: nearVector / nearText / nearObject / listing, filters (through references too), limit, offset, cursor;
+ * properties, references (return-references.ts) and metadata as asked.
+ */
 export async function search(collections: CollectionService, caller: Caller, req: SearchRequestMsg): Promise<unknown> {
   const start = performance.now();
   refuseUnimplemented(req);
@@ -21,7 +24,13 @@ export async function search(collections: CollectionService, caller: Caller, req
   const wantVector = meta.vector === true || (meta.vectors ?? []).length > 0;
   // The tenant of a multi-tenant class (refused on another, required on one: collections/tenants.ts).
   const q: SearchQuery = { class: req.collection ?? "", ...(req.tenant ? { tenant: req.tenant } : {}), limit: req.limit || DEFAULT_LIMIT, offset: req.offset || undefined, after: req.after || undefined, includeVector: wantVector };
-  if (req.filters) q.where = toWhere(req.filters, def);
+  // Definitions of the classes a filter or a reference reaches, read once per request.
+  const defs = new Map<string, ClassDef | null>();
+  const classOf = (name: string) => {
+    if (!defs.has(name)) defs.set(name, collections.getClass(caller, name));
+    return defs.get(name)!;
+  };
+  if (req.filters) q.where = toWhere(req.filters, def, classOf);
   applySearchOptions(req, q);
   const near = req.nearVector ?? req.nearText ?? req.nearObject;
   const target = near ? targetOf(near) : undefined;
@@ -62,28 +71,20 @@ export async function search(collections: CollectionService, caller: Caller, req
     q.limit = Math.max(q.limit, GROUP_BY_CANDIDATES);
     q.offset = undefined;
   }
+  const refRequests = referenceRequests(req.properties);
+  // Checked before the search, so a bad request fails alike with or without hits.
+  if (refRequests.length) await collections.resolveReferences(caller, q.class, [], refRequests, q.tenant);
   const hits = await collections.search(caller, q);
   const named = def?.vectorConfig !== undefined;
-  const wantNames = new Set(meta.vectors ?? []);
-  /** The vectors of a hit as the client reads them: `vectorBytes` for a legacy class, named `vectors` otherwise. */
-  const vectorFields = (h: SearchResult) => {
-    if (!wantVector) return {};
-    if (!named) return h.vector ? { vectorBytes: floatsToBytes(h.vector) } : {};
-    const list = Object.entries(h.vectors ?? {})
-      .filter(([name]) => meta.vector === true || wantNames.has(name))
-      .map(([name, v]) => ({ name, vectorBytes: floatsToBytes(v), type: 1 }));
-    return list.length ? { vectors: list } : {};
-  };
-  const props = req.properties;
-  const only = !props || props.returnAllNonrefProperties ? null : new Set((props.nonRefProperties ?? []).map(normalizePropertyName));
-  // Nested fields of object properties asked for (nested-properties.ts), returned besides `only`.
-  const nestedReq = props?.objectProperties ?? [];
-  const nonRefProps = (h: SearchResult) => {
-    const sel = selectObjectProperties(h.properties, nestedReq);
-    return toProperties(sel.props, def, only && sel.names.length ? new Set([...only, ...sel.names.map(normalizePropertyName)]) : only);
-  };
+  const refReqMsgs = req.properties?.refProperties ?? [];
+  const resolved = refRequests.length ? await collections.resolveReferences(caller, q.class, hits.map((h) => h.id), refRequests, q.tenant) : new Map<string, ReferencedObject[][]>();
   const render = (h: SearchResult) => ({
-    properties: { nonRefProps: nonRefProps(h), targetCollection: h.class, refPropsRequested: false },
+    properties: {
+      nonRefProps: nonRefProps(h.properties, def, req.properties),
+      targetCollection: h.class,
+      refProps: renderReferences(refReqMsgs, resolved.get(h.id) ?? [], classOf),
+      refPropsRequested: refRequests.length > 0,
+    },
     metadata: {
       id: h.id,
       ...(meta.creationTimeUnix ? { creationTimeUnix: h.creationTimeUnix, creationTimeUnixPresent: true } : {}),
@@ -93,7 +94,7 @@ export async function search(collections: CollectionService, caller: Caller, req
       ...(meta.score && h.score !== undefined ? { score: h.score, scorePresent: true } : {}),
       ...(meta.explainScore && h.explainScore !== undefined ? { explainScore: h.explainScore, explainScorePresent: true } : {}),
       ...(meta.isConsistent ? { isConsistent: true, isConsistentPresent: true } : {}),
-      ...vectorFields(h),
+      ...vectorFields(h, meta, named),
     },
   });
   if (grouping) {
@@ -134,6 +135,5 @@ function refuseUnimplemented(req: SearchRequestMsg): void {
     ["boost", "boost"],
   ];
   for (const [field, name] of options) if (sent(req[field] as Buffer | Buffer[] | undefined)) throw new GrpcUnimplementedError(`search: ${name} is not supported by OpenBatch`);
-  if (sent(req.properties?.refProperties)) throw new GrpcUnimplementedError("search: returnReferences is not supported by OpenBatch over gRPC");
   if (sent(req.nearText?.moveTo) || sent(req.nearText?.moveAway)) throw new GrpcUnimplementedError("nearText: moveTo / moveAway are not supported by OpenBatch");
 }

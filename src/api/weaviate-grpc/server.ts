@@ -111,7 +111,7 @@ async function batchDelete(collections: CollectionService, caller: Caller, req: 
   const start = performance.now();
   if (!req.filters) throw new GrpcInputError("batch delete: filters must be set");
   const def = collections.getClass(caller, req.collection ?? "");
-  const r = await collections.deleteObjects(caller, { class: req.collection ?? "", tenant: req.tenant || undefined, where: toWhere(req.filters, def), dryRun: req.dryRun === true, verbose: req.verbose === true });
+  const r = await collections.deleteObjects(caller, { class: req.collection ?? "", tenant: req.tenant || undefined, where: toWhere(req.filters, def, (n) => collections.getClass(caller, n)), dryRun: req.dryRun === true, verbose: req.verbose === true });
   return {
     took: seconds(start),
     failed: r.failed,

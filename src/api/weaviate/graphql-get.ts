@@ -1,4 +1,4 @@
-import type { Caller, CollectionService, SearchQuery, SearchResult } from "../../collections/collection-service.js";
+import type { Caller, CollectionService, ReferencedObject, SearchQuery, SearchResult } from "../../collections/collection-service.js";
 import { isReferenceType, vectorSlots, type ClassDef } from "../../collections/schema.js";
 import { isComplexType } from "../../collections/complex-types.js";
 import { checkGroupBy, GROUP_BY_CANDIDATES } from "../../collections/group-by.js";
@@ -6,6 +6,7 @@ import { complexSelectionError, projectComplex } from "./graphql-complex.js";
 import { parseBm25Arg, parseHybridArg, parseSortArg } from "./search-args.js";
 import { groupedEntries, groupSelectionError, parseGroupByArg } from "./graphql-group-by.js";
 import { GraphQLError, keyOf, loc, nonNegativeInt, tenantArg, toJson, type Field } from "./graphql-parser.js";
+import { classLookup, referencePlan, renderReferenceField, validateReferenceSelection, type ClassLookup, type ReferencePlan } from "./graphql-references.js";
 
 /** `{ Get { Class(…) { … } } }` of `POST /v1/graphql` (graphql.ts): validation of the selections and execution. */
 
@@ -17,8 +18,11 @@ const ADDITIONAL = new Set(["id", "distance", "certainty", "vector", "vectors", 
 /** The arguments a Get class field accepts. */
 export const GET_ARGS = new Set(["nearVector", "nearText", "nearObject", "where", "limit", "offset", "after", "bm25", "hybrid", "sort", "autocut", "tenant", "groupBy"]);
 
-/** Checks the selections of a Get on class `def`. @throws GraphQLError for a field the class lacks or cannot serve. */
-export function validateGetSelections(def: ClassDef, selections: Field[]): void {
+/**
+ * Checks the selections of a Get on class `def`; with `classOf`, the selections of referenced classes too
+ * (graphql-references.ts). @throws GraphQLError for a field the class lacks or cannot serve.
+ */
+export function validateGetSelections(def: ClassDef, selections: Field[], classOf?: ClassLookup): void {
   for (const s of selections) {
     if (s.name === "__typename") continue;
     if (s.name === "_additional") {
@@ -30,7 +34,7 @@ export function validateGetSelections(def: ClassDef, selections: Field[]): void 
         const e = groupSelectionError(def.class, a);
         if (e) throw new GraphQLError(e.message, loc(e.field as Field));
         const hits = a.selections!.find((h) => h.name === "hits");
-        if (hits) validateGetSelections(def, hits.selections!);
+        if (hits) validateGetSelections(def, hits.selections!, classOf);
       }
       // `vectors { <name> … }`: the named vectors asked for, each one of the class's.
       for (const a of s.selections) {
@@ -45,7 +49,8 @@ export function validateGetSelections(def: ClassDef, selections: Field[]): void 
     if (!prop) throw new GraphQLError(`Cannot query field "${s.name}" on type "${def.class}".`, loc(s));
     if (isReferenceType(prop.dataType)) {
       if (!s.selections) throw new GraphQLError(`Field "${s.name}" of type "[${def.class}${s.name.charAt(0).toUpperCase() + s.name.slice(1)}Obj]" must have a sub selection.`, loc(s));
-      throw new GraphQLError("resolving references in queries is not supported by OpenBatch: get the referencing object with GET /v1/objects/{class}/{id}", loc(s));
+      validateReferenceSelection(def, prop, s, classOf, (d, sel) => validateGetSelections(d, sel, classOf));
+      continue;
     }
     if (isComplexType(prop.dataType[0])) {
       const err = complexSelectionError(def.class, prop, s);
@@ -135,13 +140,30 @@ export async function runGet(service: CollectionService, caller: Caller, f: Fiel
     groupProperty = checkGroupBy(service.getClass(caller, f.name)!, groupBy.property, groupBy.groups, groupBy.objectsPerGroup);
     q.limit = Math.max(q.limit, GROUP_BY_CANDIDATES);
   }
+  // References selected (graphql-references.ts): checked through every class they reach before the search.
+  const classOf = classLookup(service, caller);
+  const def = f.selections!.some((s) => s.selections && s.name !== "_additional") || groupBy ? classOf(f.name) : null;
+  if (def) validateGetSelections(def, f.selections!, classOf);
+  const plan = referencePlan(def, f.selections!, classOf);
+  if (plan.requests.length) await service.resolveReferences(caller, f.name, [], plan.requests, q.tenant);
   const results = await service.search(caller, q);
-  const def = f.selections!.some((s) => s.selections && s.name !== "_additional") || groupBy ? service.getClass(caller, f.name) : null;
-  if (groupBy) return groupedEntries(results, groupBy, groupProperty, f.selections!, (h, sel) => renderHit(h, sel as Field[], f.name, def)).map((r) => renderHit(r, f.selections!, f.name, def));
-  return results.map((r) => renderHit(r, f.selections!, f.name, def));
+  const resolved = plan.requests.length ? await service.resolveReferences(caller, f.name, results.map((r) => r.id), plan.requests, q.tenant) : new Map<string, ReferencedObject[][]>();
+  const rc: RenderContext = { plan, classOf };
+  const hit = (r: SearchResult, sel: Field[]) => renderHit(r, sel, f.name, def, resolved.get(r.id) ?? [], rc);
+  if (groupBy) return groupedEntries(results, groupBy, groupProperty, f.selections!, (h, sel) => hit(h, sel as Field[])).map((r) => hit(r, f.selections!));
+  return results.map((r) => hit(r, f.selections!));
 }
 
-function renderHit(r: SearchResult, selections: Field[], cls: string, def?: ClassDef | null): Record<string, unknown> {
+/** What rendering references needs: which request each fragment made, and the classes' definitions. */
+interface RenderContext {
+  plan: ReferencePlan;
+  classOf: ClassLookup;
+}
+
+/** A referenced object in the shape of a hit (no distance or certainty: it was not searched). */
+const asHit = (o: ReferencedObject): SearchResult => ({ ...o, distance: null, certainty: null });
+
+function renderHit(r: SearchResult, selections: Field[], cls: string, def: ClassDef | null, refs: ReferencedObject[][], rc: RenderContext): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const s of selections) {
     if (s.name === "__typename") out[keyOf(s)] = cls;
@@ -163,8 +185,12 @@ function renderHit(r: SearchResult, selections: Field[], cls: string, def?: Clas
       }
       out[keyOf(s)] = add;
     } else if (s.selections) {
-      // geoCoordinates / phoneNumber / object: cut to the selected subfields (graphql-complex.ts).
       const prop = def?.properties.find((p) => p.name === s.name);
+      if (prop && isReferenceType(prop.dataType)) {
+        out[keyOf(s)] = renderReferenceField(s, refs, rc.plan, rc.classOf, (o, sel, d, nested) => renderHit(asHit(o), sel, o.class, d, nested, rc));
+        continue;
+      }
+      // geoCoordinates / phoneNumber / object: cut to the selected subfields (graphql-complex.ts).
       out[keyOf(s)] = prop ? projectComplex(prop, r.properties[s.name], s) : (r.properties[s.name] ?? null);
     } else out[keyOf(s)] = r.properties[s.name] ?? null;
   }

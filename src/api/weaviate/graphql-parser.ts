@@ -24,6 +24,8 @@ export interface Field {
   selections: Field[] | null;
   line: number;
   column: number;
+  /** An inline fragment `... on Class { … }` (a reference's target class) is a Field named `...` with its class here. */
+  on?: string;
 }
 
 /** A GraphQL error: a message with the place it refers to. */
@@ -179,7 +181,15 @@ class Parser {
     const fields: Field[] = [];
     while (!this.isPunct("}")) {
       const t = this.peek();
-      if (t.kind === "punct" && t.value === "...") throw new GraphQLError("fragments (including `... on Class`) are not supported by OpenBatch", { line: t.line, column: t.column });
+      if (t.kind === "punct" && t.value === "...") {
+        this.next();
+        const on = this.peek();
+        if (on.kind !== "name" || on.value !== "on") throw new GraphQLError("named fragments are not supported by OpenBatch: use an inline fragment `... on Class { … }`", { line: on.line, column: on.column });
+        this.next();
+        const cls = this.name();
+        fields.push({ alias: null, name: "...", on: cls.value, args: new Map(), selections: this.selectionSet(), line: t.line, column: t.column });
+        continue;
+      }
       fields.push(this.field());
     }
     this.expect("}");

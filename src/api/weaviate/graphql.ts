@@ -5,6 +5,7 @@ import type { Caller, CollectionService } from "../../collections/collection-ser
 import type { ClassDef } from "../../collections/schema.js";
 import { GraphQLError, keyOf, loc, parseQuery, type Field } from "./graphql-parser.js";
 import { GET_ARGS, runGet, validateGetSelections } from "./graphql-get.js";
+import { classLookup } from "./graphql-references.js";
 import { runAggregate, validateAggregateSelections } from "./graphql-aggregate.js";
 
 export { parseQuery } from "./graphql-parser.js";
@@ -16,7 +17,8 @@ export { parseQuery } from "./graphql-parser.js";
  * lastUpdateTimeUnix score explainScore } } } }` (and bm25 / hybrid / sort / autocut, search-args.ts) and
  * `{ Aggregate { Class(where, groupBy, nearVector / nearText / nearObject / hybrid + objectLimit) { meta { count }
  * groupedBy { value path } prop { metrics } } } }` (aggregate.ts). Operation names,
- * variables, aliases and commas are understood; fragments and references are not. Answers are
+ * variables, aliases and commas are understood, and references as inline fragments (`ref { ... on Class { … } }`,
+ * graphql-references.ts); named fragments are not. Answers are
  * `{data:{Get:{Class:[…]}}, errors?:[{message, locations?, path?}]}`, always with status 200.
  */
 
@@ -87,7 +89,7 @@ function validateRoot(service: CollectionService, caller: Caller, root: Field): 
     if (!f.selections) throw new GraphQLError(`Field "${f.name}" of type "[${f.name}]" must have a sub selection.`, loc(f));
     const allowedArgs = root.name === "Get" ? GET_ARGS : new Set(["where", "limit", "groupBy", "objectLimit", "nearVector", "nearText", "nearObject", "hybrid", "tenant"]);
     for (const a of f.args.keys()) if (!allowedArgs.has(a)) throw new GraphQLError(`Unknown argument "${a}" on field "${f.name}" of type "${type}".`, loc(f));
-    if (root.name === "Get") validateGetSelections(def, f.selections);
+    if (root.name === "Get") validateGetSelections(def, f.selections, classLookup(service, caller));
     else validateAggregateSelections(def, f.selections);
   }
 }
