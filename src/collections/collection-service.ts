@@ -4,9 +4,11 @@ import type { Caller } from "./access.js";
 import { batchObjects } from "./batch-import.js";
 import { CollectionContext } from "./collection-context.js";
 import type { CollectionServiceOptions, DeleteQuery, DeleteResult, ObjectResult, ObjectView, ReferenceResult, SearchQuery, SearchResult } from "./collection-types.js";
-import { deleteObject, deleteObjects, getObject, listObjects } from "./object-ops.js";
+import { deleteObject, deleteObjects, getObject, listAllObjects, listObjects, validateObject, type ListPaging } from "./object-ops.js";
+import { extendNestedSchema } from "./nested-auto-schema.js";
+import { assertTargetWritable, listShards, updateShard, withWritableReferences, type ShardView } from "./shards.js";
 import { batchReferences, objectReferences } from "./reference-ops.js";
-import { addProperty, createClass, deleteClass, getClass, listClasses } from "./schema-ops.js";
+import { addProperty, createClass, deleteClass, getClass, listClasses, updateClass } from "./schema-ops.js";
 import type { ClassDef, PropertyDef } from "./schema.js";
 import { completeIndexConfig } from "./vector-config.js";
 import { count, search } from "./search.js";
@@ -173,6 +175,11 @@ export class CollectionService {
     return prop;
   }
 
+  /** `PUT /v1/schema/{class}` (schema-ops.ts). @returns the class as stored, null when absent. @throws CollectionError 422 (immutable change), 403. */
+  updateClass(caller: Caller, name: string, body: unknown): Promise<ClassDef | null> {
+    return updateClass(this.ctx, caller, name, body);
+  }
+
   /** `DELETE /v1/schema/{class}`: the class, its objects and its index. @returns whether it existed. @throws CollectionError 403 without `manage`. */
   async deleteClass(caller: Caller, name: string): Promise<boolean> {
     if (isPartitionKey(name)) return false;
@@ -202,6 +209,7 @@ export class CollectionService {
       }
       try {
         const target = resolveTarget(this.ctx, o.class, typeof o.tenant === "string" ? o.tenant : undefined);
+        assertTargetWritable(this.ctx, o.class, typeof o.tenant === "string" ? o.tenant : undefined);
         const { tenant, ...rest } = o;
         if (target !== o.class && typeof tenant === "string") tenantOf.set(i, tenant);
         pass.push(target === o.class ? raw : { ...rest, class: target });
@@ -210,6 +218,7 @@ export class CollectionService {
         early.set(i, { object: { ...o }, error: (err as Error).message });
       }
     });
+    if (pass.length) await extendNestedSchema(this.ctx, caller, pass);
     const results = pass.length ? await batchObjects(this.ctx, caller, pass) : [];
     const touched = new Set<string>();
     const out: ObjectResult[] = new Array(input.length);
@@ -233,7 +242,7 @@ export class CollectionService {
 
   /** `POST /v1/batch/references` (see reference-ops.ts). @returns one result per reference. @throws CollectionError 422 for an empty list. */
   batchReferences(caller: Caller, input: unknown[]): Promise<ReferenceResult[]> {
-    return batchReferences(this.ctx, caller, input);
+    return withWritableReferences(this.ctx, input, (refs) => batchReferences(this.ctx, caller, refs));
   }
 
   /**
@@ -241,6 +250,7 @@ export class CollectionService {
    * (see reference-ops.ts). @throws CollectionError 422/404 with Weaviate's message, 403 when not allowed.
    */
   objectReferences(caller: Caller, op: "add" | "replace" | "delete", cls: string, id: string, property: string, beacons: unknown[], tenant?: string): Promise<void> {
+    assertTargetWritable(this.ctx, cls, tenant);
     return objectReferences(this.ctx, caller, op, cls, id, property, beacons, tenant);
   }
 
@@ -253,10 +263,20 @@ export class CollectionService {
     return o && this.tenantView(o, tenant);
   }
 
-  /** `GET /v1/objects?class=…`: objects of a class in insertion order, after a cursor id. */
-  async listObjects(caller: Caller, cls: string, limit: number, after: string | undefined, includeVector: boolean, tenant?: string): Promise<{ objects: ObjectView[]; total: number }> {
-    const r = await listObjects(this.ctx, caller, resolveTarget(this.ctx, cls, tenant), limit, after, includeVector);
+  /** `GET /v1/objects?class=…`: objects of a class in insertion order (or `paging.sort`), after a cursor id or `paging.offset`. */
+  async listObjects(caller: Caller, cls: string, limit: number, after: string | undefined, includeVector: boolean, tenant?: string, paging?: ListPaging): Promise<{ objects: ObjectView[]; total: number }> {
+    const r = await listObjects(this.ctx, caller, resolveTarget(this.ctx, cls, tenant), limit, after, includeVector, paging);
     return { objects: r.objects.map((o) => this.tenantView(o, tenant)), total: r.total };
+  }
+
+  /** `GET /v1/objects` without a class (object-ops.ts): every readable class's objects, from `offset`, at most `limit`. */
+  listAllObjects(caller: Caller, limit: number, offset: number, includeVector: boolean): Promise<ObjectView[]> {
+    return listAllObjects(this.ctx, caller, limit, offset, includeVector);
+  }
+
+  /** `POST /v1/objects/validate` (object-ops.ts). @throws CollectionError 422 `invalid object: …`, 403. */
+  validateObject(caller: Caller, body: unknown): void {
+    validateObject(this.ctx, caller, body);
   }
 
   /** `DELETE /v1/objects/{class}/{id}`. @returns whether it existed. */
@@ -331,6 +351,16 @@ export class CollectionService {
   /** `DELETE /v1/schema/{class}/tenants`: deletes tenants with their objects. @throws CollectionError 422, 403. */
   deleteTenants(caller: Caller, cls: string, body: unknown): Promise<void> {
     return deleteTenants(this.ctx, caller, cls, body);
+  }
+
+  /** `GET /v1/schema/{class}/shards` (shards.ts). @throws CollectionError 404, 422, 403. */
+  listShards(caller: Caller, cls: string, tenant?: string): ShardView[] {
+    return listShards(this.ctx, caller, cls, tenant);
+  }
+
+  /** `PUT /v1/schema/{class}/shards/{shard}` with `{status}` (shards.ts). @throws CollectionError 404, 422, 403. */
+  updateShard(caller: Caller, cls: string, shard: string, body: unknown): Promise<{ status: ShardView["status"] }> {
+    return updateShard(this.ctx, caller, cls, shard, body);
   }
 
   // ---------------------------------------------------------------- statistics

@@ -185,26 +185,37 @@ function inferFields(objects: Record<string, unknown>[], scalar: (v: unknown) =>
   for (const o of objects) {
     for (const [name, v] of Object.entries(o)) {
       if (v === null || v === undefined || out.has(name)) continue;
-      let t: InferredProperty | { error: string } | null;
-      if (Array.isArray(v)) {
-        const first = v.find((x) => x !== null && x !== undefined);
-        const s = first === undefined ? null : scalar(first);
-        t = s ? { dataType: [`${s}[]`] } : first === undefined ? null : inferComplex(v, scalar);
-      } else {
-        const s = scalar(v);
-        t = s ? { dataType: [s] } : inferComplex(v, scalar);
-      }
+      const t = inferNestedValue(v, scalar);
       if (t === null) continue;
       if ("error" in t) return { error: `nested property '${name}': ${t.error}` };
-      // Nested objects hold no geoCoordinates / phoneNumber (Weaviate): such a map is an object there.
-      if (t.dataType[0] === "geoCoordinates" || t.dataType[0] === "phoneNumber") {
-        const nested = inferFields([v as Record<string, unknown>], scalar);
-        if ("error" in nested) return nested;
-        t = { dataType: ["object"], nestedProperties: nested };
-      }
       out.set(name, { name, ...t });
     }
   }
   if (out.size === 0) return { error: "cannot infer the nested properties of an empty object: create the property (with nestedProperties) first" };
   return [...out.values()];
+}
+
+/**
+ * Auto-schema's type for one value inside an object (a nested field), as at creation: scalars and their arrays, or
+ * `object` / `object[]` with their fields; a map that would be geoCoordinates / phoneNumber at the top level is an
+ * `object` here (nested properties hold neither, as in Weaviate).
+ * @returns the definition, null when the value says nothing (null, empty array), or an error message.
+ */
+export function inferNestedValue(v: unknown, scalar: (v: unknown) => string | null): InferredProperty | { error: string } | null {
+  if (v === null || v === undefined) return null;
+  let t: InferredProperty | { error: string } | null;
+  if (Array.isArray(v)) {
+    const first = v.find((x) => x !== null && x !== undefined);
+    const s = first === undefined ? null : scalar(first);
+    t = s ? { dataType: [`${s}[]`] } : first === undefined ? null : inferComplex(v, scalar);
+  } else {
+    const s = scalar(v);
+    t = s ? { dataType: [s] } : inferComplex(v, scalar);
+  }
+  if (t === null || "error" in t) return t;
+  if (t.dataType[0] === "geoCoordinates" || t.dataType[0] === "phoneNumber") {
+    const nested = inferFields([v as Record<string, unknown>], scalar);
+    return "error" in nested ? nested : { dataType: ["object"], nestedProperties: nested };
+  }
+  return t;
 }

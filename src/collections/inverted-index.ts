@@ -1,6 +1,7 @@
 import type { StoredObject } from "../store/collection-store.js";
 import type { CollectionContext, ClassState } from "./collection-context.js";
 import type { ClassDef, PropertyDef } from "./schema.js";
+import { filterIndexDropped, filterIndexRemoved, filterIndexWritten, type IndexedObject } from "./filter-index.js";
 
 /*
  * The searchable inverted index of a class: per text property, term → postings (object seq, term frequency) and each
@@ -277,13 +278,23 @@ function apply(st: ClassState, op: (idx: MemoryInvertedIndex) => void): void {
   else e.queue.push(op);
 }
 
-/** Objects of the class just stored (inserted or replaced), with the seqs the store gave them. Call after the write. */
-export function invertedIndexWritten(st: ClassState, objects: readonly Pick<StoredObject, "seq" | "id" | "properties">[]): void {
+/*
+ * The write hooks below are those of every in-memory index of a class's objects: this keyword index and the
+ * filterable index (filter-index.ts) both follow them.
+ */
+
+/**
+ * Objects of the class just stored (inserted or replaced), with the seqs the store gave them, and their timestamps
+ * when the writer has them. Call after the write.
+ */
+export function invertedIndexWritten(st: ClassState, objects: readonly IndexedObject[]): void {
+  filterIndexWritten(st, objects);
   if (objects.length) apply(st, (idx) => objects.forEach((o) => idx.upsert(o)));
 }
 
 /** Objects of the class just deleted, by id or by seq. Call after the delete. */
 export function invertedIndexRemoved(st: ClassState, removed: { ids?: readonly string[]; seqs?: readonly number[] }): void {
+  filterIndexRemoved(st, removed);
   apply(st, (idx) => {
     if (removed.ids) idx.removeIds(removed.ids);
     if (removed.seqs) idx.removeSeqs(removed.seqs);
@@ -292,5 +303,6 @@ export function invertedIndexRemoved(st: ClassState, removed: { ids?: readonly s
 
 /** Forgets a class's index (its objects were reloaded wholesale): the next search rebuilds it. */
 export function invertedIndexDropped(st: ClassState): void {
+  filterIndexDropped(st);
   entries.delete(st);
 }

@@ -5,6 +5,7 @@ import type { ClassState, CollectionContext } from "./collection-context.js";
 import type { SearchQuery, SearchResult } from "./collection-types.js";
 import { unprocessable } from "./errors.js";
 import { autocut, fuse, fusionTypeOf, type SubHit } from "./hybrid.js";
+import { allowListOf } from "./filter-plan.js";
 import { invertedIndexOf } from "./inverted-index.js";
 import { slotOf } from "./schema.js";
 import type { Predicate } from "./where-filter.js";
@@ -20,13 +21,6 @@ const HYBRID_CANDIDATES = 100;
 type VectorSearch = (ctx: CollectionContext, caller: Caller, q: SearchQuery) => Promise<SearchResult[]>;
 type Render = (o: StoredObject) => SearchResult;
 
-async function allowedSeqs(ctx: CollectionContext, st: ClassState, predicate: Predicate | null): Promise<Set<number> | null> {
-  if (!predicate) return null;
-  const allowed = new Set<number>();
-  await ctx.scan(st, predicate, (o) => (allowed.add(o.seq), true));
-  return allowed;
-}
-
 /**
  * A `bm25` or `hybrid` search (exactly one set in `q`), filtered by `predicate`, paged by limit/offset, cut by autocut.
  * @throws CollectionError 422 for bad options (unknown or unsearchable property, alpha outside 0..1, a vector of the
@@ -41,7 +35,7 @@ export async function keywordSearch(ctx: CollectionContext, caller: Caller, st: 
   const offset = q.offset ?? 0;
   const want = offset + q.limit;
   const index = await invertedIndexOf(ctx, st);
-  const allowed = await allowedSeqs(ctx, st, predicate);
+  const allowed = predicate ? await allowListOf(ctx, st, q.where, predicate) : null;
 
   if (q.bm25) {
     if (q.targetVector) throw unprocessable("bm25: targetVectors is only valid with a vector or hybrid search");

@@ -59,6 +59,8 @@ export interface ClassDef {
   multiTenancyConfig: { enabled: boolean; autoTenantCreation: boolean; autoTenantActivation: boolean };
   replicationConfig: { factor: number; asyncEnabled: boolean; deletionStrategy: string };
   shardingConfig: Record<string, unknown>;
+  /** Shards set READONLY (`PUT /v1/schema/{class}/shards/{shard}`, shards.ts), by shard name; not in the class JSON. */
+  shardStatus?: Record<string, "READONLY">;
 }
 
 /** The vectors of a class: `default` for a legacy class, one per named vector otherwise. */
@@ -94,7 +96,7 @@ export function slotOf(def: ClassDef, name: string | null | undefined): VectorSl
 
 /** Weaviate's JSON of a class (`GET /v1/schema/{class}`): every config block it returns, named vectors as `vectorConfig`. */
 export function renderClass(def: ClassDef): Record<string, unknown> {
-  const { vectorizer, vectorIndexType, vectorIndexConfig, vectorConfig, ...rest } = def;
+  const { vectorizer, vectorIndexType, vectorIndexConfig, vectorConfig, shardStatus: _s, ...rest } = def;
   const out: Record<string, unknown> = { class: def.class };
   if (def.description !== undefined) out.description = def.description;
   if (vectorConfig) {
@@ -393,6 +395,14 @@ export const isRfc3339 = (s: string) => RFC3339.test(s) && !Number.isNaN(Date.pa
 /** Whether a string is a UUID in the canonical 8-4-4-4-12 form. */
 export const isUuid = (s: string) => UUID.test(s);
 
+/** Auto-schema's scalar type of a value: `date` (RFC 3339), `uuid`, `text`, `number`, `boolean`; null for anything else. */
+export function inferScalar(v: unknown): PrimitiveType | null {
+  if (typeof v === "string") return isRfc3339(v) ? "date" : isUuid(v) ? "uuid" : "text";
+  if (typeof v === "number") return "number";
+  if (typeof v === "boolean") return "boolean";
+  return null;
+}
+
 /**
  * Auto-schema's type for a value, as Weaviate infers it: strings are `date` when RFC 3339, `uuid` when a UUID, else
  * `text`; every JSON number is `number`; arrays take their first element's type; `[{beacon}]` is a reference to the
@@ -400,12 +410,7 @@ export const isUuid = (s: string) => UUID.test(s);
  */
 export function inferDataType(value: unknown, parseBeaconClass: (beacon: string) => string | null): InferredProperty | { error: string } | null {
   if (value === null || value === undefined) return null;
-  const scalar = (v: unknown): PrimitiveType | null => {
-    if (typeof v === "string") return isRfc3339(v) ? "date" : isUuid(v) ? "uuid" : "text";
-    if (typeof v === "number") return "number";
-    if (typeof v === "boolean") return "boolean";
-    return null;
-  };
+  const scalar = inferScalar;
   if (Array.isArray(value)) {
     if (value.length === 0) return null;
     const first = value[0];

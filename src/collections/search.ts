@@ -8,6 +8,7 @@ import { DEFAULT_VECTOR } from "./vector-config.js";
 import { embedForSlot } from "./vectorizers.js";
 import { exactSearch, type SearchHit } from "./vector-index.js";
 import { compileFilter } from "./reference-filters.js";
+import { allowListOf, filteredObjects } from "./filter-plan.js";
 import { autocut } from "./hybrid.js";
 import { keywordSearch } from "./keyword-search.js";
 import { compileSort } from "./sort.js";
@@ -63,8 +64,8 @@ export async function search(ctx: CollectionContext, caller: Caller, q: SearchQu
     // A sorted listing: every match, sorted, then paged (sort.ts).
     if (q.after) throw unprocessable("sort cannot be combined with the cursor (after)");
     const cmp = compileSort(q.sort, st.def);
-    const found: StoredObject[] = [];
-    await ctx.scan(st, predicate, (o) => (found.push(o), true), 0, q.includeVector === true);
+    const found: StoredObject[] = predicate ? await filteredObjects(ctx, st, q.where, predicate, 0, Infinity, q.includeVector === true) : [];
+    if (!predicate) await ctx.scan(st, null, (o) => (found.push(o), true), 0, q.includeVector === true);
     return found.sort(cmp).slice(offset, want).map((o) => result(o, null, st, null));
   }
   if (!query && q.autocut) throw unprocessable("autocut needs a search (nearVector, nearText, nearObject, bm25, hybrid) to cut by score");
@@ -76,8 +77,8 @@ export async function search(ctx: CollectionContext, caller: Caller, q: SearchQu
       if (!o) throw unprocessable(`cursor: object ${cls}/${q.after} not found`);
       afterSeq = o.seq;
     }
-    const found: StoredObject[] = [];
-    await ctx.scan(st, predicate, (o) => (found.push(o), found.length < want), afterSeq, q.includeVector === true);
+    const found: StoredObject[] = predicate ? await filteredObjects(ctx, st, q.where, predicate, afterSeq, want, q.includeVector === true) : [];
+    if (!predicate) await ctx.scan(st, null, (o) => (found.push(o), found.length < want), afterSeq, q.includeVector === true);
     return found.slice(offset).map((o) => result(o, null, st, null));
   }
 
@@ -90,8 +91,7 @@ export async function search(ctx: CollectionContext, caller: Caller, q: SearchQu
   let hits: SearchHit[];
   if (!predicate) hits = await index.search(query, want);
   else {
-    const allowed: number[] = [];
-    await ctx.scan(st, predicate, (o) => (allowed.push(o.seq), true));
+    const allowed = [...(await allowListOf(ctx, st, q.where, predicate))];
     if (allowed.length <= EXACT_FILTERED_MAX) {
       const withVectors = await ctx.options.store.objectsBySeq(cls, allowed, true);
       hits = exactSearch(distance, query, want, withVectors.filter((o) => vectorOf(o)).map((o) => [o.seq, vectorOf(o)!] as [number, Float32Array]));
@@ -139,8 +139,6 @@ export async function count(ctx: CollectionContext, caller: Caller, cls: string,
   const st = ctx.requireClass(cls, caller, "read");
   if (where === undefined || where === null) return st.count;
   const predicate = await compileFilter(ctx, caller, st, where);
-  let n = 0;
-  await ctx.scan(st, predicate, () => (n++, true));
-  return n;
+  return (await allowListOf(ctx, st, where, predicate)).size;
 }
 

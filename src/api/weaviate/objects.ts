@@ -3,15 +3,50 @@ import type { CollectionService } from "../../collections/collection-service.js"
 import { FORBIDDEN_PREFIX } from "../../collections/access.js";
 import { CollectionError, unprocessable } from "../../collections/errors.js";
 import { vectorSlots } from "../../collections/schema.js";
+import type { SortKey } from "../../collections/sort.js";
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
-/** `include=vector` (or a comma list holding it). */
-const wantsVector = (include: unknown) => typeof include === "string" && include.split(",").map((s) => s.trim()).includes("vector");
+/** Most objects a listing reaches (offset + limit), Weaviate's QUERY_MAXIMUM_RESULTS default. */
+const MAX_RESULTS = 10_000;
+
+/**
+ * `?include=` as Weaviate reads it: a comma list of `vector`, `classification`, `interpretation`, `featureProjection`.
+ * @returns whether vectors are asked for. @throws CollectionError 422 for a value OpenBatch does not serve (only
+ * `vector`: it keeps no classifications, interpretations or projections) and for an unknown one (Weaviate's words).
+ */
+function wantsVector(include: unknown): boolean {
+  if (include === undefined || include === "") return false;
+  if (typeof include !== "string") throw unprocessable("include must be a comma-separated list, e.g. include=vector");
+  let vector = false;
+  for (const item of include.split(",").map((s) => s.trim()).filter(Boolean)) {
+    if (item === "vector") vector = true;
+    else if (item === "classification" || item === "interpretation" || item === "featureProjection") throw unprocessable(`include=${item} is not supported by OpenBatch (it serves include=vector)`);
+    else throw unprocessable(`unrecognized property '${item}' in ?include list`);
+  }
+  return vector;
+}
+
+/** A non-negative integer query parameter, or `fallback` when absent. @throws CollectionError 422 naming it. */
+function intParam(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw unprocessable(`${name} must be an integer >= 0`);
+  return n;
+}
+
+/** `?sort=a,b&order=asc,desc` as Weaviate reads it (an order missing or unknown is asc). */
+function sortParam(sort: string | undefined, order: string | undefined): SortKey[] | undefined {
+  if (sort === undefined || sort === "") return undefined;
+  const orders = (order ?? "").split(",").map((s) => s.trim());
+  return sort.split(",").map((path, i) => ({ path: [path.trim()], order: orders[i] === "desc" ? "desc" : "asc" }));
+}
 
 /**
  * Weaviate's object endpoints: `GET /v1/objects/{class}/{id}?include=vector` (404 with no body when absent),
- * `HEAD` and `DELETE` of the same (204/404), `GET /v1/objects/{id}` (any class), `GET /v1/objects?class=&limit=&after=`,
- * `POST /v1/objects` and `PUT /v1/objects/{class}/{id}` (one object through the batch path; 422 with the reason).
+ * `HEAD` and `DELETE` of the same (204/404), `GET /v1/objects/{id}` (any class), `GET /v1/objects?class=&limit=&offset=
+ * &after=&sort=&order=&include=&tenant=` (without `class`: every readable class, `limit` / `offset` / `include` only),
+ * `POST /v1/objects` and `PUT /v1/objects/{class}/{id}` (one object through the batch path; 422 with the reason),
+ * `POST /v1/objects/validate` (200 with no body when valid, 422 `invalid object: …` as an insert would answer).
  * With API keys on, a class the caller may not read (or write, for PUT/POST/DELETE) answers 403 in Weaviate's shape;
  * `GET /v1/objects/{id}` looks only in classes the caller may read (see collections/access.ts).
  */
@@ -41,13 +76,30 @@ export const weaviateObjectsRoutes: FastifyPluginAsync<{ collections: Collection
     return reply.status(deleted ? 204 : 404).send();
   });
 
-  app.get<{ Querystring: { class?: string; limit?: string; after?: string; include?: string; tenant?: string } }>("/v1/objects", async (req) => {
+  type ListQuery = { class?: string; limit?: string; offset?: string; after?: string; include?: string; tenant?: string; sort?: string; order?: string };
+  app.get<{ Querystring: ListQuery }>("/v1/objects", async (req) => {
     const { class: cls, after, include, tenant } = req.query;
-    if (!cls) throw unprocessable("give the class to list: GET /v1/objects?class=<Class>");
-    const limit = req.query.limit === undefined ? 25 : Number(req.query.limit);
-    if (!Number.isInteger(limit) || limit < 0 || limit > 10_000) throw unprocessable("limit must be an integer from 0 to 10000");
-    const { objects, total } = await collections.listObjects(req.caller, cls, limit, after, wantsVector(include), tenant);
-    return { objects, totalResults: total, deprecations: null };
+    const limit = intParam("limit", req.query.limit, 25);
+    const offset = intParam("offset", req.query.offset, 0);
+    if (offset + limit > MAX_RESULTS) throw unprocessable("query maximum results exceeded");
+    const sort = sortParam(req.query.sort, req.query.order);
+    const vector = wantsVector(include);
+    // Weaviate's answer counts the objects returned (not the class's).
+    if (!cls) {
+      if (after) throw unprocessable("list objects: after parameter not allowed, cursor must be specific to one class, set class query param");
+      if (sort) throw unprocessable("sort without class is not supported by OpenBatch: give class=<Class> to sort a listing");
+      if (tenant) throw unprocessable("tenant without class is not supported by OpenBatch: give class=<Class> with tenant");
+      const objects = await collections.listAllObjects(req.caller, limit, offset, vector);
+      return { objects, totalResults: objects.length, deprecations: null };
+    }
+    if (after && (offset > 0 || sort)) throw unprocessable(`${[offset > 0 ? "offset" : null, sort ? "sort" : null].filter(Boolean).join(",")} cannot be set with after and limit parameters`);
+    const { objects } = await collections.listObjects(req.caller, cls, limit, after, vector, tenant, { offset, sort });
+    return { objects, totalResults: objects.length, deprecations: null };
+  });
+
+  app.post("/v1/objects/validate", async (req, reply) => {
+    collections.validateObject(req.caller, req.body);
+    return reply.status(200).send();
   });
 
   const createOne = async (caller: string | null, body: unknown) => {

@@ -5,7 +5,9 @@ import { renderClass } from "../../collections/schema.js";
 /**
  * Weaviate's schema endpoints: `GET /v1/schema` → `{classes}`, `POST /v1/schema` (a class; 422 when invalid or
  * existing), `GET /v1/schema/{class}` (404 with no body when absent), `DELETE /v1/schema/{class}` (200 either way),
- * `POST /v1/schema/{class}/properties`, `GET /v1/schema/{class}/shards`.
+ * `PUT /v1/schema/{class}` (what Weaviate lets change; 404 with no body when absent), `POST /v1/schema/{class}/properties`,
+ * `GET /v1/schema/{class}/shards[?tenant=]` and `PUT /v1/schema/{class}/shards/{shard}` with `{status}` (READY or
+ * READONLY; collections/shards.ts).
  * With API keys on, each is checked for the caller (`req.caller`): the listing leaves out classes it may not see, the
  * others answer 403 in Weaviate's shape (see collections/access.ts).
  */
@@ -20,6 +22,11 @@ export const weaviateSchemaRoutes: FastifyPluginAsync<{ collections: CollectionS
     return def ? renderClass(def) : reply.status(404).send();
   });
 
+  app.put<{ Params: { className: string } }>("/v1/schema/:className", async (req, reply) => {
+    const def = await collections.updateClass(req.caller, req.params.className, req.body);
+    return def ? renderClass(def) : reply.status(404).send();
+  });
+
   app.delete<{ Params: { className: string } }>("/v1/schema/:className", async (req, reply) => {
     await collections.deleteClass(req.caller, req.params.className);
     return reply.status(200).send();
@@ -27,9 +34,11 @@ export const weaviateSchemaRoutes: FastifyPluginAsync<{ collections: CollectionS
 
   app.post<{ Params: { className: string } }>("/v1/schema/:className/properties", async (req) => collections.addProperty(req.caller, req.params.className, req.body));
 
-  app.get<{ Params: { className: string } }>("/v1/schema/:className/shards", async (req, reply) => {
-    const def = collections.getClass(req.caller, req.params.className);
-    if (!def) return reply.status(404).send();
-    return [{ name: "shard0", status: "READY", vectorQueueSize: 0 }];
-  });
+  app.get<{ Params: { className: string }; Querystring: { tenant?: string } }>("/v1/schema/:className/shards", async (req) =>
+    collections.listShards(req.caller, req.params.className, req.query.tenant || undefined),
+  );
+
+  app.put<{ Params: { className: string; shard: string } }>("/v1/schema/:className/shards/:shard", async (req) =>
+    collections.updateShard(req.caller, req.params.className, req.params.shard, req.body),
+  );
 };

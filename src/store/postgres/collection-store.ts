@@ -10,6 +10,8 @@ import type {
   StoredObject,
   StoredReference,
 } from "../collection-store.js";
+import { notFound } from "../../core/errors.js";
+import { mergeClassDefinition } from "./class-merge.js";
 import { PgDatabase } from "./db.js";
 import { COLUMNS, namedKeys, type Row, toBlob, toNamed, toObject } from "../collection-rows.js";
 
@@ -128,10 +130,16 @@ export class PgCollectionStore implements CollectionStore, CollectionChangeFeed 
     return [...(this.own.get(cls) ?? [])];
   }
 
-  /** Locks the class rows (in name order, so two writers never deadlock) and takes the write's version. */
+  /**
+   * Locks the class rows (in name order, so two writers never deadlock) and takes the write's version.
+   * @throws OpenBatchError 404 when a class has no row: another server deleted it after this one last caught up, and
+   *   objects written now would outlive their class.
+   */
   private async lockClasses(c: pg.PoolClient, classes: string[]): Promise<number> {
     const names = [...new Set(classes)].sort();
-    await c.query(`SELECT name FROM collection_classes WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE`, [names]);
+    const locked = new Set((await c.query<{ name: string }>(`SELECT name FROM collection_classes WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE`, [names])).rows.map((r) => r.name));
+    const gone = names.find((n) => !locked.has(n));
+    if (gone !== undefined) throw notFound(`class ${JSON.stringify(gone)} not found: it was deleted (through another server) while this write was on its way; create it again and retry`);
     const version = (await c.query<{ v: number }>(`SELECT nextval('collection_version_seq') AS v`)).rows[0]!.v;
     await c.query(`UPDATE collection_classes SET version = $2 WHERE name = ANY($1::text[])`, [names, version]);
     return version;
@@ -142,21 +150,29 @@ export class PgCollectionStore implements CollectionStore, CollectionChangeFeed 
     return rows.map((r) => ({ name: r.name as string, definition: JSON.parse(r.definition as string), owner: (r.owner as string | null) ?? null, version: r.version as number, created_at: r.created_at as number }));
   }
 
+  /**
+   * Creates or replaces a class definition. A replacement keeps every property the stored one has and `definition`
+   * lacks (another server added it meanwhile: class-merge.ts), so concurrent schema changes never lose a property.
+   * @throws OpenBatchError 409 when a property name is stored with another data type.
+   */
   async putClass(name: string, definition: unknown, owner: string | null): Promise<void> {
     // A replaced definition keeps its owner and takes a version (under the row lock), so other processes see it changed.
-    const version = await this.db.tx(async (c) => {
+    const { version, kept } = await this.db.tx(async (c) => {
       const inserted = await c.query(`INSERT INTO collection_classes (name, definition, owner, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING`, [
         name,
         JSON.stringify(definition),
         owner,
         Date.now(),
       ]);
-      if (inserted.rowCount) return 0;
+      if (inserted.rowCount) return { version: 0, kept: false };
       const v = await this.lockClasses(c, [name]);
-      await c.query(`UPDATE collection_classes SET definition = $2, def_version = $3 WHERE name = $1`, [name, JSON.stringify(definition), v]);
-      return v;
+      const stored = (await c.query<{ definition: string }>(`SELECT definition FROM collection_classes WHERE name = $1`, [name])).rows[0]!;
+      const merged = mergeClassDefinition(name, JSON.parse(stored.definition), definition);
+      await c.query(`UPDATE collection_classes SET definition = $2, def_version = $3 WHERE name = $1`, [name, JSON.stringify(merged.definition), v]);
+      return { version: v, kept: merged.kept };
     });
-    if (version > 0) this.remember(name, version);
+    // A merged definition is not the one this process holds: left unremembered, its next catch-up reads it back.
+    if (version > 0 && !kept) this.remember(name, version);
   }
 
   async deleteClass(name: string): Promise<void> {

@@ -1,0 +1,240 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import weaviate, { reconfigure, type WeaviateClient } from "weaviate-client";
+import { startServer, type TestServer } from "./support/harness.js";
+import { connectWeaviate, weaviateCall } from "./support/weaviate.js";
+
+/*
+ * The Weaviate routes and schema behaviour of issue 12's last part, through the official weaviate-client 3.14 (default
+ * options) and raw HTTP: `PUT /v1/schema/{class}` (`collection.config.update`: what takes effect, what is refused with
+ * Weaviate's message, what survives a restart, concurrent updates), `POST /v1/objects/validate`, shard status
+ * (`config.getShards` / `updateShards`, READONLY refusing writes durably), `GET /v1/objects` without a class, and
+ * auto-schema adding nested fields to existing object properties over REST, batch and gRPC.
+ */
+
+let dataDir: string;
+let server: TestServer;
+let client: WeaviateClient;
+const call = (method: string, path: string, body?: unknown) => weaviateCall(server, method, path, body);
+
+/** Starts (or restarts) the server on the test's data dir, with gRPC, and connects the client. */
+async function start(): Promise<void> {
+  server = await startServer({}, { dataDir, grpcPort: 0 });
+  client = await connectWeaviate(server);
+}
+async function stop(): Promise<void> {
+  await client.close();
+  await server.close();
+}
+async function restart(): Promise<void> {
+  await stop();
+  await start();
+}
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), "openbatch-routes-"));
+  await start();
+});
+afterAll(async () => {
+  await stop();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+/** A deterministic pseudo-random generator (mulberry32), so vectors and queries are the same every run. */
+function random(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe("PUT /v1/schema/{class} through collection.config.update", () => {
+  it("changes description, property descriptions, bm25 and ef; config.get() shows them, before and after a restart", async () => {
+    await client.collections.create({
+      name: "Updated",
+      description: "before",
+      properties: [
+        { name: "title", dataType: "text" },
+        { name: "owner", dataType: "object", nestedProperties: [{ name: "name", dataType: "text" }] },
+      ],
+      vectorizers: weaviate.configure.vectors.selfProvided(),
+    });
+    const col = client.collections.get("Updated");
+    await col.config.update({
+      description: "after",
+      propertyDescriptions: { title: "The title" },
+      invertedIndex: reconfigure.invertedIndex({ bm25b: 0.5, bm25k1: 1.5, cleanupIntervalSeconds: 30, stopwordsAdditions: ["foo"] }),
+      replication: reconfigure.replication({ deletionStrategy: "DeleteOnConflict" }),
+      vectorizers: reconfigure.vectors.update({ vectorIndexConfig: reconfigure.vectorIndex.hnsw({ ef: 77, dynamicEfMin: 50, flatSearchCutoff: 1000, vectorCacheMaxObjects: 5000 }) }),
+    });
+    const check = async () => {
+      const cfg = await client.collections.get("Updated").config.get();
+      expect(cfg.description).toBe("after");
+      expect(cfg.properties.find((p) => p.name === "title")!.description).toBe("The title");
+      expect(cfg.invertedIndex.bm25).toEqual({ b: 0.5, k1: 1.5 });
+      expect(cfg.invertedIndex.cleanupIntervalSeconds).toBe(30);
+      expect(cfg.invertedIndex.stopwords?.additions).toEqual(["foo"]);
+      expect(cfg.replication.deletionStrategy).toBe("DeleteOnConflict");
+      const index = cfg.vectorizers.default!.indexConfig as { ef: number; dynamicEfMin: number; flatSearchCutoff: number; vectorCacheMaxObjects: number; efConstruction: number };
+      expect(index).toMatchObject({ ef: 77, dynamicEfMin: 50, flatSearchCutoff: 1000, vectorCacheMaxObjects: 5000, efConstruction: 128 });
+    };
+    await check();
+    await restart();
+    await check();
+  });
+
+  it("bm25 k1/b take effect at once and after a restart: with b = 0 a document's length no longer counts", async () => {
+    const col = await client.collections.create({ name: "Scored", properties: [{ name: "text", dataType: "text" }], vectorizers: weaviate.configure.vectors.selfProvided() });
+    await col.data.insertMany([{ properties: { text: "apple" } }, { properties: { text: "apple banana cherry date elder fig grape" } }]);
+    const scores = async () => {
+      const r = await client.collections.get("Scored").query.bm25("apple", { returnMetadata: ["score"] });
+      return r.objects.map((o) => [o.properties.text, o.metadata!.score!] as const).sort((a, b) => String(a[0]).length - String(b[0]).length);
+    };
+    const before = await scores();
+    expect(before[0]![1]).toBeGreaterThan(before[1]![1]); // b = 0.75: the short one ranks higher
+    await col.config.update({ invertedIndex: reconfigure.invertedIndex({ bm25b: 0, bm25k1: 1.2 }) });
+    const after = await scores();
+    expect(after[0]![1]).toBeCloseTo(after[1]![1], 6);
+    await col.config.update({ invertedIndex: reconfigure.invertedIndex({ bm25b: 1, bm25k1: 3 }) });
+    const strong = await scores();
+    expect(strong[0]![1] / strong[1]![1]).toBeGreaterThan(before[0]![1] / before[1]![1]);
+    await restart();
+    expect(await scores()).toEqual(strong);
+  });
+
+  it("ef changes the search: a greedy ef finds fewer true nearest neighbours than a wide one, and the wide one survives a restart", async () => {
+    const dims = 16;
+    const rnd = random(7);
+    const vec = () => Array.from({ length: dims }, () => rnd() * 2 - 1);
+    const col = await client.collections.create({
+      name: "Recall",
+      vectorizers: weaviate.configure.vectors.selfProvided({ vectorIndexConfig: weaviate.configure.vectorIndex.hnsw({ ef: 1, efConstruction: 4, maxConnections: 2, distanceMetric: "l2-squared" }) }),
+    });
+    const points = Array.from({ length: 1500 }, () => vec());
+    const ids: string[] = [];
+    for (let i = 0; i < points.length; i += 500) {
+      const r = await col.data.insertMany(points.slice(i, i + 500).map((v) => ({ properties: {}, vectors: v })));
+      expect(r.hasErrors).toBe(false);
+      for (let k = 0; k < 500; k++) ids.push(r.uuids[k]!);
+    }
+    const queries = Array.from({ length: 40 }, () => vec());
+    const nearest = queries.map((q) => {
+      let best = -1;
+      let bestD = Infinity;
+      points.forEach((p, i) => {
+        const d = p.reduce((s, x, j) => s + (x - q[j]!) ** 2, 0);
+        if (d < bestD) [best, bestD] = [i, d];
+      });
+      return ids[best];
+    });
+    const recall = async () => {
+      let hit = 0;
+      for (const [i, q] of queries.entries()) {
+        const r = await client.collections.get("Recall").query.nearVector(q, { limit: 1 });
+        if (r.objects[0]?.uuid === nearest[i]) hit++;
+      }
+      return hit;
+    };
+    const greedy = await recall();
+    await col.config.update({ vectorizers: reconfigure.vectors.update({ vectorIndexConfig: reconfigure.vectorIndex.hnsw({ ef: 1500 }) }) });
+    const wide = await recall();
+    // Measured: 1 of 40 with ef 1 on this poorly linked graph, 30 of 40 with ef 1500.
+    expect(wide).toBeGreaterThan(greedy + 15);
+    await restart();
+    expect(await recall()).toBe(wide);
+  });
+});
+
+describe("PUT /v1/schema/{class}: what Weaviate refuses, with its messages (raw HTTP and the client)", () => {
+  /** The class JSON as GET returns it, changed by `edit`, sent back with PUT. */
+  const putEdited = async (cls: string, edit: (c: any) => void) => {
+    const { body } = await call("GET", `/v1/schema/${cls}`);
+    edit(body);
+    return call("PUT", `/v1/schema/${cls}`, body);
+  };
+
+  beforeAll(async () => {
+    await client.collections.create({
+      name: "Frozen",
+      properties: [{ name: "title", dataType: "text" }],
+      vectorizers: weaviate.configure.vectors.selfProvided(),
+    });
+    const legacy = await call("POST", "/v1/schema", { class: "Legacy", vectorizer: "none", vectorIndexConfig: { distance: "cosine" }, properties: [{ name: "n", dataType: ["int"] }] });
+    expect(legacy.status).toBe(200);
+  });
+
+  it("accepts the class JSON sent back unchanged, and answers the class", async () => {
+    const { body } = await call("GET", "/v1/schema/Frozen");
+    const r = await call("PUT", "/v1/schema/Frozen", body);
+    expect(r.status).toBe(200);
+    expect(r.body).toEqual(body);
+  });
+
+  it.each([
+    ["class name", (c: any) => (c.class = "Other"), 'class name is immutable: attempted change from "Frozen" to "Other"'],
+    ["efConstruction", (c: any) => (c.vectorConfig.default.vectorIndexConfig.efConstruction = 64), 'vector "default": validate vector index config: efConstruction is immutable: attempted change from "128" to "64"'],
+    ["maxConnections", (c: any) => (c.vectorConfig.default.vectorIndexConfig.maxConnections = 8), 'vector "default": validate vector index config: maxConnections is immutable: attempted change from "32" to "8"'],
+    ["distance", (c: any) => (c.vectorConfig.default.vectorIndexConfig.distance = "dot"), 'vector "default": validate vector index config: distance is immutable: attempted change from "cosine" to "dot"'],
+    ["the vector index type", (c: any) => (c.vectorConfig.default.vectorIndexType = "flat"), 'vector index type of vector "default" is immutable: attempted change from "hnsw" to "flat"'],
+    ["the vectorizer", (c: any) => (c.vectorConfig.default.vectorizer = { "text2vec-openbatch": {} }), 'vectorizer of vector "default" is immutable: attempted change from "none" to "text2vec-openbatch"'],
+    ["a named vector removed", (c: any) => (c.vectorConfig = { other: c.vectorConfig.default }), 'missing config for vector "default"'],
+    ["a property's data type", (c: any) => (c.properties[0].dataType = ["int"]), 'property "title": property fields other than description cannot be updated through updating the class. Use the add property feature (e.g. "POST /v1/schema/{className}/properties") to add additional properties'],
+    ["a property's tokenization", (c: any) => (c.properties[0].tokenization = "field"), 'property "title": property fields other than description'],
+    ["a property added", (c: any) => c.properties.push({ name: "extra", dataType: ["text"] }), "property fields other than description cannot be updated through updating the class"],
+    ["multi-tenancy enabled", (c: any) => (c.multiTenancyConfig.enabled = true), "enabling multi-tenancy for an existing class is not supported"],
+    ["IndexPropertyLength", (c: any) => (c.invertedIndexConfig.indexPropertyLength = true), "inverted index config: IndexPropertyLength cannot be changed when updating a schema"],
+    ["virtual shards", (c: any) => (c.shardingConfig.virtualPerPhysical = 64), 'validate sharding config: virtual shards per physical is immutable: attempted change from "128" to "64"'],
+    ["a replication factor of 2", (c: any) => (c.replicationConfig.factor = 2), "replicationConfig.factor: OpenBatch is a single node, so the replication factor can only be 1 (got 2)"],
+    ["an unknown field", (c: any) => (c.objectTtlConfig = { enabled: true }), "class \"Frozen\": field 'objectTtlConfig' is not supported by OpenBatch"],
+  ])("refuses %s (422) and leaves the class as it was", async (_what, edit, message) => {
+    const before = (await call("GET", "/v1/schema/Frozen")).body;
+    const r = await putEdited("Frozen", edit);
+    expect(r.status).toBe(422);
+    expect(r.body.error[0].message).toContain(message);
+    expect((await call("GET", "/v1/schema/Frozen")).body).toEqual(before);
+  });
+
+  it("refuses vectorizer and index type changes of a legacy (single-vector) class in Weaviate's words", async () => {
+    let r = await putEdited("Legacy", (c) => (c.vectorizer = "text2vec-openbatch"));
+    expect(r.body.error[0].message).toBe('vectorizer is immutable: attempted change from "none" to "text2vec-openbatch"');
+    r = await putEdited("Legacy", (c) => (c.vectorIndexType = "flat"));
+    expect(r.body.error[0].message).toBe('vector index type is immutable: attempted change from "hnsw" to "flat"');
+    r = await putEdited("Legacy", (c) => (c.vectorIndexConfig.cleanupIntervalSeconds = 5));
+    expect(r.body.error[0].message).toBe('validate vector index config: cleanupIntervalSeconds is immutable: attempted change from "300" to "5"');
+    r = await putEdited("Legacy", (c) => (c.vectorIndexConfig.ef = 64));
+    expect(r.status).toBe(200);
+    expect(r.body.vectorIndexConfig.ef).toBe(64);
+  });
+
+  it("keeps the blocks a partial body leaves out; 404 without a body for an unknown class", async () => {
+    const r = await call("PUT", "/v1/schema/Legacy", { class: "Legacy", description: "only this" });
+    expect(r.status).toBe(200);
+    expect(r.body.description).toBe("only this");
+    expect(r.body.properties.map((p: any) => p.name)).toEqual(["n"]);
+    expect(r.body.vectorIndexConfig.ef).toBe(64);
+    const missing = await call("PUT", "/v1/schema/Nowhere", { class: "Nowhere" });
+    expect(missing).toEqual({ status: 404, body: null });
+  });
+
+  it("surfaces the refusals through collection.config.update", async () => {
+    const col = client.collections.get("Frozen");
+    await expect(col.config.update({ replication: reconfigure.replication({ factor: 3 }) })).rejects.toThrow(/replication factor can only be 1/);
+    await expect(col.config.update({ multiTenancy: reconfigure.multiTenancy({ autoTenantCreation: true }) })).rejects.toThrow(/automatic tenant creation and activation are not supported by OpenBatch/);
+  });
+
+  it("concurrent updates: the last one wins whole, never a mix of two", async () => {
+    const { body } = await call("GET", "/v1/schema/Frozen");
+    const bodies = Array.from({ length: 8 }, (_, i) => ({ ...structuredClone(body), description: `d${i}`, invertedIndexConfig: { ...body.invertedIndexConfig, bm25: { b: 0.75, k1: 1 + i / 10 } } }));
+    const results = await Promise.all(bodies.map((b) => call("PUT", "/v1/schema/Frozen", b)));
+    expect(results.every((r) => r.status === 200)).toBe(true);
+    const final = (await call("GET", "/v1/schema/Frozen")).body;
+    const i = Number(final.description.slice(1));
+    expect(final.invertedIndexConfig.bm25.k1).toBeCloseTo(1 + i / 10, 9);
+    expect(final).toEqual(results[i]!.body);
+  });
+});
