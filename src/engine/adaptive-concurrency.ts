@@ -4,17 +4,29 @@
  * throughput stops rising while latency grows. The limit is set where throughput stops rising and held a little
  * above it, so the server never idles and its queue stays short.
  *
- * Per window (at least `limit` answers and one no-load round trip): rtt = the window's median latency, the no-load
- * latency `baseRtt` = the lowest window median seen (re-measured by a periodic probe), n = the mean calls in flight.
- * When rtt is within `toleranceMs` of baseRtt nothing queues: the limit grows (doubling until the first queue is
- * seen, then +max(1, 10 %)) provided the window used the whole limit. Otherwise the server serves
- * est = n × baseRtt ÷ rtt calls at once (Little's law: the rest wait in its queue); the limit is kept within
- * [1.1, 1.33] × est: above it drops to 1.25 × est, below it grows by one. A 429, 5xx or a call without answer halves
- * it (once a second).
+ * A window judges only calls sent since it opened (under the limit in force), at least max(8, limit) of them:
+ * rtt = their mean latency, n = the mean calls in flight when they answered, and the no-load latency `baseRtt` = the
+ * lowest latency seen, as two windows in a row agree on it (the higher of their minima, so one window's noise does
+ * not lower it), re-measured by a probe. The minimum, because noise only adds latency and, even under a queue, some
+ * calls find a slot just freeing: a mean or median measured while the box is busy (the first window runs during the
+ * upload) would hold a too high baseRtt for as long as the queue lasts. When rtt
+ * is within 10 % + `toleranceMs` of baseRtt nothing queues: the limit grows (doubling until two windows in a row
+ * saw a queue, then +max(1, 10 %)) provided the window used the whole limit. Otherwise the server serves est = n × baseRtt ÷ rtt
+ * calls at once (Little's law: the rest wait in its queue); the limit is kept within [1.1, 1.33] × est: above it
+ * drops to 1.25 × est, below it grows by one. A 429, 5xx or a call without answer halves it (once a second).
  *
- * The probe follows a server whose no-load latency rose (a slower model, longer inputs): every `probeEvery` windows
- * the limit is halved until calls started after the cut have answered, their median latency becomes the new baseRtt,
- * and the limit is restored. Faster servers lower baseRtt by themselves.
+ * The mean, not the median: a server that serves in rounds (all slots start together) answers its queued calls in
+ * the next round, and the median stays at the no-load latency until more than half the calls wait (limit > 2 ×
+ * slots); the mean is what Little's law relates to the calls in flight. Fresh calls only: a call sent before a
+ * change saw the old limit's queue, so after a cut the still-draining queue would read as a server serving far
+ * fewer calls than it does, and after a doubling half the window would still look unqueued.
+ *
+ * A probe re-measures the no-load latency, for a server whose own latency rose (a slower model, longer inputs): the
+ * limit is halved until calls started after the cut have answered, their median latency becomes baseRtt, and the
+ * limit is restored (doubling again if baseRtt rose by more than 10 %). It runs every `probeEvery` windows, and at
+ * once when a second cut in a row finds the server completing under 0.75 × the calls at once the first cut measured
+ * (cutting took throughput away, so the "queue" is a server that got slower). Faster servers lower baseRtt by
+ * themselves.
  *
  * Time comes from the caller (`now`, ms), so the algorithm runs unchanged in a simulated clock (see
  * test/adaptive-concurrency.test.ts).
@@ -24,7 +36,7 @@ export interface AdaptiveConcurrencySettings {
   initial?: number;
   /** Highest limit (maxConcurrency). */
   max: number;
-  /** Latency above the no-load latency that does not count as queueing, ms (default 5: timer and loopback jitter). */
+  /** Latency above the no-load latency (besides 10 % of it) that does not count as queueing, ms (default 5: timer and loopback jitter). */
   toleranceMs?: number;
   /** Windows between two probes of the no-load latency (default 40). */
   probeEvery?: number;
@@ -34,6 +46,28 @@ export interface AdaptiveConcurrencySettings {
 const MIN_WINDOW = 8;
 /** Shortest time between two halvings, ms: one overload episode halves the limit once. */
 const DECREASE_COOLDOWN_MS = 1000;
+/**
+ * Share of the no-load latency a window's median may exceed it by without counting as a queue: the measured
+ * latency carries ±10 % of noise (timer jitter, our event loop's busy share taken out of each call, ItemSender).
+ */
+const QUEUE_SHARE = 0.1;
+/** The band the limit is held in, as multiples of the calls the server serves at once. */
+const BAND_LOW = 1.1;
+const BAND_TARGET = 1.25;
+const BAND_HIGH = 1.33;
+/** Two cuts in a row with the second window's est below this share of the first's: the server got slower. */
+const SLOWER_SERVER = 0.75;
+
+interface Window {
+  /** When it opened, ms: calls sent before saw the previous limit's queue. */
+  start: number;
+  /** Calls sent since `start` that answered: their summed latency (ms) and calls in flight at their answers. */
+  count: number;
+  sumLatency: number;
+  minLatency: number;
+  sumInFlight: number;
+  maxInFlight: number;
+}
 
 export class AdaptiveConcurrency {
   private value: number;
@@ -45,7 +79,13 @@ export class AdaptiveConcurrency {
   private slowStart = true;
   private windows = 0;
   private lastDecrease = -Infinity;
-  private window: { start: number; latencies: number[]; maxInFlight: number; sumInFlight: number } | null = null;
+  /** The calls the server served at once as measured by the window that last cut the limit (0: the last window did not cut). */
+  private cutAtEst = 0;
+  /** The last window saw a queue. */
+  private queuedLast = false;
+  /** The previous window's lowest latency, ms. */
+  private lastMinRtt = Infinity;
+  private window: Window | null = null;
   private probe: { start: number; restore: number; latencies: number[]; need: number } | null = null;
 
   constructor(settings: AdaptiveConcurrencySettings) {
@@ -73,15 +113,17 @@ export class AdaptiveConcurrency {
   onSample(latencyMs: number, inFlight: number, now: number): void {
     if (!(latencyMs >= 0)) return;
     if (this.probe) return this.probeSample(latencyMs, now);
-    const w = (this.window ??= { start: now - latencyMs, latencies: [], maxInFlight: 0, sumInFlight: 0 });
-    w.latencies.push(latencyMs);
+    const w = (this.window ??= openWindow(now - latencyMs));
     w.maxInFlight = Math.max(w.maxInFlight, inFlight);
+    if (now - latencyMs < w.start) return; // sent under the previous limit (see the module docstring)
+    w.count++;
+    w.sumLatency += latencyMs;
+    w.minLatency = Math.min(w.minLatency, latencyMs);
     w.sumInFlight += inFlight;
-    const elapsed = now - w.start;
     // At least 8 answers: a small limit's window would judge on the noise of two or three latencies.
-    if (w.latencies.length < Math.max(MIN_WINDOW, this.limit) || elapsed < Math.min(this.baseRtt, latencyMs)) return;
-    this.window = null;
-    this.decide(median(w.latencies), w.sumInFlight / w.latencies.length, w.maxInFlight >= this.limit, now);
+    if (w.count < Math.max(MIN_WINDOW, this.limit)) return;
+    this.window = openWindow(now);
+    this.decide(w.sumLatency / w.count, w.minLatency, w.sumInFlight / w.count, w.maxInFlight >= this.limit, now);
   }
 
   /** The upstream was overloaded (429, 5xx) or did not answer: halve, at most once per second. */
@@ -89,6 +131,7 @@ export class AdaptiveConcurrency {
     if (now - this.lastDecrease < DECREASE_COOLDOWN_MS) return;
     this.lastDecrease = now;
     this.slowStart = false;
+    this.cutAtEst = 0;
     if (this.probe) {
       this.value = this.probe.restore;
       this.probe = null;
@@ -97,21 +140,42 @@ export class AdaptiveConcurrency {
     this.window = null;
   }
 
-  private decide(rtt: number, inFlight: number, full: boolean, now: number): void {
-    this.baseRtt = Math.min(this.baseRtt, rtt);
-    if (rtt <= this.baseRtt + this.toleranceMs) {
+  /**
+   * @param rtt the window's mean latency, ms; @param minRtt its lowest; @param inFlight mean calls in flight at its
+   * answers; @param full whether it used the whole limit.
+   */
+  private decide(rtt: number, minRtt: number, inFlight: number, full: boolean, now: number): void {
+    const cutAtEst = this.cutAtEst;
+    this.cutAtEst = 0;
+    // Lowered only to what two windows in a row saw: one window's noise (a busy-share correction) does not set it.
+    this.baseRtt = Number.isFinite(this.baseRtt) ? Math.min(this.baseRtt, Math.max(minRtt, this.lastMinRtt)) : minRtt;
+    this.lastMinRtt = minRtt;
+    if (rtt <= this.baseRtt * (1 + QUEUE_SHARE) + this.toleranceMs) {
+      this.queuedLast = false;
       if (full) this.value = Math.min(this.max, this.slowStart ? this.value * 2 : this.value + Math.max(1, this.value * 0.1));
     } else {
-      this.slowStart = false;
+      // One queued window may be the noise of a busy start (the upload still being stored): slow start ends on the
+      // second in a row. The cut below applies either way, so an overshoot is taken back at once.
+      if (this.queuedLast) this.slowStart = false;
+      this.queuedLast = true;
       const est = Math.max(1, (inFlight * this.baseRtt) / rtt);
-      if (this.value > est * 1.33) this.value = Math.max(1, est * 1.25);
-      else if (this.value < est * 1.1 && full) this.value = Math.min(this.max, this.value + 1);
+      if (this.value > est * BAND_HIGH) {
+        // The previous window cut too, and the server now completes far fewer calls at once: the cut took away
+        // throughput, so what reads as a queue is a slower server (a queue of our own would have served the same).
+        // Re-measure its no-load latency instead of cutting towards 1.
+        if (est < cutAtEst * SLOWER_SERVER) return this.startProbe(now);
+        this.value = Math.max(1, est * BAND_TARGET);
+        this.cutAtEst = est;
+      } else if (this.value < est * BAND_LOW && full) this.value = Math.min(this.max, this.value + 1);
     }
-    if (++this.windows % this.probeEvery === 0) {
-      const cut = Math.max(1, Math.floor(this.value / 2));
-      this.probe = { start: now, restore: this.value, latencies: [], need: Math.max(2, cut) };
-      this.value = cut;
-    }
+    if (++this.windows % this.probeEvery === 0) this.startProbe(now);
+  }
+
+  private startProbe(now: number): void {
+    const cut = Math.max(1, Math.floor(this.value / 2));
+    this.probe = { start: now, restore: this.value, latencies: [], need: Math.max(MIN_WINDOW / 2, cut) };
+    this.value = cut;
+    this.window = null;
   }
 
   private probeSample(latencyMs: number, now: number): void {
@@ -120,10 +184,44 @@ export class AdaptiveConcurrency {
     if (now - latencyMs < p.start) return;
     p.latencies.push(latencyMs);
     if (p.latencies.length < p.need) return;
-    this.baseRtt = median(p.latencies);
+    const base = median(p.latencies);
+    // A no-load latency that rose means the windows before were judged against a wrong one (a slower server, or a
+    // first window measured while the box was busy): where the limit belongs is unknown, so it searches again.
+    if (base > this.baseRtt * (1 + QUEUE_SHARE)) this.slowStart = true;
+    this.baseRtt = base;
+    this.lastMinRtt = Infinity;
+    this.queuedLast = false;
+    this.cutAtEst = 0;
     this.value = p.restore;
     this.probe = null;
+    this.window = openWindow(now);
   }
+}
+
+/** Below this busy share our event loop adds next to nothing to a call's latency; at LOOP_SATURATED and above it is the whole of it. */
+const LOOP_SLACK = 0.5;
+const LOOP_SATURATED = 0.9;
+
+/**
+ * The part of a call's latency to judge the upstream by, leaving out what our own event loop added.
+ * @param latencyMs the call's wall latency; @param loopBusy our event loop's utilization over the call, 0..1
+ * (perf_hooks eventLoopUtilization). @returns ms, 0..latencyMs.
+ *
+ * An answer waits for our loop like a job in a queue at utilization `loopBusy`: the wait grows like b ÷ (1 − b),
+ * a fraction of a callback at the 10–30 % a batch of slow calls keeps the loop busy, but all of the latency once the
+ * loop is saturated (an instant or in-process upstream: then latency rises with calls in flight because our loop is
+ * the queue). Subtracting the busy share outright (latency × (1 − b)) took 10–50 % off 200 ms calls that our loop
+ * did not delay, and that noise pulled the no-load latency down until normal answers read as queueing (measured,
+ * bench/coalesce.ts queueing fake on a loaded box: raw no-load mean 206 ms, min 202; corrected mean 185, min 115).
+ * So nothing is taken out below LOOP_SLACK, the busy share in full from LOOP_SATURATED, linearly in between.
+ */
+export function upstreamLatency(latencyMs: number, loopBusy: number): number {
+  const weight = Math.min(1, Math.max(0, (loopBusy - LOOP_SLACK) / (LOOP_SATURATED - LOOP_SLACK)));
+  return latencyMs * (1 - Math.min(1, Math.max(0, loopBusy)) * weight);
+}
+
+function openWindow(start: number): Window {
+  return { start, count: 0, sumLatency: 0, minLatency: Infinity, sumInFlight: 0, maxInFlight: 0 };
 }
 
 function median(xs: number[]): number {
