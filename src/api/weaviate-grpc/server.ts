@@ -6,8 +6,11 @@ import * as protoLoader from "@grpc/proto-loader";
 import type { Caller, CollectionService } from "../../collections/collection-service.js";
 import type { ApiKeyAuth } from "../auth.js";
 import { aggregateRpc, type AggregateRequestMsg } from "./aggregate.js";
+import { batchObjectsRpc } from "./batch-objects.js";
+import { batchReferencesRpc, type BatchReferenceMsg } from "./batch-references.js";
+import { BatchStreamSession, MAX_STREAM_MESSAGE_BYTES, OversizedStreamMessage } from "./batch-stream.js";
 import { MalformedRequest, malformedStatus, withMalformedRequests } from "./malformed.js";
-import { toRestObject, toWhere } from "./conversion.js";
+import { toWhere } from "./conversion.js";
 import { GrpcInputError, toStatus } from "./errors.js";
 import { seconds, type BatchDeleteRequestMsg, type BatchObjectMsg, type SearchRequestMsg } from "./messages.js";
 import { search } from "./search.js";
@@ -18,7 +21,7 @@ export interface WeaviateGrpcOptions {
   /** 0 picks a free port. */
   port: number;
   host: string;
-  /** Checks `authorization: Bearer <key>` metadata; absent or with no keys: auth off. */
+  /** Checks `authorization: Bearer <key>` (or `x-api-key: <key>`) metadata; absent or with no keys: auth off. */
   auth?: ApiKeyAuth;
 }
 
@@ -69,32 +72,6 @@ function loadServices(): Services {
 
 // ---------------------------------------------------------------- handlers
 
-/** BatchObjects: every object through `batchObjects`; the reply lists the failures only. */
-async function batchObjects(collections: CollectionService, caller: Caller, req: { objects?: BatchObjectMsg[] }): Promise<unknown> {
-  const start = performance.now();
-  const objects = req.objects ?? [];
-  if (objects.length === 0) return { took: 0, errors: [] };
-  const errors: { index: number; error: string }[] = [];
-  const rest: Record<string, unknown>[] = [];
-  const at: number[] = [];
-  objects.forEach((o, index) => {
-    try {
-      rest.push(toRestObject(o));
-      at.push(index);
-    } catch (err) {
-      errors.push({ index, error: (err as Error).message });
-    }
-  });
-  if (rest.length) {
-    const results = await collections.batchObjects(caller, rest);
-    results.forEach((r, k) => {
-      if (r.error !== null) errors.push({ index: at[k]!, error: r.error });
-    });
-  }
-  errors.sort((a, b) => a.index - b.index);
-  return { took: seconds(start), errors };
-}
-
 const uuidBytes = (id: string) => Buffer.from(id.replace(/-/g, ""), "hex");
 
 /** TenantsGet: the tenants of a multi-tenant collection (all, or those named), status ACTIVE (7) or INACTIVE (8). */
@@ -121,27 +98,47 @@ async function batchDelete(collections: CollectionService, caller: Caller, req: 
   };
 }
 
+/** The caller named by a call's metadata (`authorization: Bearer <key>` or `x-api-key`). @throws OpenBatchError 401. */
+function callerOf(auth: ApiKeyAuth | undefined, metadata: grpc.Metadata): Caller {
+  if (!auth?.enabled) return null;
+  const text = (name: string) => {
+    const value = metadata.get(name)[0];
+    return typeof value === "string" ? value : value?.toString();
+  };
+  return auth.authenticate({ authorization: text("authorization"), "x-api-key": text("x-api-key") });
+}
+
+/** The service with BatchStream's decoder refusing messages over MAX_STREAM_MESSAGE_BYTES before decoding them. */
+function withStreamMessageLimit(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const method = service.BatchStream!;
+  const decode = method.requestDeserialize;
+  return { ...service, BatchStream: { ...method, requestDeserialize: (bytes: Buffer) => (bytes.length > MAX_STREAM_MESSAGE_BYTES ? new OversizedStreamMessage(bytes.length) : decode(bytes)) } };
+}
+
+/** How long close() lets open calls (BatchStreams finishing what they accepted) end before it cuts them. */
+const CLOSE_GRACE_MS = 10_000;
+
 /**
  * Starts Weaviate's gRPC API for the official clients (weaviate-client v3, Python v4): `grpc.health.v1.Health/Check`
- * (SERVING, no key needed) and `weaviate.v1.Weaviate/BatchObjects`, `Search`, `BatchDelete` over the collections,
- * with the key in `authorization: Bearer <key>` metadata when auth is on. Other methods answer UNIMPLEMENTED.
+ * (SERVING, no key needed) and `weaviate.v1.Weaviate/BatchObjects`, `BatchReferences`, `BatchStream`
+ * (batch-stream.ts), `Search`, `BatchDelete`, `TenantsGet`, `Aggregate` over the collections, with the key in
+ * `authorization: Bearer <key>` (or `x-api-key`) metadata when auth is on. Other methods answer UNIMPLEMENTED.
  * Each call runs as the key's owner (collections/access.ts): a collection it may not read or write answers
- * PERMISSION_DENIED (objects of BatchObjects fail one by one).
+ * PERMISSION_DENIED (objects and references of the batch methods fail one by one). `close()` tells open BatchStreams
+ * the server is shutting down and waits (up to CLOSE_GRACE_MS) until what they accepted is imported and answered.
  */
 export async function startWeaviateGrpc(options: WeaviateGrpcOptions): Promise<WeaviateGrpcServer> {
   const { collections, auth } = options;
   const svc = loadServices();
   const server = new grpc.Server({ "grpc.max_receive_message_length": MAX_MESSAGE_BYTES, "grpc.max_send_message_length": MAX_MESSAGE_BYTES });
+  const sessions = new Set<BatchStreamSession>();
 
   const unary =
     <Req>(fn: (caller: Caller, req: Req) => Promise<unknown>): grpc.handleUnaryCall<Req, unknown> =>
     (call, callback) => {
       let caller: Caller = null;
       try {
-        if (auth?.enabled) {
-          const value = call.metadata.get("authorization")[0];
-          caller = auth.authenticate({ authorization: typeof value === "string" ? value : value?.toString() });
-        }
+        caller = callerOf(auth, call.metadata);
       } catch (err) {
         callback(toStatus(err));
         return;
@@ -161,11 +158,26 @@ export async function startWeaviateGrpc(options: WeaviateGrpcOptions): Promise<W
       );
     };
 
+  const batchStream = (call: grpc.ServerDuplexStream<unknown, unknown>) => {
+    let caller: Caller;
+    try {
+      caller = callerOf(auth, call.metadata);
+    } catch (err) {
+      call.emit("error", { ...toStatus(err), metadata: new grpc.Metadata() });
+      return;
+    }
+    const session = new BatchStreamSession(call, collections, caller);
+    sessions.add(session);
+    void session.finished.then(() => sessions.delete(session));
+  };
+
   server.addService(svc.health, {
     Check: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => callback(null, { status: 1 }),
   });
-  server.addService(withMalformedRequests(svc.weaviate), {
-    BatchObjects: unary((caller, req: { objects?: BatchObjectMsg[] }) => batchObjects(collections, caller, req)),
+  server.addService(withStreamMessageLimit(withMalformedRequests(svc.weaviate)), {
+    BatchObjects: unary((caller, req: { objects?: BatchObjectMsg[] }) => batchObjectsRpc(collections, caller, req)),
+    BatchReferences: unary((caller, req: { references?: BatchReferenceMsg[] }) => batchReferencesRpc(collections, caller, req)),
+    BatchStream: batchStream,
     Search: unary((caller, req: SearchRequestMsg) => search(collections, caller, req)),
     BatchDelete: unary((caller, req: BatchDeleteRequestMsg) => batchDelete(collections, caller, req)),
     TenantsGet: unary((caller, req: { collection?: string; names?: { values?: string[] } }) => tenantsGet(collections, caller, req)),
@@ -176,18 +188,17 @@ export async function startWeaviateGrpc(options: WeaviateGrpcOptions): Promise<W
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
   );
+  const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
   return {
     port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, 2_000);
-        server.tryShutdown(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      }),
+    close: async () => {
+      const shutdown = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      // Streams end themselves once what they accepted is answered; cut whatever is left after the grace period.
+      const streams = Promise.all([...sessions].map((s) => s.shutDown()));
+      await Promise.race([shutdown, pause(sessions.size ? CLOSE_GRACE_MS : 2_000)]);
+      server.forceShutdown();
+      // Accepted items are imported even when their client is gone: the collections stay open until then.
+      await Promise.race([streams, pause(CLOSE_GRACE_MS)]);
+    },
   };
 }

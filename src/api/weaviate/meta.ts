@@ -5,7 +5,7 @@ import { DEFAULT_MODEL, normalizeClassName, VECTORIZER } from "../../collections
 import { MODULES } from "../../collections/vector-config.js";
 
 /** The Weaviate version we answer as: recent enough for the v4 Python and v3 TypeScript clients. */
-export const WEAVIATE_VERSION = "1.29.0";
+export const WEAVIATE_VERSION = "1.36.0";
 
 /**
  * `GET /v1/meta` → `{hostname, version, modules, grpcMaxMessageSize}`; `GET /v1/.well-known/ready` and `live` (200,
