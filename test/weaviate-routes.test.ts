@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import weaviate, { reconfigure, type WeaviateClient } from "weaviate-client";
 import { startServer, type TestServer } from "./support/harness.js";
-import { connectWeaviate, weaviateCall } from "./support/weaviate.js";
+import { postgresReachable } from "./support/postgres.js";
+import { connectWeaviate, startServerPair, weaviateCall, type ServerPair } from "./support/weaviate.js";
 
 /*
  * The Weaviate routes and schema behaviour of issue 12's last part, through the official weaviate-client 3.14 (default
@@ -236,5 +237,252 @@ describe("PUT /v1/schema/{class}: what Weaviate refuses, with its messages (raw 
     const i = Number(final.description.slice(1));
     expect(final.invertedIndexConfig.bm25.k1).toBeCloseTo(1 + i / 10, 9);
     expect(final).toEqual(results[i]!.body);
+  });
+});
+
+describe("POST /v1/objects/validate", () => {
+  beforeAll(async () => {
+    await client.collections.create({
+      name: "Checked",
+      properties: [
+        { name: "title", dataType: "text" },
+        { name: "count", dataType: "int" },
+      ],
+      vectorizers: weaviate.configure.vectors.selfProvided(),
+    });
+  });
+
+  it("answers 200 with no body for a valid object and stores nothing", async () => {
+    const r = await call("POST", "/v1/objects/validate", { class: "Checked", properties: { title: "ok", count: 3 }, vectors: { default: [1, 2] } });
+    expect(r).toEqual({ status: 200, body: null });
+    expect((await client.collections.get("Checked").aggregate.overAll()).totalCount).toBe(0);
+  });
+
+  it("answers 422 'invalid object: ' + the insert's message", async () => {
+    const bad = { class: "Checked", properties: { title: "x", count: "many" } };
+    const insert = await call("POST", "/v1/objects", bad);
+    expect(insert.status).toBe(422);
+    const r = await call("POST", "/v1/objects/validate", bad);
+    expect(r.status).toBe(422);
+    expect(r.body.error[0].message).toBe(`invalid object: ${insert.body.error[0].message}`);
+    expect(r.body.error[0].message).toBe("invalid object: invalid integer property 'count' on class 'Checked': requires an integer, the given value is 'many'");
+  });
+
+  it("does not create what auto-schema would: unknown classes and properties are invalid", async () => {
+    let r = await call("POST", "/v1/objects/validate", { class: "Checked", properties: { unknown: 1 } });
+    expect(r.body.error[0].message).toBe("invalid object: no such prop with name 'unknown' found in class 'Checked' in the schema. Check your schema files for which properties in this class are available");
+    r = await call("POST", "/v1/objects/validate", { class: "NotThere", properties: {} });
+    expect(r.body.error[0].message).toBe("invalid object: class 'NotThere' not present in schema");
+    r = await call("POST", "/v1/objects/validate", { class: "Checked", id: "nope" });
+    expect(r.body.error[0].message).toBe('invalid object: id in body must be of type uuid: "nope"');
+    r = await call("POST", "/v1/objects/validate", { class: "Checked", vectors: { other: [1] } });
+    expect(r.body.error[0].message).toContain('vector "other" is not a vector of this class');
+    expect((await call("GET", "/v1/schema/NotThere")).status).toBe(404);
+    expect((await call("GET", "/v1/schema/Checked")).body.properties.map((p: any) => p.name)).toEqual(["title", "count"]);
+  });
+});
+
+describe("shard status: config.getShards / updateShards, READONLY refusing writes durably", () => {
+  it("lists one READY shard; READONLY refuses inserts, batches, deletes and references, until READY again, across a restart", async () => {
+    const col = await client.collections.create({
+      name: "Sharded",
+      properties: [{ name: "title", dataType: "text" }],
+      references: [{ name: "related", targetCollection: "Sharded" }],
+      vectorizers: weaviate.configure.vectors.selfProvided(),
+    });
+    const id = await col.data.insert({ properties: { title: "kept" }, vectors: [1, 0] });
+    expect(await col.config.getShards()).toEqual([{ name: "shard0", status: "READY", vectorQueueSize: 0 }]);
+    expect(await col.config.updateShards("READONLY")).toEqual([{ name: "shard0", status: "READONLY", vectorQueueSize: 0 }]);
+    const refused = async () => {
+      const c = client.collections.get("Sharded");
+      await expect(c.data.insert({ properties: { title: "new" }, vectors: [0, 1] })).rejects.toThrow(/store is read-only/);
+      const many = await c.data.insertMany([{ properties: { title: "a" }, vectors: [0, 1] }]);
+      expect(Object.values(many.errors)[0]!.message).toBe("shard shard0 of class Sharded: store is read-only");
+      await expect(c.data.deleteById(id)).rejects.toThrow(/store is read-only/);
+      const del = await call("DELETE", `/v1/objects/Sharded/${id}`);
+      expect(del.status).toBe(422);
+      await expect(c.data.referenceAdd({ fromUuid: id, fromProperty: "related", to: id })).rejects.toThrow(/store is read-only/);
+      const refs = await call("POST", "/v1/batch/references", [{ from: `weaviate://localhost/Sharded/${id}/related`, to: `weaviate://localhost/Sharded/${id}` }]);
+      expect(refs.body[0].result.errors.error[0].message).toBe("shard shard0 of class Sharded: store is read-only");
+      // Reads go on.
+      expect((await c.query.fetchObjectById(id))?.properties.title).toBe("kept");
+    };
+    await refused();
+    await restart();
+    expect(await client.collections.get("Sharded").config.getShards()).toEqual([{ name: "shard0", status: "READONLY", vectorQueueSize: 0 }]);
+    await refused();
+    await client.collections.get("Sharded").config.updateShards("READY");
+    await client.collections.get("Sharded").data.insert({ properties: { title: "new" }, vectors: [0, 1] });
+    expect((await client.collections.get("Sharded").aggregate.overAll()).totalCount).toBe(2);
+  });
+
+  it("a multi-tenant class has one shard per active tenant; READONLY on one tenant leaves the others writable", async () => {
+    const col = await client.collections.create({ name: "Tenanted", multiTenancy: weaviate.configure.multiTenancy({ enabled: true }), properties: [{ name: "title", dataType: "text" }], vectorizers: weaviate.configure.vectors.selfProvided() });
+    await col.tenants.create([{ name: "alpha" }, { name: "beta" }, { name: "gamma", activityStatus: "INACTIVE" }]);
+    const names = (await col.config.getShards()).map((s) => s.name).sort();
+    expect(names).toEqual(["alpha", "beta"]);
+    expect(await col.withTenant("beta").config.getShards()).toEqual([{ name: "beta", status: "READY", vectorQueueSize: 0 }]);
+    await col.config.updateShards("READONLY", "alpha");
+    await expect(col.withTenant("alpha").data.insert({ properties: { title: "a" }, vectors: [1] })).rejects.toThrow(/shard alpha of class Tenanted: store is read-only/);
+    await col.withTenant("beta").data.insert({ properties: { title: "b" }, vectors: [1] });
+    expect((await call("GET", "/v1/schema/Tenanted/shards?tenant=alpha")).body).toEqual([{ name: "alpha", status: "READONLY", vectorQueueSize: 0 }]);
+  });
+
+  it("answers bad statuses, unknown shards and tenants on plain classes in Weaviate's shape", async () => {
+    let r = await call("PUT", "/v1/schema/Sharded/shards/shard0", { status: "BROKEN" });
+    expect(r).toEqual({ status: 422, body: { error: [{ message: "invalid storage status" }] } });
+    r = await call("PUT", "/v1/schema/Sharded/shards/shard0", { status: "INDEXING" });
+    expect(r.body.error[0].message).toBe("shard status INDEXING cannot be set in OpenBatch: give READY or READONLY");
+    r = await call("PUT", "/v1/schema/Sharded/shards/other", { status: "READY" });
+    expect(r).toEqual({ status: 404, body: { error: [{ message: "shard other does not exist locally" }] } });
+    r = await call("GET", "/v1/schema/Sharded/shards?tenant=x");
+    expect(r.body.error[0].message).toBe("class Sharded has multi-tenancy disabled, but request was with tenant");
+    r = await call("GET", "/v1/schema/Nowhere/shards");
+    expect(r).toEqual({ status: 404, body: { error: [{ message: "class 'Nowhere' not present in schema" }] } });
+    r = await call("PUT", "/v1/schema/Tenanted/shards/gamma", { status: "READONLY" });
+    expect(r.body.error[0].message).toBe('tenant not active: "gamma"');
+  });
+});
+
+describe("GET /v1/objects without a class", () => {
+  const ids: Record<string, string[]> = { ListA: [], ListB: [] };
+  beforeAll(async () => {
+    for (const name of ["ListA", "ListB"]) {
+      const col = await client.collections.create({ name, properties: [{ name: "n", dataType: "int" }], vectorizers: weaviate.configure.vectors.selfProvided() });
+      for (const n of [3, 1, 2]) ids[name]!.push(await col.data.insert({ properties: { n }, vectors: [n, 1] }));
+    }
+  });
+
+  /** The listing's objects of the two test classes (other tests' classes come first or after). */
+  const listed = async (query: string) => {
+    const r = await call("GET", `/v1/objects?${query}`);
+    expect(r.status).toBe(200);
+    expect(r.body.totalResults).toBe(r.body.objects.length);
+    return r.body.objects as { class: string; id: string; properties: { n: number }; vector?: number[]; vectors?: Record<string, number[]> }[];
+  };
+
+  it("lists every readable class, class by class in creation order, each in insertion order; limit and offset run across them", async () => {
+    const all = (await listed("limit=10000")).filter((o) => o.class === "ListA" || o.class === "ListB");
+    expect(all.map((o) => o.id)).toEqual([...ids.ListA!, ...ids.ListB!]);
+    const everything = await listed("limit=10000");
+    const start = everything.findIndex((o) => o.id === ids.ListA![1]);
+    const page = await listed(`limit=3&offset=${start}`);
+    expect(page.map((o) => o.id)).toEqual([ids.ListA![1], ids.ListA![2], ids.ListB![0]]);
+    const withVectors = await listed(`limit=1&offset=${start}&include=vector`);
+    expect(withVectors[0]!.vectors).toEqual({ default: [1, 1] });
+  });
+
+  it("with a class: offset, sort/order, the cursor; refuses what Weaviate refuses and what OpenBatch does not serve", async () => {
+    expect((await listed("class=ListA&sort=n&order=desc")).map((o) => o.properties.n)).toEqual([3, 2, 1]);
+    expect((await listed("class=ListA&offset=1&limit=1")).map((o) => o.id)).toEqual([ids.ListA![1]]);
+    expect((await listed(`class=ListA&after=${ids.ListA![0]}`)).map((o) => o.id)).toEqual(ids.ListA!.slice(1));
+    const refused: [string, string][] = [
+      [`after=${ids.ListA![0]}`, "list objects: after parameter not allowed, cursor must be specific to one class, set class query param"],
+      [`class=ListA&after=${ids.ListA![0]}&offset=1`, "offset cannot be set with after and limit parameters"],
+      [`class=ListA&after=${ids.ListA![0]}&sort=n`, "sort cannot be set with after and limit parameters"],
+      ["sort=n", "sort without class is not supported by OpenBatch: give class=<Class> to sort a listing"],
+      ["include=classification", "include=classification is not supported by OpenBatch (it serves include=vector)"],
+      ["include=bogus", "unrecognized property 'bogus' in ?include list"],
+      ["limit=9000&offset=2000", "query maximum results exceeded"],
+      ["offset=-1", "offset must be an integer >= 0"],
+    ];
+    for (const [query, message] of refused) expect(await call("GET", `/v1/objects?${query}`), query).toEqual({ status: 422, body: { error: [{ message }] } });
+    expect((await call("GET", `/v1/objects/ListA/${ids.ListA![0]}?include=bogus`)).status).toBe(422);
+  });
+});
+
+describe("auto-schema adds nested fields to existing object properties", () => {
+  const nestedOf = async (cls: string, prop: string) => {
+    const def = (await call("GET", `/v1/schema/${cls}`)).body;
+    return def.properties.find((p: any) => p.name === prop).nestedProperties as { name: string; dataType: string[]; nestedProperties?: unknown[] }[];
+  };
+
+  it("over REST, single objects and batches: new fields at any depth, typed as at creation, visible in the class JSON", async () => {
+    await client.collections.create({
+      name: "Nested",
+      properties: [
+        { name: "owner", dataType: "object", nestedProperties: [{ name: "name", dataType: "text" }] },
+        { name: "tags", dataType: "object[]", nestedProperties: [{ name: "label", dataType: "text" }] },
+      ],
+      vectorizers: weaviate.configure.vectors.selfProvided(),
+    });
+    const one = await call("POST", "/v1/objects", { class: "Nested", properties: { owner: { name: "Ann", age: 41, address: { city: "Oslo" } } } });
+    expect(one.status).toBe(200);
+    const owner = await nestedOf("Nested", "owner");
+    expect(owner.map((n) => [n.name, n.dataType[0]])).toEqual([["name", "text"], ["age", "number"], ["address", "object"]]);
+    expect(owner[2]!.nestedProperties).toEqual([expect.objectContaining({ name: "city", dataType: ["text"] })]);
+    const batch = await call("POST", "/v1/batch/objects", {
+      objects: [
+        { class: "Nested", properties: { tags: [{ label: "a", score: 1.5 }], owner: { address: { zip: "0150" } } } },
+        { class: "Nested", properties: { tags: [{ label: "b", seen: true, when: "2024-01-02T03:04:05Z" }] } },
+      ],
+    });
+    expect(batch.body.map((r: any) => r.result.errors ?? null)).toEqual([null, null]);
+    expect((await nestedOf("Nested", "tags")).map((n) => [n.name, n.dataType[0]])).toEqual([["label", "text"], ["score", "number"], ["seen", "boolean"], ["when", "date"]]);
+    expect((await nestedOf("Nested", "owner"))[2]!.nestedProperties!.map((n: any) => n.name)).toEqual(["city", "zip"]);
+    const stored = await call("GET", `/v1/objects/Nested/${one.body.id}`);
+    expect(stored.body.properties.owner).toEqual({ name: "Ann", age: 41, address: { city: "Oslo" } });
+  });
+
+  it("over gRPC BatchObjects (the client's data.insert / insertMany), and survives a restart", async () => {
+    const col = client.collections.get("Nested");
+    await col.data.insert({ properties: { owner: { name: "Bo", email: "bo@example.com" } } });
+    const many = await col.data.insertMany([{ properties: { tags: [{ label: "c", rank: 2 }] } }]);
+    expect(many.hasErrors).toBe(false);
+    await restart();
+    const cfg = await client.collections.get("Nested").config.get();
+    const owner = cfg.properties.find((p) => p.name === "owner")!;
+    expect(owner.nestedProperties!.map((n) => n.name)).toEqual(["name", "age", "address", "email"]);
+    expect((await nestedOf("Nested", "tags")).map((n) => n.name)).toContain("rank");
+  });
+
+  it("through a tenant of a multi-tenant class, into the class; a type conflict is still refused with Weaviate's message", async () => {
+    const col = await client.collections.create({
+      name: "NestedMT",
+      multiTenancy: weaviate.configure.multiTenancy({ enabled: true }),
+      properties: [{ name: "meta", dataType: "object", nestedProperties: [{ name: "a", dataType: "int" }] }],
+      vectorizers: weaviate.configure.vectors.selfProvided(),
+    });
+    await col.tenants.create([{ name: "t1" }]);
+    await col.withTenant("t1").data.insert({ properties: { meta: { a: 1, b: "x" } } });
+    expect((await nestedOf("NestedMT", "meta")).map((n) => n.name)).toEqual(["a", "b"]);
+    const bad = await call("POST", "/v1/objects", { class: "NestedMT", tenant: "t1", properties: { meta: { a: "not a number" } } });
+    expect(bad.body.error[0].message).toBe("invalid object property 'meta' on class 'NestedMT': nested property 'a': requires an integer, the given value is 'not a number'");
+  });
+});
+
+describe.skipIf(!(await postgresReachable()))("on PostgreSQL: two API servers on one database", () => {
+  let pair: ServerPair;
+  beforeAll(async () => {
+    pair = await startServerPair();
+  });
+  afterAll(async () => {
+    await pair?.close();
+  });
+
+  it("a class update, a READONLY shard and new nested fields made through one server hold on the other", async () => {
+    const col = await pair.ca.collections.create({
+      name: "Shared",
+      properties: [
+        { name: "text", dataType: "text" },
+        { name: "meta", dataType: "object", nestedProperties: [{ name: "a", dataType: "text" }] },
+      ],
+      vectorizers: weaviate.configure.vectors.selfProvided(),
+    });
+    await col.data.insertMany([{ properties: { text: "apple" } }, { properties: { text: "apple banana cherry date elder fig grape" } }]);
+    await col.config.update({ description: "shared", invertedIndex: reconfigure.invertedIndex({ bm25b: 0, bm25k1: 1.2 }) });
+    const onB = pair.cb.collections.get("Shared");
+    expect((await onB.config.get()).description).toBe("shared");
+    const scores = (await onB.query.bm25("apple", { returnMetadata: ["score"] })).objects.map((o) => o.metadata!.score!);
+    expect(scores[0]).toBeCloseTo(scores[1]!, 6);
+
+    await pair.ca.collections.get("Shared").data.insert({ properties: { meta: { a: "x", b: 2 } } });
+    expect((await onB.config.get()).properties.find((p) => p.name === "meta")!.nestedProperties!.map((n) => n.name)).toEqual(["a", "b"]);
+
+    await col.config.updateShards("READONLY");
+    expect(await onB.config.getShards()).toEqual([{ name: "shard0", status: "READONLY", vectorQueueSize: 0 }]);
+    await expect(onB.data.insert({ properties: { text: "new" } })).rejects.toThrow(/store is read-only/);
+    await col.config.updateShards("READY");
+    await onB.data.insert({ properties: { text: "new" } });
   });
 });
