@@ -486,3 +486,35 @@ describe.skipIf(!(await postgresReachable()))("on PostgreSQL: two API servers on
     await onB.data.insert({ properties: { text: "new" } });
   });
 });
+
+describe("with API keys on: the new routes are checked like the others", () => {
+  let keyed: TestServer;
+  const as = async (key: string, method: string, path: string, body?: unknown) => {
+    const res = await fetch(keyed.url.replace(/\/v1$/, "") + path, {
+      method,
+      headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null };
+  };
+  beforeAll(async () => {
+    keyed = await startServer({ apiKeys: ["key-owner", "key-other"] });
+    expect((await as("key-owner", "POST", "/v1/schema", { class: "Owned", properties: [{ name: "t", dataType: ["text"] }] })).status).toBe(200);
+    expect((await as("key-owner", "POST", "/v1/objects", { class: "Owned", properties: { t: "x" } })).status).toBe(200);
+  });
+  afterAll(async () => {
+    await keyed?.close();
+  });
+
+  it("another key may not update the class or its shards, validate against it, or see its objects in the listing", async () => {
+    const def = (await as("key-owner", "GET", "/v1/schema/Owned")).body;
+    expect((await as("key-other", "PUT", "/v1/schema/Owned", { ...def, description: "mine now" })).status).toBe(403);
+    expect((await as("key-other", "PUT", "/v1/schema/Owned/shards/shard0", { status: "READONLY" })).status).toBe(403);
+    expect((await as("key-other", "GET", "/v1/schema/Owned/shards")).status).toBe(403);
+    expect((await as("key-other", "POST", "/v1/objects/validate", { class: "Owned", properties: { t: "y" } })).status).toBe(403);
+    expect((await as("key-other", "GET", "/v1/objects")).body.objects).toEqual([]);
+    expect((await as("key-owner", "GET", "/v1/objects")).body.objects.map((o: any) => o.class)).toEqual(["Owned"]);
+    expect((await as("key-owner", "PUT", "/v1/schema/Owned", { ...def, description: "still mine" })).body.description).toBe("still mine");
+  });
+});
