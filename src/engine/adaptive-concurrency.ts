@@ -5,26 +5,29 @@
  * above it, so the server never idles and its queue stays short.
  *
  * A window judges only calls sent since it opened (under the limit in force), at least max(8, limit) of them:
- * rtt = their mean latency, n = the mean calls in flight when they answered, and the no-load latency `baseRtt` = the
- * lowest latency seen, as two windows in a row agree on it (the higher of their minima, so one window's noise does
- * not lower it), re-measured by a probe. The minimum, because noise only adds latency and, even under a queue, some
- * calls find a slot just freeing: a mean or median measured while the box is busy (the first window runs during the
- * upload) would hold a too high baseRtt for as long as the queue lasts. When rtt
- * is within 10 % + `toleranceMs` of baseRtt nothing queues: the limit grows (doubling until two windows in a row
- * saw a queue, then +max(1, 10 %)) provided the window used the whole limit. Otherwise the server serves est = n × baseRtt ÷ rtt
- * calls at once (Little's law: the rest wait in its queue); the limit is kept within [1.1, 1.33] × est: above it
- * drops to 1.25 × est, below it grows by one. A 429, 5xx or a call without answer halves it (once a second).
+ * rtt = their mean latency and n = the mean calls in flight when they answered. The no-load latency `baseRtt` (a
+ * mean too) is measured by probes (below), set by the first window, and lowered when two windows in a row agree on a
+ * lower rtt (one window's noise does not lower it). When rtt is within 10 % + `toleranceMs` of baseRtt nothing
+ * queues: the limit grows (doubling until two windows in a row saw a queue, then +max(1, 10 %)) provided the window
+ * used the whole limit. Otherwise the server serves est = n × baseRtt ÷ rtt calls at once (Little's law: the rest
+ * wait in its queue); the limit is kept within [1.1, 1.33] × est: above it drops to 1.25 × est, below it grows by
+ * one. A 429, 5xx or a call without answer halves it (once a second).
  *
  * The mean, not the median: a server that serves in rounds (all slots start together) answers its queued calls in
  * the next round, and the median stays at the no-load latency until more than half the calls wait (limit > 2 ×
  * slots); the mean is what Little's law relates to the calls in flight. Fresh calls only: a call sent before a
  * change saw the old limit's queue, so after a cut the still-draining queue would read as a server serving far
- * fewer calls than it does, and after a doubling half the window would still look unqueued.
+ * fewer calls than it does, and after a doubling half the window would still look unqueued. Means on both sides,
+ * not the lowest latency as a no-load value: service times vary (an LLM's answers differ in length), and a window's
+ * minimum lies well below the no-load mean, so every window would read as queueing.
  *
  * A probe re-measures the no-load latency, for a server whose own latency rose (a slower model, longer inputs): the
- * limit is halved until calls started after the cut have answered, their median latency becomes baseRtt, and the
- * limit is restored (doubling again if baseRtt rose by more than 10 %). It runs every `probeEvery` windows, and at
- * once when a second cut in a row finds the server completing under 0.75 × the calls at once the first cut measured
+ * limit is halved (or set to half the est of the last window that saw a queue, if lower) until at least 8 and two
+ * rounds of calls started after the cut have answered, their mean latency becomes baseRtt, and the
+ * limit is restored (doubling again if baseRtt rose by more than 25 %). Probes run after window 4, then every
+ * `probeEvery` windows, or 4 windows after a probe that moved baseRtt by more than 20 % (the first windows run while
+ * the upload is still being stored and may measure a too high baseRtt, which no queued window could lower, and the
+ * limit a probe halves was set against it), and at once when a second cut in a row finds the server completing under 0.75 × the calls at once the first cut measured
  * (cutting took throughput away, so the "queue" is a server that got slower). Faster servers lower baseRtt by
  * themselves.
  *
@@ -57,6 +60,15 @@ const BAND_TARGET = 1.25;
 const BAND_HIGH = 1.33;
 /** Two cuts in a row with the second window's est below this share of the first's: the server got slower. */
 const SLOWER_SERVER = 0.75;
+/** Windows before the first scheduled probe, and after one that moved the no-load latency by more than PROBE_MOVED. */
+const FIRST_PROBE = 4;
+/**
+ * A probe averages 8 or more answers, ±6 % of noise with service times spread ±30 %: only larger moves count. A
+ * busy start reads ~40 % high, a server that got slower ~100 %.
+ */
+const PROBE_MOVED = 0.2;
+/** A probe that finds the no-load latency risen by this factor starts the search (doubling) again. */
+const SEARCH_AGAIN = 1.25;
 
 interface Window {
   /** When it opened, ms: calls sent before saw the previous limit's queue. */
@@ -64,7 +76,6 @@ interface Window {
   /** Calls sent since `start` that answered: their summed latency (ms) and calls in flight at their answers. */
   count: number;
   sumLatency: number;
-  minLatency: number;
   sumInFlight: number;
   maxInFlight: number;
 }
@@ -83,8 +94,12 @@ export class AdaptiveConcurrency {
   private cutAtEst = 0;
   /** The last window saw a queue. */
   private queuedLast = false;
-  /** The previous window's lowest latency, ms. */
-  private lastMinRtt = Infinity;
+  /** The calls the server served at once by the last window that saw a queue (Infinity before one did). */
+  private queuedEst = Infinity;
+  /** The previous window's rtt, ms. */
+  private lastRtt = Infinity;
+  /** The window count at which the next scheduled probe runs. */
+  private nextProbe = FIRST_PROBE;
   private window: Window | null = null;
   private probe: { start: number; restore: number; latencies: number[]; need: number } | null = null;
 
@@ -118,12 +133,11 @@ export class AdaptiveConcurrency {
     if (now - latencyMs < w.start) return; // sent under the previous limit (see the module docstring)
     w.count++;
     w.sumLatency += latencyMs;
-    w.minLatency = Math.min(w.minLatency, latencyMs);
     w.sumInFlight += inFlight;
     // At least 8 answers: a small limit's window would judge on the noise of two or three latencies.
     if (w.count < Math.max(MIN_WINDOW, this.limit)) return;
     this.window = openWindow(now);
-    this.decide(w.sumLatency / w.count, w.minLatency, w.sumInFlight / w.count, w.maxInFlight >= this.limit, now);
+    this.decide(w.sumLatency / w.count, w.sumInFlight / w.count, w.maxInFlight >= this.limit, now);
   }
 
   /** The upstream was overloaded (429, 5xx) or did not answer: halve, at most once per second. */
@@ -141,15 +155,15 @@ export class AdaptiveConcurrency {
   }
 
   /**
-   * @param rtt the window's mean latency, ms; @param minRtt its lowest; @param inFlight mean calls in flight at its
-   * answers; @param full whether it used the whole limit.
+   * @param rtt the window's mean latency, ms; @param inFlight mean calls in flight at its answers; @param full
+   * whether it used the whole limit.
    */
-  private decide(rtt: number, minRtt: number, inFlight: number, full: boolean, now: number): void {
+  private decide(rtt: number, inFlight: number, full: boolean, now: number): void {
     const cutAtEst = this.cutAtEst;
     this.cutAtEst = 0;
-    // Lowered only to what two windows in a row saw: one window's noise (a busy-share correction) does not set it.
-    this.baseRtt = Number.isFinite(this.baseRtt) ? Math.min(this.baseRtt, Math.max(minRtt, this.lastMinRtt)) : minRtt;
-    this.lastMinRtt = minRtt;
+    // Lowered only to what two windows in a row saw: one window's noise does not set it.
+    this.baseRtt = Number.isFinite(this.baseRtt) ? Math.min(this.baseRtt, Math.max(rtt, this.lastRtt)) : rtt;
+    this.lastRtt = rtt;
     if (rtt <= this.baseRtt * (1 + QUEUE_SHARE) + this.toleranceMs) {
       this.queuedLast = false;
       if (full) this.value = Math.min(this.max, this.slowStart ? this.value * 2 : this.value + Math.max(1, this.value * 0.1));
@@ -159,21 +173,31 @@ export class AdaptiveConcurrency {
       if (this.queuedLast) this.slowStart = false;
       this.queuedLast = true;
       const est = Math.max(1, (inFlight * this.baseRtt) / rtt);
+      this.queuedEst = est;
       if (this.value > est * BAND_HIGH) {
         // The previous window cut too, and the server now completes far fewer calls at once: the cut took away
         // throughput, so what reads as a queue is a slower server (a queue of our own would have served the same).
         // Re-measure its no-load latency instead of cutting towards 1.
         if (est < cutAtEst * SLOWER_SERVER) return this.startProbe(now);
         this.value = Math.max(1, est * BAND_TARGET);
-        this.cutAtEst = est;
+        // Not after a cut in slow start: the window right after a doubling is a transient (the first round of the
+        // doubled limit), whose est is off by a third either way; what follows it is no evidence of a slower server.
+        if (!this.slowStart) this.cutAtEst = est;
       } else if (this.value < est * BAND_LOW && full) this.value = Math.min(this.max, this.value + 1);
     }
-    if (++this.windows % this.probeEvery === 0) this.startProbe(now);
+    if (++this.windows >= this.nextProbe) {
+      this.nextProbe = this.windows + this.probeEvery;
+      this.startProbe(now);
+    }
   }
 
   private startProbe(now: number): void {
-    const cut = Math.max(1, Math.floor(this.value / 2));
-    this.probe = { start: now, restore: this.value, latencies: [], need: Math.max(MIN_WINDOW / 2, cut) };
+    // Half the calls the server was last seen serving, when that is below the limit: a limit set against a too high
+    // baseRtt is itself too high, and half of it could still queue (the probe would then measure a queue).
+    const cut = Math.max(1, Math.floor(Math.min(this.value, this.queuedEst) / 2));
+    // Two rounds of the probe's calls at least: the first answers of calls sent together are the fastest ones, and
+    // with service times that vary a probe of one round would read a too low no-load latency.
+    this.probe = { start: now, restore: this.value, latencies: [], need: Math.max(MIN_WINDOW, 2 * cut) };
     this.value = cut;
     this.window = null;
   }
@@ -184,12 +208,15 @@ export class AdaptiveConcurrency {
     if (now - latencyMs < p.start) return;
     p.latencies.push(latencyMs);
     if (p.latencies.length < p.need) return;
-    const base = median(p.latencies);
+    const base = p.latencies.reduce((a, b) => a + b, 0) / p.latencies.length;
     // A no-load latency that rose means the windows before were judged against a wrong one (a slower server, or a
     // first window measured while the box was busy): where the limit belongs is unknown, so it searches again.
-    if (base > this.baseRtt * (1 + QUEUE_SHARE)) this.slowStart = true;
+    if (base > this.baseRtt * SEARCH_AGAIN) this.slowStart = true;
+    // Moved by more than a probe's own noise: the limit this probe halved was set against a wrong baseRtt (too high
+    // after a busy start, so the halved limit may still have queued), so the next probe comes soon.
+    if (Math.abs(base - this.baseRtt) > this.baseRtt * PROBE_MOVED) this.nextProbe = this.windows + FIRST_PROBE;
     this.baseRtt = base;
-    this.lastMinRtt = Infinity;
+    this.lastRtt = Infinity;
     this.queuedLast = false;
     this.cutAtEst = 0;
     this.value = p.restore;
@@ -221,11 +248,5 @@ export function upstreamLatency(latencyMs: number, loopBusy: number): number {
 }
 
 function openWindow(start: number): Window {
-  return { start, count: 0, sumLatency: 0, minLatency: Infinity, sumInFlight: 0, maxInFlight: 0 };
-}
-
-function median(xs: number[]): number {
-  const s = xs.slice().sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  return { start, count: 0, sumLatency: 0, sumInFlight: 0, maxInFlight: 0 };
 }
