@@ -96,21 +96,25 @@ export class PostgresStore implements Store {
   async registerWorker(workerId: string, providers: string[]): Promise<void> {
     this.workers.set(workerId, providers);
     const now = Date.now();
+    await this.upsertWorker(workerId, providers, now);
+    await this.budgets.refresh(now, this.deadAfterMs);
+  }
+
+  private async upsertWorker(workerId: string, providers: string[], now: number): Promise<void> {
     await this.db.rows(
       `INSERT INTO workers (id, providers, started_at, last_seen) VALUES ($1, $2, $3, $3)
        ON CONFLICT (id) DO UPDATE SET providers = excluded.providers, last_seen = excluded.last_seen`,
       [workerId, providers, now],
     );
-    await this.budgets.refresh(now, this.deadAfterMs);
   }
 
   /** One heartbeat: our workers are alive; dead workers' leases go back to the queue; budget shares are refreshed. */
   private async beat(): Promise<void> {
     if (this.closed) return;
     const now = Date.now();
-    if (this.workers.size > 0) {
-      await this.db.rows(`UPDATE workers SET last_seen = $2 WHERE id = ANY($1)`, [[...this.workers.keys()], now]);
-    }
+    // An upsert, not an update: a worker that stalled past deadAfterMs (its row deleted, its leases returned by
+    // another process) registers again, so budget shares count it and its later leases still return if it dies.
+    for (const [id, providers] of this.workers) await this.upsertWorker(id, providers, now);
     await this.returnDeadLeases(now);
     await this.budgets.refresh(now, this.deadAfterMs);
   }
