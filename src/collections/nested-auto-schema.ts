@@ -34,7 +34,10 @@ export async function extendNestedSchema(ctx: CollectionContext, caller: Caller,
       const props = values.get(cls) ?? new Map<string, unknown[]>();
       values.set(cls, props);
       const name = normalizePropertyName(key);
-      props.set(name, [...(props.get(name) ?? []), v]);
+      // Appended in place: copying the list per object would be quadratic in the batch size.
+      const list = props.get(name);
+      if (list) list.push(v);
+      else props.set(name, [v]);
     }
   }
   if (values.size === 0) return;
@@ -110,9 +113,11 @@ function extendProperty(prop: PropertyDef, vals: unknown[], cls: string, exists:
   let changed = false;
   const keys = [...new Set(maps.flatMap((m) => Object.keys(m)))];
   for (const key of keys) {
+    const existing = nested.find((n) => n.name === key || n.name === normalizePropertyName(key));
+    // A scalar field there already: nothing to learn from its values (validation checks them).
+    if (existing && !isObjectType(existing.dataType[0])) continue;
     const fieldVals = maps.map((m) => m[key]).filter((v) => v !== null && v !== undefined);
     if (fieldVals.length === 0) continue;
-    const existing = nested.find((n) => n.name === key || n.name === normalizePropertyName(key));
     if (existing) {
       const next = extendProperty(existing, fieldVals, cls, exists, `${path}.${existing.name}`);
       if (next) {
