@@ -5,7 +5,8 @@ import weaviate, { generativeParameters, type WeaviateClient } from "weaviate-cl
 import { BatchReferencesReply, BatchReferencesRequest, BatchStreamReply, BatchStreamRequest } from "../node_modules/weaviate-client/dist/node/esm/proto/v1/batch.js";
 import { startWeaviateGrpc } from "../src/api/weaviate-grpc/server.js";
 import { SHARED_CACHE_DIR, startServer, type TestServer } from "./support/harness.js";
-import { connectWeaviate, weaviateCall } from "./support/weaviate.js";
+import { postgresReachable } from "./support/postgres.js";
+import { connectWeaviate, startServerPair, weaviateCall, type ServerPair } from "./support/weaviate.js";
 
 /*
  * Weaviate's gRPC BatchReferences and server-side batching (BatchStream), through the official weaviate-client 3.14 as
@@ -270,12 +271,36 @@ describe("gRPC batching through weaviate-client 3.14 (BatchStream, BatchReferenc
       expect((await weaviateCall(server, "GET", `/v1/objects/Author/${uuid(30_002)}`)).status).toBe(200);
     });
 
+    it("data after stop: refused, what came before it answered", async () => {
+      const s = rawStream(server.grpcPort!);
+      s.write({ start: {} });
+      s.write(data([{ collection: "Author", uuid: uuid(30_004), properties: { nonRefProperties: { name: "before stop" } } }]));
+      s.write({ stop: {} });
+      s.write(data([{ collection: "Author", uuid: uuid(30_005), properties: { nonRefProperties: { name: "after stop" } } }]));
+      s.call.end();
+      const { replies, status } = await s.done;
+      expect(results(replies).successes).toEqual([{ uuid: uuid(30_004) }]);
+      expect(status.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(status.details).toBe("BatchStream: data after stop");
+      expect((await weaviateCall(server, "GET", `/v1/objects/Author/${uuid(30_005)}`)).status).toBe(404);
+    });
+
     it("a message over 16 MiB: RESOURCE_EXHAUSTED naming the limit", async () => {
       const big = "x".repeat(17 * 1024 * 1024);
       const { status } = await statusOf((s) => (s.write({ start: {} }), s.write(data([{ collection: "Author", uuid: uuid(30_003), properties: { nonRefProperties: { name: big } } }]))));
       expect(status.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
       expect(status.details).toMatch(/larger than the 16777216 bytes accepted/);
       expect((await weaviateCall(server, "GET", `/v1/objects/Author/${uuid(30_003)}`)).status).toBe(404);
+    });
+
+    it("stop without a half-close: the call still ends, OK, with everything answered", async () => {
+      const s = rawStream(server.grpcPort!);
+      s.write({ start: {} });
+      s.write(data([{ collection: "Author", uuid: uuid(30_006), properties: { nonRefProperties: { name: "no half-close" } } }]));
+      s.write({ stop: {} });
+      const { replies, status } = await s.done;
+      expect(status.code).toBe(grpc.status.OK);
+      expect(results(replies).successes).toEqual([{ uuid: uuid(30_006) }]);
     });
 
     it("a client that goes away after sending: what it sent is imported all the same", async () => {
@@ -377,5 +402,29 @@ describe("gRPC batching with API keys", () => {
     expect(errors).toHaveLength(1);
     expect(errors[0]!.uuid).toBe(uuid(3));
     expect(errors[0]!.error).toMatch(/insufficient permissions/);
+  });
+});
+
+describe.skipIf(!(await postgresReachable()))("gRPC batching on two API servers sharing PostgreSQL", () => {
+  let pair: ServerPair;
+  beforeAll(async () => {
+    pair = await startServerPair();
+  });
+  afterAll(async () => {
+    await pair?.close();
+  });
+
+  it("a stream into one server writes the collection another created; the other reads objects and references", async () => {
+    await pair.cb.collections.create({ name: "Person", vectorizers: weaviate.configure.vectorizer.none(), properties: [{ name: "name", dataType: "text" }], references: [{ name: "knows", targetCollection: "Person" }] });
+    const stream = await pair.ca.batch.stream();
+    await stream.addObject({ collection: "Person", id: uuid(1), properties: { name: "ada" } });
+    await stream.addObject({ collection: "Person", id: uuid(2), properties: { name: "bob" } });
+    await stream.addReference({ fromObjectCollection: "Person", fromObjectUuid: uuid(1), fromPropertyName: "knows", toObjectCollection: "Person", toObjectUuid: uuid(2) });
+    await stream.stop();
+    expect([stream.hasErrors(), Object.keys(stream.uuids()).length, Object.keys(stream.beacons()).length]).toEqual([false, 2, 1]);
+    const got = await weaviateCall(pair.b, "GET", `/v1/objects/Person/${uuid(1)}`);
+    expect(got.body.properties).toEqual({ name: "ada", knows: [{ beacon: `weaviate://localhost/Person/${uuid(2)}`, href: `/v1/objects/Person/${uuid(2)}` }] });
+    // No second class was made by auto-schema on the streaming server.
+    expect((await pair.cb.collections.listAll()).map((c) => c.name)).toEqual(["Person"]);
   });
 });

@@ -10,7 +10,7 @@ import type { BatchObjectMsg } from "./messages.js";
  * `collection.data.ingest(...)` and `client.batch.stream()`), as the weaviate-client 3.14 drives it:
  *
  *   client: start{consistency_level}  data{objects, references} …  stop        (then it half-closes)
- *   server: started  backoff{batch_size}  acks{uuids, beacons}  results{errors, successes} …  (then the OK status)
+ *   server: backoff{batch_size}  started  acks{uuids, beacons}  results{errors, successes} …  (then the OK status)
  *
  * Objects are keyed by their uuid as sent, references by their source beacon
  * `weaviate://localhost/<from_collection>/<from_uuid>/<name>`; every item gets exactly one result. A data message is
@@ -40,8 +40,9 @@ const MAX_QUEUED_MESSAGES = 2;
 /** Entries per acks / results message, and the characters of one error kept: replies stay far below 10 MiB. */
 const MAX_ENTRIES_PER_REPLY = 1_000;
 const MAX_ERROR_CHARS = 8_192;
-/** How long a stream told `shutting_down` may take to half-close before its input is closed for it. */
+/** How long a stream told `shutting_down`, or one that sent `stop`, may take to half-close before its input is closed for it. */
 const SHUTDOWN_GRACE_MS = 2_000;
+const STOP_GRACE_MS = 2_000;
 
 /** A BatchStream message larger than MAX_STREAM_MESSAGE_BYTES, in place of the message (see the server's decoder). */
 export class OversizedStreamMessage {
@@ -75,16 +76,19 @@ function chunks<T>(items: readonly T[]): T[][] {
 /**
  * One BatchStream call. Reads `start`, then `data` messages, importing them one after another through the same
  * collections code as BatchObjects and BatchReferences (objects before the references of the same message, so a
- * reference may point at an object sent beside it); ends the call with OK once `stop` (or the client's half-close)
- * came and everything accepted is answered. A protocol error (data before start, a second start, a message that is
- * not exactly one of start/data/stop, undecodable or oversized bytes, too many items) ends the call with
- * INVALID_ARGUMENT or RESOURCE_EXHAUSTED naming it — after the messages already accepted are imported and answered.
+ * reference may point at an object sent beside it); ends the call with OK once the client half-closed (after `stop`,
+ * or STOP_GRACE_MS after it) and everything accepted is answered. A protocol error (data before start, a second
+ * start, a message after stop, one that is not exactly one of start/data/stop, undecodable or oversized bytes) ends
+ * the call with INVALID_ARGUMENT or RESOURCE_EXHAUSTED naming it — after the messages already accepted are imported
+ * and answered.
  */
 export class BatchStreamSession {
   private started = false;
   private batchSize = INITIAL_BATCH_SIZE;
-  /** No further message is read: stop, half-close, a protocol error or the client gone. */
+  /** No further message is read: half-close, a protocol error or the client gone. */
   private inputClosed = false;
+  /** `stop` came: a message after it is a protocol error; the call ends at the half-close that follows (or STOP_GRACE_MS). */
+  private stopped = false;
   private gone = false;
   private running = false;
   private ended = false;
@@ -116,7 +120,8 @@ export class BatchStreamSession {
    * (at most SHUTDOWN_GRACE_MS), answers it all, then ends the call. @returns `finished`.
    */
   shutDown(): Promise<void> {
-    if (!this.ended && !this.inputClosed) {
+    // A stream already stopped just ends; telling its client would only make it reconnect.
+    if (!this.ended && !this.inputClosed && !this.stopped) {
       this.send({ shuttingDown: {} });
       setTimeout(() => this.closeInput(), SHUTDOWN_GRACE_MS).unref();
     }
@@ -124,7 +129,7 @@ export class BatchStreamSession {
   }
 
   private receive(msg: unknown): void {
-    if (this.inputClosed) return;
+    if (this.inputClosed || this.ended) return;
     if (msg instanceof MalformedRequest) return this.fail(grpc.status.INVALID_ARGUMENT, msg.details);
     if (msg instanceof OversizedStreamMessage) {
       return this.fail(grpc.status.RESOURCE_EXHAUSTED, `BatchStream: a message of ${msg.bytes} bytes is larger than the ${MAX_STREAM_MESSAGE_BYTES} bytes accepted (send smaller data messages)`);
@@ -132,6 +137,7 @@ export class BatchStreamSession {
     const req = msg as BatchStreamRequestMsg;
     const kinds = (["start", "data", "stop"] as const).filter((k) => req[k] !== undefined && req[k] !== null);
     if (kinds.length !== 1) return this.fail(grpc.status.INVALID_ARGUMENT, `BatchStream: each message must set exactly one of start, data, stop (this one sets ${kinds.length ? kinds.join(" and ") : "none"})`);
+    if (this.stopped) return this.fail(grpc.status.INVALID_ARGUMENT, `BatchStream: ${kinds[0]} after stop`);
     if (req.start) {
       if (this.started) return this.fail(grpc.status.INVALID_ARGUMENT, "BatchStream: start was already sent on this stream");
       const level = req.start.consistencyLevel;
@@ -144,7 +150,12 @@ export class BatchStreamSession {
       return;
     }
     if (!this.started) return this.fail(grpc.status.INVALID_ARGUMENT, `BatchStream: the first message must be start, not ${kinds[0]}`);
-    if (req.stop) return this.closeInput();
+    if (req.stop) {
+      // Clients half-close right after stop; one that does not still gets its answers and the end of the call.
+      this.stopped = true;
+      setTimeout(() => this.closeInput(), STOP_GRACE_MS).unref();
+      return;
+    }
     const objects = req.data!.objects?.values ?? [];
     const references = req.data!.references?.values ?? [];
     if (objects.length + references.length === 0) return;
@@ -161,8 +172,13 @@ export class BatchStreamSession {
       while (this.queue.length) {
         const work = this.queue.shift()!;
         if (!this.inputClosed && this.queue.length < MAX_QUEUED_MESSAGES) this.call.resume();
-        await this.ack(work);
-        await this.importWork(work);
+        try {
+          await this.ack(work);
+          await this.importWork(work);
+        } catch (err) {
+          // Only a fault of ours lands here (importWork answers the collections' errors per item).
+          this.fail(grpc.status.INTERNAL, `BatchStream: ${err instanceof Error ? err.message : String(err)}`);
+        }
       }
     } finally {
       this.running = false;
