@@ -4,7 +4,11 @@ import type { CollectionService } from "../../collections/collection-service.js"
 import { DEFAULT_MODEL, normalizeClassName, VECTORIZER } from "../../collections/schema.js";
 import { MODULES } from "../../collections/vector-config.js";
 
-/** The Weaviate version we answer as: recent enough for the v4 Python and v3 TypeScript clients. */
+/**
+ * The Weaviate version we answer as. The clients switch features on it (weaviate-client 3.14's utils/dbVersion.js):
+ * 1.36 turns on server-side batching (BatchStream, served); what 1.29-1.36 switch is served or refused loudly
+ * (README, "Not yet"); 1.37 would switch on the tokenize endpoint and a server-chosen default index type, not served.
+ */
 export const WEAVIATE_VERSION = "1.36.0";
 
 /**
