@@ -1,11 +1,13 @@
 import fc from "fast-check";
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import weaviate, { Filters, type FilterValue, type WeaviateClient } from "weaviate-client";
 import type { StoredObject } from "../src/store/collection-store.js";
 import type { ClassState, CollectionContext } from "../src/collections/collection-context.js";
 import { allowListOf } from "../src/collections/filter-plan.js";
 import { invertedIndexRemoved, invertedIndexWritten } from "../src/collections/inverted-index.js";
 import type { ClassDef, PropertyDef } from "../src/collections/schema.js";
 import { compileWhere } from "../src/collections/where-filter.js";
+import { startServer, type TestServer } from "./support/harness.js";
 
 /*
  * The filterable index (filter-index.ts, filter-plan.ts) against the evaluator (where-filter.ts): over random objects
@@ -210,5 +212,117 @@ describe("filterable index: allow-lists equal the evaluator's", () => {
     // The generators reach the index: most filters compile, and many split the objects.
     expect(stats.compiled).toBeGreaterThan(stats.filters / 3);
     expect(stats.split).toBeGreaterThan(stats.compiled / 4);
+  });
+});
+
+/*
+ * Through the official client (gRPC) on a server: filtered nearVector (exact under flatSearchCutoff, from the vector
+ * cache), fetchObjects with a filter (the listing path), bm25 with a filter and a filtered count, each against the
+ * answer worked out here from the objects, before and after replaces (new vectors and values), merges, deletes by id
+ * and by filter, and inserts — the filterable index and the vector cache follow every write.
+ */
+describe("filterable index through weaviate-client", () => {
+  let server: TestServer;
+  let client: WeaviateClient;
+  const rand = (() => {
+    let a = 7;
+    return () => {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = Math.imul(a ^ (a >>> 15), a | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  })();
+  type Book = { title: string; genre: string; year: number; tags: string[]; inStock: boolean };
+  const GENRES = ["Science Fiction", "History", "Poetry"];
+  const book = (k: number): Book => ({ title: `book ${k % 7 === 0 ? "river" : "stone"} ${k}`, genre: GENRES[k % 3]!, year: 1990 + (k % 35), tags: [`t${k % 4}`, `t${k % 5}`], inStock: k % 2 === 0 });
+  const vec = () => Array.from({ length: 8 }, () => Math.fround(rand() * 2 - 1));
+  const model = new Map<string, { props: Book; vector: number[] }>();
+  const cos = (a: number[], b: number[]) => {
+    let d = 0, na = 0, nb = 0;
+    for (let i = 0; i < a.length; i++) (d += a[i]! * b[i]!), (na += a[i]! * a[i]!), (nb += b[i]! * b[i]!);
+    return 1 - d / Math.sqrt(na * nb);
+  };
+
+  beforeAll(async () => {
+    server = await startServer({}, { grpcPort: 0 });
+    client = await weaviate.connectToLocal({ host: "127.0.0.1", port: Number(new URL(server.url).port), grpcPort: server.grpcPort! });
+    await client.collections.create({
+      name: "Shelf",
+      vectorizers: weaviate.configure.vectors.selfProvided(),
+      properties: [
+        { name: "title", dataType: "text" },
+        { name: "genre", dataType: "text", tokenization: "field" },
+        { name: "year", dataType: "int" },
+        { name: "tags", dataType: "text[]" },
+        { name: "inStock", dataType: "boolean" },
+      ],
+    });
+    const objects = Array.from({ length: 400 }, (_, k) => ({ id: ID(k), properties: book(k), vectors: vec() }));
+    for (const o of objects) model.set(o.id, { props: o.properties, vector: o.vectors });
+    const res = await client.collections.get("Shelf").data.insertMany(objects);
+    expect(res.hasErrors).toBe(false);
+  });
+  afterAll(async () => {
+    await client?.close();
+    await server?.close();
+  });
+
+  const shelf = () => client.collections.get<Book>("Shelf");
+  const cases = (): [string, FilterValue, (b: Book) => boolean][] => {
+    const f = shelf().filter;
+    return [
+      ["year > 2010", f.byProperty("year").greaterThan(2010), (b) => b.year > 2010],
+      ["genre = History and in stock", Filters.and(f.byProperty("genre").equal("History"), f.byProperty("inStock").equal(true)), (b) => b.genre === "History" && b.inStock],
+      ["tags any t1/t3, not Poetry", Filters.and(f.byProperty("tags").containsAny(["t1", "t3"]), Filters.not(f.byProperty("genre").equal("Poetry"))), (b) => b.tags.some((t) => t === "t1" || t === "t3") && b.genre !== "Poetry"],
+      ["title river or year <= 1992", Filters.or(f.byProperty("title").equal("river"), f.byProperty("year").lessOrEqual(1992)), (b) => b.title.split(" ").includes("river") || b.year <= 1992],
+    ];
+  };
+
+  async function checkAll(): Promise<void> {
+    const coll = shelf();
+    const q = vec();
+    for (const [name, filters, keep] of cases()) {
+      const allowed = [...model].filter(([, o]) => keep(o.props));
+      expect(allowed.length, name).toBeGreaterThan(10);
+      const near = await coll.query.nearVector(q, { filters, limit: 10 });
+      const nearest = allowed.map(([id, o]) => [id, cos(q, o.vector)] as const).sort((a, b) => a[1] - b[1]).slice(0, 10).map(([id]) => id);
+      expect(near.objects.map((o) => o.uuid), name).toEqual(nearest);
+      const listed = await coll.query.fetchObjects({ filters, limit: 1000 });
+      expect(new Set(listed.objects.map((o) => o.uuid)), name).toEqual(new Set(allowed.map(([id]) => id)));
+      const counted = await coll.aggregate.overAll({ filters });
+      expect(counted.totalCount, name).toBe(allowed.length);
+      const keyword = await coll.query.bm25("book", { filters, limit: 1000 });
+      expect(new Set(keyword.objects.map((o) => o.uuid)), name).toEqual(new Set(allowed.map(([id]) => id)));
+    }
+  }
+
+  it("answers as the objects say, before and after every kind of write", async () => {
+    await checkAll();
+    const coll = shelf();
+    // Replaces with new values and vectors, merges of one property, deletes by id and by filter, inserts.
+    for (let k = 0; k < 40; k++) {
+      const id = ID(k * 3);
+      const props = book(k * 3 + 1);
+      const vector = vec();
+      await coll.data.replace({ id, properties: props, vectors: vector });
+      model.set(id, { props, vector });
+    }
+    for (let k = 1; k < 30; k += 2) {
+      const id = ID(k * 5);
+      await coll.data.update({ id, properties: { year: 2024 } });
+      model.get(id)!.props.year = 2024;
+    }
+    for (let k = 0; k < 10; k++) {
+      await coll.data.deleteById(ID(k * 11 + 1));
+      model.delete(ID(k * 11 + 1));
+    }
+    const del = await coll.data.deleteMany(coll.filter.byProperty("year").equal(1995));
+    expect(del.successful).toBeGreaterThan(0);
+    for (const [id, o] of [...model]) if (o.props.year === 1995) model.delete(id);
+    const fresh = Array.from({ length: 50 }, (_, k) => ({ id: ID(1000 + k), properties: book(1000 + k), vectors: vec() }));
+    expect((await coll.data.insertMany(fresh)).hasErrors).toBe(false);
+    for (const o of fresh) model.set(o.id, { props: o.properties, vector: o.vectors });
+    await checkAll();
   });
 });

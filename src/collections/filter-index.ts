@@ -298,6 +298,16 @@ export function filterIndexRemoved(st: ClassState, removed: { ids?: readonly str
   });
 }
 
+/** The seqs of these ids as the built index knows them; null when it is not built. */
+export function filterIndexSeqsOf(st: ClassState, ids: readonly string[]): number[] | null {
+  const idx = entries.get(st)?.index;
+  if (!idx) return null;
+  return ids.flatMap((id) => {
+    const seq = idx.seqOfId.get(id);
+    return seq === undefined ? [] : [seq];
+  });
+}
+
 /** Forgets a class's index (its objects were reloaded wholesale): the next filtered search rebuilds it. */
 export function filterIndexDropped(st: ClassState): void {
   entries.delete(st);

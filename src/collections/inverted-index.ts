@@ -1,7 +1,8 @@
 import type { StoredObject } from "../store/collection-store.js";
 import type { CollectionContext, ClassState } from "./collection-context.js";
 import type { ClassDef, PropertyDef } from "./schema.js";
-import { filterIndexDropped, filterIndexRemoved, filterIndexWritten, type IndexedObject } from "./filter-index.js";
+import { filterIndexDropped, filterIndexRemoved, filterIndexSeqsOf, filterIndexWritten, type IndexedObject } from "./filter-index.js";
+import { vectorCacheInvalidated } from "./flat-search.js";
 
 /*
  * The searchable inverted index of a class: per text property, term → postings (object seq, term frequency) and each
@@ -279,8 +280,8 @@ function apply(st: ClassState, op: (idx: MemoryInvertedIndex) => void): void {
 }
 
 /*
- * The write hooks below are those of every in-memory index of a class's objects: this keyword index and the
- * filterable index (filter-index.ts) both follow them.
+ * The write hooks below are those of every in-memory index of a class's objects: this keyword index, the filterable
+ * index (filter-index.ts) and the vector cache of filtered searches (flat-search.ts) all follow them.
  */
 
 /**
@@ -289,11 +290,15 @@ function apply(st: ClassState, op: (idx: MemoryInvertedIndex) => void): void {
  */
 export function invertedIndexWritten(st: ClassState, objects: readonly IndexedObject[]): void {
   filterIndexWritten(st, objects);
+  vectorCacheInvalidated(st, objects.map((o) => o.seq));
   if (objects.length) apply(st, (idx) => objects.forEach((o) => idx.upsert(o)));
 }
 
 /** Objects of the class just deleted, by id or by seq. Call after the delete. */
 export function invertedIndexRemoved(st: ClassState, removed: { ids?: readonly string[]; seqs?: readonly number[] }): void {
+  // Ids resolved before the filterable index forgets them; unknown ones empty the whole cache.
+  const fromIds = removed.ids ? filterIndexSeqsOf(st, removed.ids) : [];
+  vectorCacheInvalidated(st, fromIds === null ? null : [...fromIds, ...(removed.seqs ?? [])]);
   filterIndexRemoved(st, removed);
   apply(st, (idx) => {
     if (removed.ids) idx.removeIds(removed.ids);
@@ -304,5 +309,6 @@ export function invertedIndexRemoved(st: ClassState, removed: { ids?: readonly s
 /** Forgets a class's index (its objects were reloaded wholesale): the next search rebuilds it. */
 export function invertedIndexDropped(st: ClassState): void {
   filterIndexDropped(st);
+  vectorCacheInvalidated(st, null);
   entries.delete(st);
 }

@@ -6,7 +6,8 @@ import { CollectionError, unprocessable } from "./errors.js";
 import { slotOf } from "./schema.js";
 import { DEFAULT_VECTOR } from "./vector-config.js";
 import { embedForSlot } from "./vectorizers.js";
-import { exactSearch, type SearchHit } from "./vector-index.js";
+import type { SearchHit } from "./vector-index.js";
+import { filteredVectorSearch } from "./flat-search.js";
 import { compileFilter } from "./reference-filters.js";
 import { allowListOf, filteredObjects } from "./filter-plan.js";
 import { autocut } from "./hybrid.js";
@@ -14,9 +15,6 @@ import { keywordSearch } from "./keyword-search.js";
 import { compileSort } from "./sort.js";
 
 /* Search: vector (given, nearText, nearObject) and filtered, or a listing in insertion order; counts. Both need `read` (access.ts). */
-
-/** With a `where` filter that leaves at most this many objects, the vector search is exact over them. */
-const EXACT_FILTERED_MAX = 2_000;
 
 /**
  * Nearest objects to a vector (given, embedded from `concepts`, or another object's), optionally filtered by
@@ -87,17 +85,11 @@ export async function search(ctx: CollectionContext, caller: Caller, q: SearchQu
     throw unprocessable(`vector search: the query vector has length ${query.length}, but the vectors ${slot!.name} of class ${cls} have length ${index.dims}`);
   }
   const distance = slot!.indexConfig.distance;
-  const vectorOf = (o: StoredObject) => (slot!.name === DEFAULT_VECTOR ? o.vector : (o.vectors?.[slot!.name] ?? null));
   let hits: SearchHit[];
   if (!predicate) hits = await index.search(query, want);
   else {
     const allowed = [...(await allowListOf(ctx, st, q.where, predicate))];
-    if (allowed.length <= EXACT_FILTERED_MAX) {
-      const withVectors = await ctx.options.store.objectsBySeq(cls, allowed, true);
-      hits = exactSearch(distance, query, want, withVectors.filter((o) => vectorOf(o)).map((o) => [o.seq, vectorOf(o)!] as [number, Float32Array]));
-    } else {
-      hits = await index.search(query, want, allowed);
-    }
+    hits = await filteredVectorSearch(ctx, st, slot!, index, query, want, allowed);
   }
   let maxDistance = q.distance ?? Infinity;
   if (q.certainty !== undefined) {
