@@ -15,7 +15,8 @@
  *    Ratios: throughput ÷ the sweep's best, and p50 latency (at the server) ÷ the unloaded 200 ms; goals ≥ 0.95 and
  *    ≤ 1.5.
  *
- * OPENBATCH_BENCH_COALESCE_SCALE=0.1 (or any factor) shrinks every size for a quick look; the full run is
+ * OPENBATCH_BENCH_COALESCE_SCALE=0.1 (or any factor) shrinks every size for a quick look; bench/queueing.ts runs
+ * part 2 alone (OPENBATCH_BENCH_QUEUEING_N items per run, default 800: about 3 minutes for the 7 runs); the full run is
  * `npm run bench` (about 4 minutes for this part). Numbers on a loaded machine vary; the ratios are the result.
  */
 import { readFileSync } from "node:fs";
@@ -157,9 +158,9 @@ async function rpmFake(): Promise<BenchRow[]> {
   return rows;
 }
 
-async function queueing(): Promise<BenchRow[]> {
+/** The queueing-upstream part alone (bench/queueing.ts runs it): @param n items per run (default 800 × the scale). */
+export async function benchQueueing(n = scale(800)): Promise<BenchRow[]> {
   const bench = "queueing-upstream";
-  const n = scale(800);
   const lines = Array.from({ length: n }, (_, i) => JSON.stringify({ custom_id: `q${i}`, method: "POST", url: "/v1/chat/completions", body: { model: "queue-model", messages: [{ role: "user", content: `question ${i}` }], max_tokens: 8 } })).join("\n") + "\n";
   const measured: { what: string; perS: number; p50: number }[] = [];
   const runOne = async (what: string, provider: Record<string, unknown>) => {
@@ -191,5 +192,5 @@ async function queueing(): Promise<BenchRow[]> {
 
 /** The issue-16 benches: coalesced embeddings (local and rpm-limited) and the queueing upstream. */
 export async function benchCoalesce(cacheDir: string): Promise<BenchRow[]> {
-  return [...(await localGlove(cacheDir)), ...(await rpmFake()), ...(await queueing())];
+  return [...(await localGlove(cacheDir)), ...(await rpmFake()), ...(await benchQueueing())];
 }

@@ -24,10 +24,9 @@
  * A probe re-measures the no-load latency, for a server whose own latency rose (a slower model, longer inputs): the
  * limit is halved (or set to half the est of the last window that saw a queue, if lower) until at least 8 and two
  * rounds of calls started after the cut have answered, their mean latency becomes baseRtt, and the
- * limit is restored (doubling again if baseRtt rose by more than 25 %). Probes run after window 4, then every
- * `probeEvery` windows, or 4 windows after a probe that moved baseRtt by more than 20 % (the first windows run while
- * the upload is still being stored and may measure a too high baseRtt, which no queued window could lower, and the
- * limit a probe halves was set against it), and at once when a second cut in a row finds the server completing under 0.75 × the calls at once the first cut measured
+ * limit is restored (doubling again if baseRtt rose by more than 25 %). Probes run after window 4 (the first windows
+ * run while the upload is still being stored and may measure a too high baseRtt, which no queued window could
+ * lower), then every `probeEvery` windows, and at once when a second cut in a row finds the server completing under 0.75 × the calls at once the first cut measured
  * (cutting took throughput away, so the "queue" is a server that got slower). Faster servers lower baseRtt by
  * themselves.
  *
@@ -60,14 +59,12 @@ const BAND_TARGET = 1.25;
 const BAND_HIGH = 1.33;
 /** Two cuts in a row with the second window's est below this share of the first's: the server got slower. */
 const SLOWER_SERVER = 0.75;
-/** Windows before the first scheduled probe, and after one that moved the no-load latency by more than PROBE_MOVED. */
+/** Windows before the first scheduled probe. */
 const FIRST_PROBE = 4;
 /**
- * A probe averages 8 or more answers, ±6 % of noise with service times spread ±30 %: only larger moves count. A
- * busy start reads ~40 % high, a server that got slower ~100 %.
+ * A probe that finds the no-load latency risen by this factor starts the search (doubling) again: a probe averages
+ * 8 or more answers, ±6 % of noise with service times spread ±30 %; a server that got slower reads ~100 % higher.
  */
-const PROBE_MOVED = 0.2;
-/** A probe that finds the no-load latency risen by this factor starts the search (doubling) again. */
 const SEARCH_AGAIN = 1.25;
 
 interface Window {
@@ -212,9 +209,6 @@ export class AdaptiveConcurrency {
     // A no-load latency that rose means the windows before were judged against a wrong one (a slower server, or a
     // first window measured while the box was busy): where the limit belongs is unknown, so it searches again.
     if (base > this.baseRtt * SEARCH_AGAIN) this.slowStart = true;
-    // Moved by more than a probe's own noise: the limit this probe halved was set against a wrong baseRtt (too high
-    // after a busy start, so the halved limit may still have queued), so the next probe comes soon.
-    if (Math.abs(base - this.baseRtt) > this.baseRtt * PROBE_MOVED) this.nextProbe = this.windows + FIRST_PROBE;
     this.baseRtt = base;
     this.lastRtt = Infinity;
     this.queuedLast = false;
