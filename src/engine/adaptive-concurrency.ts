@@ -22,13 +22,13 @@
  * minimum lies well below the no-load mean, so every window would read as queueing.
  *
  * A probe re-measures the no-load latency, for a server whose own latency rose (a slower model, longer inputs): the
- * limit is halved (or set to half the est of the last window that saw a queue, if lower) until at least 8 and two
- * rounds of calls started after the cut have answered, their mean latency becomes baseRtt, and the
- * limit is restored (doubling again if baseRtt rose by more than 25 %). Probes run after window 4 (the first windows
- * run while the upload is still being stored and may measure a too high baseRtt, which no queued window could
- * lower), then every `probeEvery` windows, and at once when a second cut in a row finds the server completing under 0.75 × the calls at once the first cut measured
- * (cutting took throughput away, so the "queue" is a server that got slower). Faster servers lower baseRtt by
- * themselves.
+ * limit is halved (or set to half the est of the last window that saw a queue, if lower) until at least 8, and two
+ * rounds, of calls started after the cut have answered; their mean latency becomes baseRtt and the limit is restored
+ * (doubling again if baseRtt rose by more than 25 %). Probes run after window 4 (the first windows run while the
+ * upload is still being stored and may measure a too high baseRtt, which no queued window could lower), then every
+ * `probeEvery` windows, and at once when a second cut in a row finds the server serving under 0.75 × the calls at
+ * once the first cut measured (cutting took throughput away, so the "queue" is a server that got slower). Faster
+ * servers lower baseRtt by themselves.
  *
  * Time comes from the caller (`now`, ms), so the algorithm runs unchanged in a simulated clock (see
  * test/adaptive-concurrency.test.ts).
@@ -38,7 +38,7 @@ export interface AdaptiveConcurrencySettings {
   initial?: number;
   /** Highest limit (maxConcurrency). */
   max: number;
-  /** Latency above the no-load latency (besides 10 % of it) that does not count as queueing, ms (default 5: timer and loopback jitter). */
+  /** Latency above the no-load latency (besides 10 % of it) that does not count as queueing, ms (default 5: timers, loopback). */
   toleranceMs?: number;
   /** Windows between two probes of the no-load latency (default 40). */
   probeEvery?: number;
@@ -49,8 +49,8 @@ const MIN_WINDOW = 8;
 /** Shortest time between two halvings, ms: one overload episode halves the limit once. */
 const DECREASE_COOLDOWN_MS = 1000;
 /**
- * Share of the no-load latency a window's median may exceed it by without counting as a queue: the measured
- * latency carries ±10 % of noise (timer jitter, our event loop's busy share taken out of each call, ItemSender).
+ * Share of the no-load latency a window's mean may exceed it by without counting as a queue: service times vary
+ * (a mean of 8 answers spread ±30 % moves ±6 %), and our own event loop answers late now and then.
  */
 const QUEUE_SHARE = 0.1;
 /** The band the limit is held in, as multiples of the calls the server serves at once. */
@@ -77,6 +77,7 @@ interface Window {
   maxInFlight: number;
 }
 
+/** One provider's latency-aware limit (see the module docstring); fed by ProviderRateLimiter while no budget is known. */
 export class AdaptiveConcurrency {
   private value: number;
   private readonly max: number;
@@ -87,7 +88,7 @@ export class AdaptiveConcurrency {
   private slowStart = true;
   private windows = 0;
   private lastDecrease = -Infinity;
-  /** The calls the server served at once as measured by the window that last cut the limit (0: the last window did not cut). */
+  /** The calls the server served at once by the window that last cut the limit (0: the last window did not cut). */
   private cutAtEst = 0;
   /** The last window saw a queue. */
   private queuedLast = false;
@@ -219,7 +220,7 @@ export class AdaptiveConcurrency {
   }
 }
 
-/** Below this busy share our event loop adds next to nothing to a call's latency; at LOOP_SATURATED and above it is the whole of it. */
+/** Below this busy share our event loop adds next to nothing to a call's latency; from LOOP_SATURATED, all of it. */
 const LOOP_SLACK = 0.5;
 const LOOP_SATURATED = 0.9;
 
