@@ -237,22 +237,27 @@ describe.skipIf(!reachable)("scale out on PostgreSQL: two API servers and three 
     const n = 3000;
     const keys = Array.from({ length: n }, (_, i) => `k${i}`);
     let seen = 0;
-    let killedAt = 0;
+    // A quarter of the way in, calls are held upstream for a while, so the worker killed then certainly dies with
+    // calls in flight (a worker between two claims holds no lease for a moment).
+    let holding = false;
     up.plan = () => {
-      // kill -9 the first worker a quarter of the way in.
-      if (++seen === n / 4) {
-        workers[0]!.kill("SIGKILL");
-        killedAt = Date.now();
-      }
-      return { kind: "delay", ms: 20 };
+      if (++seen === n / 4) holding = true;
+      return { kind: "delay", ms: holding ? 1500 : 20 };
     };
     const file = await uploadJsonl(b.openai, chatLines(keys));
     const batch = await b.openai.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
     expect((await a.openai.batches.retrieve(batch.id)).request_counts!.total).toBe(n);
-    // Its leases as PostgreSQL holds them, from the kill until the heartbeat of the live processes returned them.
-    for (let i = 0; i < 1200 && killedAt === 0; i++) await new Promise((r) => setTimeout(r, 25));
-    expect(killedAt).toBeGreaterThan(0);
+    for (let i = 0; i < 2400 && !holding; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(holding).toBe(true);
     const leased = async () => Number((await sql.query(`SELECT count(*) AS n FROM request_items WHERE lease_owner = $1`, [firstWorkerId])).rows[0].n);
+    // Past the calls answered before the hold; what it leases now stays leased while the hold lasts.
+    await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 40 && (await leased()) === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    workers[0]!.kill("SIGKILL");
+    const killedAt = Date.now();
+    holding = false;
+    await exited(workers[0]!);
+    // Its leases as PostgreSQL holds them, from the kill until the heartbeat of the live processes returned them.
     const heldAtKill = await leased();
     while ((await leased()) > 0 && Date.now() - killedAt < 60_000) await new Promise((r) => setTimeout(r, 50));
     const backAfter = Date.now() - killedAt;
@@ -279,22 +284,24 @@ describe.skipIf(!reachable)("scale out on PostgreSQL: two API servers and three 
     const n = 1500;
     const keys = Array.from({ length: n }, (_, i) => `r${i}`);
     let seen = 0;
-    let killedAll = false;
+    // A third of the way in, calls are held upstream: every process dies with calls in flight.
+    let holding = false;
     up.plan = () => {
-      if (++seen === n / 3) {
-        for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-        killedAll = true;
-      }
-      return { kind: "delay", ms: 20 };
+      if (++seen === n / 3) holding = true;
+      return { kind: "delay", ms: holding ? 1500 : 20 };
     };
     const text = chatLines(keys);
     const file = await uploadJsonl(a.openai, text);
     const batch = await a.openai.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
-    for (let i = 0; i < 2400 && !killedAll; i++) await new Promise((r) => setTimeout(r, 25));
-    expect(killedAll).toBe(true);
+    for (let i = 0; i < 2400 && !holding; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(holding).toBe(true);
+    await new Promise((r) => setTimeout(r, 200));
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
     await Promise.all(children.map((c) => exited(c)));
-    const left = (await sql.query(`SELECT count(*) FILTER (WHERE state IN ('queued', 'in_flight'))::int AS open FROM request_items WHERE batch_id = $1`, [batch.id])).rows[0];
-    expect(left.open).toBeGreaterThan(0);
+    const left = (await sql.query(`SELECT count(*) FILTER (WHERE state = 'queued')::int AS queued, count(*) FILTER (WHERE state = 'in_flight')::int AS leased FROM request_items WHERE batch_id = $1`, [batch.id])).rows[0];
+    // Leased by the dead (for 600 s): the restarted processes must hand them back by heartbeat.
+    expect(left.leased).toBeGreaterThan(0);
+    expect(left.queued).toBeGreaterThan(0);
 
     up.plan = () => ({ kind: "delay", ms: 20 });
     await startCluster();
