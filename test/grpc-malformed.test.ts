@@ -63,3 +63,19 @@ describe("Weaviate gRPC API: a request that is not a valid protobuf answers INVA
     expect(Buffer.isBuffer(reply)).toBe(true);
   });
 });
+
+describe("Weaviate gRPC API: an error's HTTP status maps to the gRPC code a client retries or reports by", () => {
+  it("422 → INVALID_ARGUMENT, 404 → NOT_FOUND, 409 → ABORTED, 413 → RESOURCE_EXHAUSTED, anything else INTERNAL", async () => {
+    const grpc = await import("@grpc/grpc-js");
+    const { toStatus } = await import("../src/api/weaviate-grpc/errors.js");
+    const { CollectionError } = await import("../src/collections/errors.js");
+    const codes = [422, 404, 409, 413, 500].map((s) => toStatus(new CollectionError(s, `status ${s}`)));
+    expect(codes).toEqual([
+      { code: grpc.status.INVALID_ARGUMENT, details: "status 422" },
+      { code: grpc.status.NOT_FOUND, details: "status 404" },
+      { code: grpc.status.ABORTED, details: "status 409" },
+      { code: grpc.status.RESOURCE_EXHAUSTED, details: "status 413" },
+      { code: grpc.status.INTERNAL, details: "status 500" },
+    ]);
+  });
+});

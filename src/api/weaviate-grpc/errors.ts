@@ -7,7 +7,7 @@ import { UnimplementedSearchOption } from "./search-options.js";
 
 // ---------------------------------------------------------------- errors
 
-/** A gRPC status for an error of ours. */
+/** A gRPC status for an error of ours: its HTTP status mapped as gRPC does (400/422 → INVALID_ARGUMENT, 409 → ABORTED, …; anything else INTERNAL). */
 export function toStatus(err: unknown): Partial<grpc.StatusObject> {
   const message = err instanceof Error ? err.message : String(err);
   let code = grpc.status.INTERNAL;
@@ -17,6 +17,8 @@ export function toStatus(err: unknown): Partial<grpc.StatusObject> {
   else if (status === 401) code = grpc.status.UNAUTHENTICATED;
   else if (status === 403) code = grpc.status.PERMISSION_DENIED;
   else if (status === 404) code = grpc.status.NOT_FOUND;
+  else if (status === 409) code = grpc.status.ABORTED; // a concurrent change won (e.g. one property, two data types)
+  else if (status === 413 || status === 507) code = grpc.status.RESOURCE_EXHAUSTED;
   else if (status === 429) code = grpc.status.RESOURCE_EXHAUSTED;
   return { code, details: message };
 }
