@@ -9,9 +9,15 @@
  * 2. Hybrid (alpha 0.5, rankedFusion, the query vector given) p50/p99 latency, and queries/s vs brute force (the same
  *    brute-force BM25F plus an exact cosine scan, fused by rank).
  * 3. The first BM25 query after a one-object write (the inverted index kept up per write, not rebuilt), median of 5.
+ * Beside 1, where a query's time goes: the scorer alone (bm25.ts over an index of the same objects built in this
+ * process, no HTTP), and the floor of the path (a bm25 GraphQL query whose token no object holds: request, parse,
+ * render, no scoring) — the most any bm25 query through GraphQL reaches here.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { bm25Search } from "../src/collections/bm25.js";
+import { MemoryInvertedIndex } from "../src/collections/inverted-index.js";
+import type { ClassDef, PropertyDef } from "../src/collections/schema.js";
 import { startServer } from "../test/support/harness.js";
 import { datasetsDir, type BenchRow } from "./report.js";
 
@@ -126,6 +132,20 @@ export async function benchBm25(): Promise<BenchRow[]> {
     const bruteQps = (bruteRounds * QUERIES.length) / ((performance.now() - t) / 1000);
     rows.push({ bench: BENCH, case: `bm25 queries/s, ${N} objects (${same}/${QUERIES.length} top-10s equal brute force)`, value: served, unit: "q/s", ratio: served / bruteQps, ratioOf: "brute-force BM25F" });
     rows.push({ bench: BENCH, case: "brute-force BM25F queries/s (baseline)", value: bruteQps, unit: "q/s" });
+    const floorRounds = ROUNDS * QUERIES.length;
+    t = performance.now();
+    for (let r = 0; r < floorRounds; r++) await bm25(`zqnothing${r % 8}`);
+    const floorQps = floorRounds / ((performance.now() - t) / 1000);
+    rows.push({ bench: BENCH, case: "floor: bm25 GraphQL query matching no object (request, parse, render)", value: floorQps, unit: "q/s", ratio: floorQps / bruteQps, ratioOf: "brute-force BM25F" });
+    const props: PropertyDef[] = PROPS.map((name) => ({ name, dataType: ["text"], indexFilterable: true, indexSearchable: true, indexRangeFilters: false }));
+    const def = { class: "Jeopardy", properties: props, invertedIndexConfig: {} } as unknown as ClassDef;
+    const local = new MemoryInvertedIndex(props);
+    docs.forEach((d, i) => local.upsert({ seq: i + 1, id: idOf(i), properties: d }));
+    for (const q of QUERIES) bm25Search(local, def, { query: q }, null, K);
+    t = performance.now();
+    for (let r = 0; r < ROUNDS * 4; r++) for (const q of QUERIES) bm25Search(local, def, { query: q }, null, K);
+    const scorerQps = (ROUNDS * 4 * QUERIES.length) / ((performance.now() - t) / 1000);
+    rows.push({ bench: BENCH, case: "scorer alone: bm25.ts over an in-process index of the same objects, no HTTP", value: scorerQps, unit: "q/s", ratio: scorerQps / bruteQps, ratioOf: "brute-force BM25F" });
 
     const qvec = (i: number) => vectors[(i * 7919) % N]!;
     const hybrid = (q: string, i: number) => gql(`hybrid: { query: ${JSON.stringify(q)}, alpha: 0.5, vector: ${JSON.stringify(qvec(i))} }`);

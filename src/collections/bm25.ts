@@ -1,5 +1,5 @@
 import { unprocessable } from "./errors.js";
-import { analyze, bm25ParamsOf, isSearchable, stopwordsOf, type InvertedIndex, type TokenizationName } from "./inverted-index.js";
+import { analyze, bm25ParamsOf, isSearchable, stopwordsOf, type InvertedIndex, type Postings, type TokenizationName } from "./inverted-index.js";
 import { normalizePropertyName, type ClassDef } from "./schema.js";
 
 /*
@@ -36,10 +36,92 @@ export interface Bm25Hit {
 interface Term {
   text: string;
   idf: number;
-  /** The objects holding the term, with frequency and length summed over the searched properties holding it. */
-  seqs: number[];
-  f: number[];
-  L: number[];
+  /** The objects holding the term (slots), with frequency and length summed over the searched properties holding it. */
+  slots: Int32Array;
+  f: Float64Array;
+  L: Float64Array;
+}
+
+/**
+ * Per-object scratch of a scorer, indexed by slot, reused from query to query (a search runs synchronously, so one set
+ * per index serves them all). `stamp` marks which entries belong to the current query or term, so nothing is cleared.
+ */
+interface Scratch {
+  stamp: Int32Array;
+  at: Int32Array;
+  score: Float64Array;
+  matched: Int32Array;
+  allowed: Int32Array;
+  clock: number;
+}
+const scratches = new WeakMap<InvertedIndex, Scratch>();
+
+function scratchOf(index: InvertedIndex): Scratch {
+  const n = index.slotCount;
+  let s = scratches.get(index);
+  if (!s || s.stamp.length < n || s.clock > 2 ** 30) {
+    const size = Math.max(1024, n * 2);
+    s = { stamp: new Int32Array(size), at: new Int32Array(size), score: new Float64Array(size), matched: new Int32Array(size), allowed: new Int32Array(size), clock: 0 };
+    scratches.set(index, s);
+  }
+  return s;
+}
+
+/** A term's postings merged over a group of searched properties, kept while the postings they came from are current. */
+interface Merged {
+  sources: Postings[];
+  slots: Int32Array;
+  f: Float64Array;
+  L: Float64Array;
+}
+const mergedCaches = new WeakMap<InvertedIndex, Map<string, Merged>>();
+/** Merged term lists kept per index; past this many the cache starts over (queries are open-ended). */
+const MERGED_MAX = 4096;
+
+/**
+ * The objects holding `text` in any of `group`'s properties, with f = Σ tf·boost and L = Σ length over the ones that
+ * hold it (the per-document BM25F inputs), merged in the order the objects first appear.
+ */
+function mergedPostings(index: InvertedIndex, group: { name: string; boost: number }[], text: string, sc: Scratch): Merged {
+  let cache = mergedCaches.get(index);
+  if (!cache) mergedCaches.set(index, (cache = new Map()));
+  const key = `${group.map((p) => `${p.name}^${p.boost}`).join(",")}\u0000${text}`;
+  const sources = group.map((p) => index.postings(p.name, text));
+  const hit = cache.get(key);
+  if (hit && hit.sources.every((x, i) => x === sources[i])) return hit;
+  let out: Merged;
+  if (group.length === 1) {
+    const list = sources[0]!, lens = index.lengths(group[0]!.name), boost = group[0]!.boost;
+    const n = list.slots.length;
+    const f = new Float64Array(n), L = new Float64Array(n);
+    for (let i = 0; i < n; i++) (f[i] = list.tfs[i]! * boost), (L[i] = lens[list.slots[i]!]!);
+    out = { sources, slots: list.slots, f, L };
+  } else {
+    // stamp/at index the merge by slot.
+    const mark = ++sc.clock;
+    const slots: number[] = [], f: number[] = [], L: number[] = [];
+    group.forEach((p, g) => {
+      const list = sources[g]!, lens = index.lengths(p.name);
+      for (let i = 0; i < list.slots.length; i++) {
+        const slot = list.slots[i]!;
+        if (sc.stamp[slot] === mark) {
+          const j = sc.at[slot]!;
+          f[j]! += list.tfs[i]! * p.boost;
+          L[j]! += lens[slot]!;
+        } else {
+          sc.stamp[slot] = mark;
+          sc.at[slot] = slots.length;
+          slots.push(slot);
+          f.push(list.tfs[i]! * p.boost);
+          L.push(lens[slot]!);
+        }
+      }
+    });
+    out = { sources, slots: Int32Array.from(slots), f: Float64Array.from(f), L: Float64Array.from(L) };
+  }
+  if (cache.size >= MERGED_MAX) cache.clear();
+  cache.set(key, out);
+  return out;
 }
 
 /**
@@ -63,12 +145,13 @@ export function searchedProperties(def: ClassDef, properties: string[] | undefin
 }
 
 /**
- * Ranks the objects of a class for a keyword query.
+ * Ranks the objects of a class for a keyword query: postings and property lengths read from typed arrays, scores
+ * summed per object in scratch arrays, the best `limit` picked with a bounded heap, and only those explained.
  * @param allowed seqs a `where` filter lets through (null: all).
  * @param limit most hits returned (best first); Infinity for all.
  * @throws CollectionError 422 for bad properties or options.
  */
-export function bm25Search(index: InvertedIndex, def: ClassDef, q: Bm25Query, allowed: Set<number> | null, limit: number): Bm25Hit[] {
+export function bm25Search(index: InvertedIndex, def: ClassDef, q: Bm25Query, allowed: ReadonlySet<number> | null, limit: number): Bm25Hit[] {
   const props = searchedProperties(def, q.properties);
   const { k1, b } = bm25ParamsOf(def);
   const stop = stopwordsOf(def);
@@ -77,6 +160,7 @@ export function bm25Search(index: InvertedIndex, def: ClassDef, q: Bm25Query, al
   if (props.length === 0) return [];
   const N = index.docCount;
   const avgLen = props.reduce((s, p) => s + index.meanLength(p.name), 0) / props.length;
+  const sc = scratchOf(index);
 
   const terms: Term[] = [];
   for (const tokenization of [...new Set(props.map((p) => p.tokenization))]) {
@@ -86,106 +170,94 @@ export function bm25Search(index: InvertedIndex, def: ClassDef, q: Bm25Query, al
     const dup = new Map<string, number>();
     for (const t of tokens) dup.set(t, (dup.get(t) ?? 0) + 1);
     for (const [text, times] of dup) {
-      const seqs: number[] = [], f: number[] = [], L: number[] = [];
-      // Parallel arrays, merged by seq only when several properties are searched (one property: no map at all).
-      const at = group.length > 1 ? new Map<number, number>() : null;
-      for (const p of group) {
-        const list = index.postings(p.name, text);
-        for (let i = 0; i < list.seqs.length; i++) {
-          const seq = list.seqs[i]!;
-          const len = index.length(p.name, seq);
-          const j = at?.get(seq);
-          if (j !== undefined) (f[j]! += list.tfs[i]! * p.boost), (L[j]! += len);
-          else {
-            at?.set(seq, seqs.length);
-            seqs.push(seq);
-            f.push(list.tfs[i]! * p.boost);
-            L.push(len);
-          }
-        }
-      }
-      const n = seqs.length;
-      terms.push({ text, idf: Math.log(1 + (N - n + 0.5) / (n + 0.5)) * times, seqs, f, L });
+      const merged = mergedPostings(index, group, text, sc);
+      const t: Term = { text, idf: 0, ...merged };
+      const n = t.slots.length;
+      t.idf = Math.log(1 + (N - n + 0.5) / (n + 0.5)) * times;
+      terms.push(t);
     }
   }
 
+  // A `where` filter as a mark per slot.
+  let allowMark = 0;
+  if (allowed) {
+    allowMark = ++sc.clock;
+    for (const seq of allowed) {
+      const slot = index.slotOf(seq);
+      if (slot !== undefined) sc.allowed[slot] = allowMark;
+    }
+  }
   const need = q.operator === "And" ? terms.length : Math.max(1, min ?? 1);
-  const slot = new Map<number, number>();
-  const hitSeqs: number[] = [], score: number[] = [], matched: number[] = [];
+  const mark = ++sc.clock;
+  const hits: number[] = [];
   const norm = avgLen || 1;
+  const { stamp, score, matched } = sc;
   for (const t of terms) {
-    for (let i = 0; i < t.seqs.length; i++) {
-      const seq = t.seqs[i]!;
-      if (allowed && !allowed.has(seq)) continue;
-      const f = t.f[i]!;
-      const s = t.idf * (f / (f + k1 * (1 - b + (b * t.L[i]!) / norm)));
-      const j = slot.get(seq);
-      if (j !== undefined) (score[j]! += s), matched[j]!++;
+    const { slots, f: fs, L: Ls, idf } = t;
+    for (let i = 0; i < slots.length; i++) {
+      const slot = slots[i]!;
+      if (allowMark && sc.allowed[slot] !== allowMark) continue;
+      const f = fs[i]!;
+      const s = idf * (f / (f + k1 * (1 - b + (b * Ls[i]!) / norm)));
+      if (stamp[slot] === mark) (score[slot]! += s), matched[slot]!++;
       else {
-        slot.set(seq, hitSeqs.length);
-        hitSeqs.push(seq);
-        score.push(s);
-        matched.push(1);
+        stamp[slot] = mark;
+        score[slot] = s;
+        matched[slot] = 1;
+        hits.push(slot);
       }
     }
   }
-  // Best first (ties: lower seq first); the top `limit` picked with a bounded heap instead of sorting every hit.
-  const better = (x: number, y: number) => score[x]! > score[y]! || (score[x] === score[y] && hitSeqs[x]! < hitSeqs[y]!);
-  const top = topK(hitSeqs.length, limit, (j) => matched[j]! >= need, better);
-  const chosen = new Set(top.map((j) => hitSeqs[j]!));
-  // Each chosen hit's per-term frequency and length, for explainScore.
-  const detail = terms.map((t) => {
-    const m = new Map<number, [number, number]>();
-    for (let i = 0; i < t.seqs.length; i++) if (chosen.has(t.seqs[i]!)) m.set(t.seqs[i]!, [t.f[i]!, t.L[i]!]);
-    return m;
-  });
-  return top.map((j) => {
-    const seq = hitSeqs[j]!;
-    return {
-      seq,
-      score: score[j]!,
-      explain: terms
-        .map((t, k) => [t, detail[k]!.get(seq)] as const)
-        .filter(([, d]) => d !== undefined)
-        .map(([t, d]) => `, BM25F_${t.text}_frequency:${d![0]}, BM25F_${t.text}_propLength:${d![1]}`)
-        .join(""),
-    };
-  });
+  const top = bestSlots(hits, limit, need, score, matched, index);
+  // Each chosen hit's per-term frequency and length, for explainScore (marked by slot, one pass per term).
+  const chosen = ++sc.clock;
+  top.forEach((slot, j) => ((stamp[slot] = chosen), (sc.at[slot] = j)));
+  const explain = top.map(() => "");
+  for (const t of terms) {
+    for (let i = 0; i < t.slots.length; i++) {
+      const slot = t.slots[i]!;
+      if (stamp[slot] === chosen) explain[sc.at[slot]!] += `, BM25F_${t.text}_frequency:${t.f[i]}, BM25F_${t.text}_propLength:${t.L[i]}`;
+    }
+  }
+  return top.map((slot, j) => ({ seq: index.seqOf(slot), score: score[slot]!, explain: explain[j]! }));
 }
 
-/** The indexes 0..n-1 passing `keep`, best first by `better`, at most `limit` (a bounded binary heap, worst on top). */
-function topK(n: number, limit: number, keep: (j: number) => boolean, better: (x: number, y: number) => boolean): number[] {
-  if (!Number.isFinite(limit) || limit >= n) {
-    const all: number[] = [];
-    for (let j = 0; j < n; j++) if (keep(j)) all.push(j);
-    return all.sort((x, y) => (better(x, y) ? -1 : better(y, x) ? 1 : 0));
-  }
+/**
+ * The candidate slots matching at least `need` terms, best first (higher score; ties: lower seq), at most `limit`: a
+ * bounded binary heap with the worst kept on top, so most candidates cost one comparison with it.
+ */
+function bestSlots(candidates: readonly number[], limit: number, need: number, score: Float64Array, matched: Int32Array, index: InvertedIndex): number[] {
+  const better = (x: number, y: number) => score[x]! > score[y]! || (score[x] === score[y] && index.seqOf(x) < index.seqOf(y));
+  const order = (x: number, y: number) => (better(x, y) ? -1 : better(y, x) ? 1 : 0);
+  if (!Number.isFinite(limit) || limit >= candidates.length) return candidates.filter((j) => matched[j]! >= need).sort(order);
   if (limit <= 0) return [];
   const heap: number[] = [];
-  const worse = (x: number, y: number) => better(y, x);
-  const up = (i: number) => {
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!worse(heap[i]!, heap[p]!)) break;
-      [heap[i], heap[p]] = [heap[p]!, heap[i]!];
-      i = p;
+  const swap = (i: number, j: number) => ([heap[i], heap[j]] = [heap[j]!, heap[i]!]);
+  for (const j of candidates) {
+    if (matched[j]! < need) continue;
+    if (heap.length < limit) {
+      heap.push(j);
+      for (let i = heap.length - 1; i > 0; ) {
+        const p = (i - 1) >> 1;
+        if (!better(heap[p]!, heap[i]!)) break;
+        swap(i, p);
+        i = p;
+      }
+      continue;
     }
-  };
-  const down = (i: number) => {
-    for (;;) {
+    const worst = heap[0]!;
+    // The common case: not better than the worst kept.
+    if (score[j]! < score[worst]! || (score[j] === score[worst] && !better(j, worst))) continue;
+    heap[0] = j;
+    for (let i = 0; ; ) {
       const l = 2 * i + 1, r = l + 1;
       let w = i;
-      if (l < heap.length && worse(heap[l]!, heap[w]!)) w = l;
-      if (r < heap.length && worse(heap[r]!, heap[w]!)) w = r;
-      if (w === i) return;
-      [heap[i], heap[w]] = [heap[w]!, heap[i]!];
+      if (l < heap.length && better(heap[w]!, heap[l]!)) w = l;
+      if (r < heap.length && better(heap[w]!, heap[r]!)) w = r;
+      if (w === i) break;
+      swap(i, w);
       i = w;
     }
-  };
-  for (let j = 0; j < n; j++) {
-    if (!keep(j)) continue;
-    if (heap.length < limit) (heap.push(j), up(heap.length - 1));
-    else if (better(j, heap[0]!)) (heap[0] = j), down(0);
   }
-  return heap.sort((x, y) => (better(x, y) ? -1 : better(y, x) ? 1 : 0));
+  return heap.sort(order);
 }

@@ -23,7 +23,9 @@ import { vectorCacheInvalidated } from "./flat-search.js";
  *   FTS5 (better-sqlite3, unicode61, MATCH "a" OR "b" ORDER BY bm25() LIMIT 10): build 34 ms, 0.18 ms per query,
  *   and 0 of 8 top-10s equal to Weaviate's ranking;
  *   in memory at 50,000 objects: build 1.8 s, 3.8 ms per query, ≈ 90 MB heap for the process.
- * So FTS5 is not faster by enough to pay for re-scoring its candidates.
+ * So FTS5 is not faster by enough to pay for re-scoring its candidates. Since then the scorer reads slots, lengths and
+ * postings from typed arrays (bm25.ts): at 50,000 objects 2.3 ms → 0.3 ms per query (8 queries, top 10, one thread,
+ * the machine loaded by other work; bench/bm25.ts "scorer alone").
  * Upkeep per write instead of a rebuild (bench/bm25.ts, 50,000 objects, the first `bm25` GraphQL query after a
  * one-object batch write, median of 5, same machine and day): rebuilt on the version change 5,637 ms (the event loop
  * held throughout); kept up per object 12.4 ms (an ordinary query). Ranking is unchanged (test/bm25.test.ts;
@@ -88,64 +90,104 @@ export function isSearchable(p: PropertyDef): boolean {
   return (p.dataType[0] === "text" || p.dataType[0] === "text[]") && p.indexSearchable !== false;
 }
 
-/** One posting list: parallel arrays of object seqs (ascending) and the term's frequency in that object's property. */
+/**
+ * One posting list: parallel arrays of the holding objects' slots (dense internal ids, see `InvertedIndex.seqOf`) and
+ * the term's frequency in that object's property.
+ */
 export interface Postings {
-  seqs: number[];
-  tfs: number[];
+  slots: Int32Array;
+  tfs: Int32Array;
 }
 
-/** What BM25 needs from an inverted index (the interface a store-backed index implements). */
+/**
+ * What BM25 needs from an inverted index (the interface a store-backed index implements). Objects are numbered by
+ * dense slots (0 ≤ slot < slotCount, reused after deletes) so a scorer can keep per-object state in typed arrays.
+ */
 export interface InvertedIndex {
   /** Objects in the class (BM25's N). */
   readonly docCount: number;
+  /** One more than the highest slot in use. */
+  readonly slotCount: number;
   /** Postings of `term` in `property` (empty when absent). */
   postings(property: string, term: string): Postings;
-  /** Tokens of `property` in object `seq` (0 when it has none). */
-  length(property: string, seq: number): number;
+  /** Token counts of `property` by slot (0 where an object has none); read-only. */
+  lengths(property: string): Int32Array;
   /** Mean token count of `property` over the objects that have it (Weaviate's property-length tracker mean). */
   meanLength(property: string): number;
+  /** The object seq of a slot in use. */
+  seqOf(slot: number): number;
+  /** The slot of an object seq; undefined when the index does not hold it. */
+  slotOf(seq: number): number | undefined;
 }
 
-const EMPTY: Postings = { seqs: [], tfs: [] };
+const EMPTY: Postings = { slots: new Int32Array(0), tfs: new Int32Array(0) };
 
 /** What the index keeps of one object: its id and, per searchable property, its distinct terms (null: no value). */
 interface Forward {
   id: string;
+  seq: number;
   terms: (string[] | null)[];
 }
 
 /**
  * The in-memory inverted index of one class (see the file comment), kept up per object: `upsert` indexes an object
- * (replacing what it held for that seq or id), `removeSeqs` / `removeIds` drop objects. Postings are seq → tf maps, so
- * a write touches only that object's terms; `postings()` hands out arrays built on first use after a change.
+ * (replacing what it held for that seq or id), `removeSeqs` / `removeIds` drop objects. Postings are slot → tf maps, so
+ * a write touches only that object's terms; `postings()` hands out typed arrays built on first use after a change.
  */
 export class MemoryInvertedIndex implements InvertedIndex {
   private readonly terms: Map<string, Map<number, number>>[];
   private readonly arrays: Map<string, Postings>[];
-  private readonly lengths: Map<number, number>[];
+  private lens: Int32Array[];
   private readonly totals: { sum: number; n: number }[];
   private readonly byName = new Map<string, number>();
-  private readonly forward = new Map<number, Forward>();
-  private readonly seqOfId = new Map<string, number>();
+  /** By slot; undefined for a free slot. */
+  private readonly forward: (Forward | undefined)[] = [];
+  private readonly slotOfSeq = new Map<number, number>();
+  private readonly slotOfId = new Map<string, number>();
+  private readonly free: number[] = [];
+  private count = 0;
+  private capacity = 1024;
 
   constructor(private readonly props: PropertyDef[]) {
     props.forEach((p, i) => this.byName.set(p.name, i));
     this.terms = props.map(() => new Map());
     this.arrays = props.map(() => new Map());
-    this.lengths = props.map(() => new Map());
+    this.lens = props.map(() => new Int32Array(this.capacity));
     this.totals = props.map(() => ({ sum: 0, n: 0 }));
   }
 
   get docCount(): number {
-    return this.forward.size;
+    return this.count;
+  }
+
+  get slotCount(): number {
+    return this.forward.length;
+  }
+
+  seqOf(slot: number): number {
+    return this.forward[slot]!.seq;
+  }
+
+  slotOf(seq: number): number | undefined {
+    return this.slotOfSeq.get(seq);
   }
 
   /** Indexes one object, replacing what the index held for its seq (an update) or its id (stored again under a new seq). */
   upsert(o: Pick<StoredObject, "seq" | "id" | "properties">): void {
-    const old = this.seqOfId.get(o.id);
-    if (old !== undefined && old !== o.seq) this.removeSeq(old);
-    this.removeSeq(o.seq);
-    const fwd: Forward = { id: o.id, terms: [] };
+    const old = this.slotOfId.get(o.id);
+    if (old !== undefined && this.forward[old]!.seq !== o.seq) this.removeSlot(old);
+    const same = this.slotOfSeq.get(o.seq);
+    if (same !== undefined) this.removeSlot(same);
+    const slot = this.free.pop() ?? this.forward.length;
+    if (slot >= this.capacity) {
+      this.capacity *= 2;
+      this.lens = this.lens.map((l) => {
+        const grown = new Int32Array(this.capacity);
+        grown.set(l);
+        return grown;
+      });
+    }
+    const fwd: Forward = { id: o.id, seq: o.seq, terms: [] };
     this.props.forEach((p, i) => {
       const v = o.properties[p.name];
       if (v === undefined || v === null) return void fwd.terms.push(null);
@@ -157,33 +199,38 @@ export class MemoryInvertedIndex implements InvertedIndex {
       for (const [t, n] of counts) {
         let list = byTerm.get(t);
         if (!list) byTerm.set(t, (list = new Map()));
-        list.set(o.seq, n);
+        list.set(slot, n);
         this.arrays[i]!.delete(t);
       }
       fwd.terms.push([...counts.keys()]);
-      this.lengths[i]!.set(o.seq, tokens.length);
+      this.lens[i]![slot] = tokens.length;
       this.totals[i]!.sum += tokens.length;
       this.totals[i]!.n++;
     });
-    this.forward.set(o.seq, fwd);
-    this.seqOfId.set(o.id, o.seq);
+    this.forward[slot] = fwd;
+    this.slotOfSeq.set(o.seq, slot);
+    this.slotOfId.set(o.id, slot);
+    this.count++;
   }
 
   /** Drops the objects with these seqs (unknown ones are skipped). */
   removeSeqs(seqs: Iterable<number>): void {
-    for (const seq of seqs) this.removeSeq(seq);
+    for (const seq of seqs) {
+      const slot = this.slotOfSeq.get(seq);
+      if (slot !== undefined) this.removeSlot(slot);
+    }
   }
 
   /** Drops the objects with these ids (unknown ones are skipped). */
   removeIds(ids: Iterable<string>): void {
     for (const id of ids) {
-      const seq = this.seqOfId.get(id);
-      if (seq !== undefined) this.removeSeq(seq);
+      const slot = this.slotOfId.get(id);
+      if (slot !== undefined) this.removeSlot(slot);
     }
   }
 
-  private removeSeq(seq: number): void {
-    const fwd = this.forward.get(seq);
+  private removeSlot(slot: number): void {
+    const fwd = this.forward[slot];
     if (!fwd) return;
     fwd.terms.forEach((terms, i) => {
       if (!terms) return;
@@ -191,17 +238,19 @@ export class MemoryInvertedIndex implements InvertedIndex {
       for (const t of terms) {
         const list = byTerm.get(t);
         if (!list) continue;
-        list.delete(seq);
+        list.delete(slot);
         if (list.size === 0) byTerm.delete(t);
         this.arrays[i]!.delete(t);
       }
-      const len = this.lengths[i]!.get(seq) ?? 0;
-      this.lengths[i]!.delete(seq);
-      this.totals[i]!.sum -= len;
+      this.totals[i]!.sum -= this.lens[i]![slot]!;
       this.totals[i]!.n--;
+      this.lens[i]![slot] = 0;
     });
-    this.forward.delete(seq);
-    if (this.seqOfId.get(fwd.id) === seq) this.seqOfId.delete(fwd.id);
+    this.forward[slot] = undefined;
+    this.free.push(slot);
+    this.count--;
+    this.slotOfSeq.delete(fwd.seq);
+    if (this.slotOfId.get(fwd.id) === slot) this.slotOfId.delete(fwd.id);
   }
 
   postings(property: string, term: string): Postings {
@@ -211,14 +260,14 @@ export class MemoryInvertedIndex implements InvertedIndex {
     if (cached) return cached;
     const list = this.terms[i]!.get(term);
     if (!list) return EMPTY;
-    const out: Postings = { seqs: [...list.keys()], tfs: [...list.values()] };
+    const out: Postings = { slots: Int32Array.from(list.keys()), tfs: Int32Array.from(list.values()) };
     this.arrays[i]!.set(term, out);
     return out;
   }
 
-  length(property: string, seq: number): number {
+  lengths(property: string): Int32Array {
     const i = this.byName.get(property);
-    return i === undefined ? 0 : (this.lengths[i]!.get(seq) ?? 0);
+    return i === undefined ? new Int32Array(this.forward.length) : this.lens[i]!;
   }
 
   meanLength(property: string): number {
