@@ -2,9 +2,11 @@ import type { AggregateField, AggregateQuery, AggregateRow, Caller, CollectionSe
 import { metricsOf } from "../../collections/aggregate.js";
 import { normalizePropertyName, type ClassDef } from "../../collections/schema.js";
 import { applySearchOptions, type SearchOptionsMsg } from "./search-options.js";
-import { floatsFromBytes, singleVector, toWhere } from "./conversion.js";
+import { toWhere } from "./conversion.js";
 import { GrpcInputError, GrpcUnimplementedError } from "./errors.js";
 import type { FiltersMsg, TargetedMsg, VectorsMsg } from "./messages.js";
+import { nearVectorQuery } from "./near-vector.js";
+import { refuseDistanceWithCertainty, refuseSeveralOperators } from "./search-conflicts.js";
 import { targetOf } from "./search.js";
 
 /*
@@ -66,9 +68,8 @@ function searchOf(req: AggregateRequestMsg): AggregateQuery["search"] | null {
   for (const [field, name] of [["nearImage", "nearImage"], ["nearAudio", "nearAudio"], ["nearVideo", "nearVideo"], ["nearDepth", "nearDepth"], ["nearThermal", "nearThermal"], ["nearImu", "nearIMU"]] as const) {
     if (req[field] !== undefined && sent(req[field])) throw new GrpcUnimplementedError(`aggregate: ${name} is not supported by OpenBatch`);
   }
-  const given = (["hybrid", "nearVector", "nearObject", "nearText"] as const).filter((k) => req[k]);
-  if (given.length > 1) throw new GrpcInputError(`aggregate: found more than one search operator (${given.join(", ")}): use one`);
-  if (given.length === 0) return null;
+  refuseSeveralOperators({ nearVector: req.nearVector, nearObject: req.nearObject, nearText: req.nearText, hybrid: req.hybrid });
+  if (!(req.hybrid || req.nearVector || req.nearObject || req.nearText)) return null;
   const search: NonNullable<AggregateQuery["search"]> = {};
   if (req.hybrid) {
     const q = { class: "", limit: 0 } as SearchQuery;
@@ -77,29 +78,16 @@ function searchOf(req: AggregateRequestMsg): AggregateQuery["search"] | null {
     if (q.targetVector) search.targetVector = q.targetVector;
     return search;
   }
+  refuseDistanceWithCertainty("nearVector", req.nearVector);
+  refuseDistanceWithCertainty("nearObject", req.nearObject);
+  refuseDistanceWithCertainty("nearText", req.nearText);
   const near = (req.nearVector ?? req.nearObject ?? req.nearText)!;
   const target = targetOf(near);
   if (target !== undefined) search.targetVector = target;
   if (req.nearVector) {
-    const nv = req.nearVector;
-    let v = floatsFromBytes(nv.vectorBytes) ?? (nv.vector && nv.vector.length ? nv.vector : null) ?? singleVector(nv.vectors).vector;
-    const perTarget = [
-      ...Object.entries(nv.vectorPerTarget ?? {}).map(([name, bytes]) => ({ name, v: floatsFromBytes(bytes) })),
-      ...(nv.vectorForTargets ?? []).map((t) => ({ name: t.name ?? "", v: floatsFromBytes(t.vectorBytes) ?? singleVector(t.vectors).vector })),
-    ];
-    if (perTarget.length > 1) throw new GrpcUnimplementedError("aggregate nearVector: a search over several target vectors is not supported by OpenBatch");
-    if (perTarget.length === 1) {
-      search.targetVector = perTarget[0]!.name;
-      v = perTarget[0]!.v;
-    }
-    if (!v) {
-      // Named vectors only (Weaviate 1.29's `vectors` field): the one named, as its target.
-      const named = Object.entries(singleVector(nv.vectors).named ?? {});
-      if (named.length > 1) throw new GrpcUnimplementedError("aggregate nearVector: several query vectors (multi-target search) are not supported by OpenBatch");
-      if (named.length === 1) [search.targetVector, v] = named[0]!;
-    }
-    if (!v) throw new GrpcInputError("aggregate nearVector: no vector given");
-    search.vector = v;
+    const { vector, target: given } = nearVectorQuery(req.nearVector, target, "aggregate nearVector");
+    if (given !== undefined) search.targetVector = given;
+    search.vector = vector;
   } else if (req.nearText) {
     if (req.nearText.moveTo?.length || req.nearText.moveAway?.length) throw new GrpcUnimplementedError("aggregate nearText: moveTo / moveAway are not supported by OpenBatch");
     const concepts = req.nearText.query ?? [];

@@ -99,8 +99,11 @@ const le64 = (n: number, bigint: boolean) => {
   return b;
 };
 
-/** A stored property value as a `Value`, typed by its data type (inferred from the value when the schema lacks it). */
-function toValue(v: unknown, dataType: string | undefined, nested?: PropertyDef[]): ValueMsg | null {
+/**
+ * A stored property value as a `Value`, typed by its data type (inferred from the value when the schema lacks it);
+ * `dropBlobs` leaves nested blob fields out (all properties asked for).
+ */
+function toValue(v: unknown, dataType: string | undefined, nested: PropertyDef[] | undefined, dropBlobs: boolean): ValueMsg | null {
   if (v === null || v === undefined) return null;
   const type = dataType ?? inferType(v);
   // Complex types (complex-types.ts): nested objects typed by their nestedProperties.
@@ -113,7 +116,7 @@ function toValue(v: unknown, dataType: string | undefined, nested?: PropertyDef[
     case "blob":
       return { blobValue: String(v) };
     case "object":
-      if (typeof v === "object" && !Array.isArray(v)) return { objectValue: toProperties(v as Record<string, unknown>, props) };
+      if (typeof v === "object" && !Array.isArray(v)) return { objectValue: propertiesOf(v as Record<string, unknown>, props, null, dropBlobs) };
       break;
     case "text":
       return { textValue: String(v) };
@@ -143,10 +146,10 @@ function toValue(v: unknown, dataType: string | undefined, nested?: PropertyDef[
       case "uuid[]":
         return { listValue: { uuidValues: { values: v.map(String) } } };
       case "object[]":
-        return { listValue: { objectValues: { values: v.map((x) => toProperties(x as Record<string, unknown>, props)) } } };
+        return { listValue: { objectValues: { values: v.map((x) => propertiesOf(x as Record<string, unknown>, props, null, dropBlobs)) } } };
     }
   }
-  if (typeof v === "object" && !Array.isArray(v)) return { objectValue: toProperties(v as Record<string, unknown>, null) };
+  if (typeof v === "object" && !Array.isArray(v)) return { objectValue: propertiesOf(v as Record<string, unknown>, null, null, dropBlobs) };
   return { textValue: JSON.stringify(v) };
 }
 
@@ -164,14 +167,23 @@ function inferType(v: unknown): string {
   return "object";
 }
 
-/** Properties as a `Properties` message: non-reference properties only, those named in `only` (null: all). */
+/**
+ * Properties as a `Properties` message: non-reference properties only, those named in `only`, or with `only` null
+ * all but `blob` ones (nested blob fields too), as Weaviate's getAllNonRefNonBlobProperties leaves them out of a
+ * result unless they are named.
+ */
 export function toProperties(props: Record<string, unknown>, def: Pick<ClassDef, "properties"> | null, only: Set<string> | null = null): { fields: Record<string, ValueMsg> } {
+  return propertiesOf(props, def, only, only === null);
+}
+
+function propertiesOf(props: Record<string, unknown>, def: Pick<ClassDef, "properties"> | null, only: Set<string> | null, dropBlobs: boolean): { fields: Record<string, ValueMsg> } {
   const fields: Record<string, ValueMsg> = {};
   for (const [name, value] of Object.entries(props)) {
     if (only && !only.has(name)) continue;
     const prop = def?.properties.find((p) => p.name === name);
     if (prop && isReferenceType(prop.dataType)) continue;
-    const v = toValue(value, prop?.dataType[0], prop?.nestedProperties);
+    if (dropBlobs && prop?.dataType[0] === "blob") continue;
+    const v = toValue(value, prop?.dataType[0], prop?.nestedProperties, dropBlobs);
     if (v) fields[name] = v;
   }
   return { fields };

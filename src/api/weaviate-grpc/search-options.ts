@@ -62,6 +62,17 @@ function operatorOf(o: OperatorMsg | undefined): Pick<NonNullable<SearchQuery["b
   return out;
 }
 
+/** The 3.14 client's listOfVectors: a SINGLE-typed entry holding a 2-byte dimension header and the vectors. */
+const isListOfVectors = (v: VectorsMsg) => v.type !== 2 && v.vectorBytes !== undefined && v.vectorBytes.length % 4 === 2;
+
+/** The one vector given in `fields` ([name, vector or null]); several that differ are refused (none wins silently). */
+function agreeing(what: string, fields: [string, number[] | null][]): number[] | null {
+  const given = fields.filter((f): f is [string, number[]] => f[1] !== null);
+  const same = (a: number[], b: number[]) => a.length === b.length && a.every((x, i) => Math.fround(x) === Math.fround(b[i]!));
+  if (given.some(([, v]) => !same(v, given[0]![1]))) throw bad(`${what}: ${given.map(([f]) => f).join(" and ")} give different query vectors: give one`);
+  return given[0]?.[1] ?? null;
+}
+
 /** The one vector of a `vectors` list (several or multi-vectors are refused). */
 function oneVector(list: VectorsMsg[] | undefined): { vector: number[]; name?: string } | null {
   if (!list || list.length === 0) return null;
@@ -73,8 +84,10 @@ function oneVector(list: VectorsMsg[] | undefined): { vector: number[]; name?: s
 
 /**
  * Reads `bm25_search`, `hybrid_search`, `sort_by` and `autocut` into `q`.
- * @throws UnimplementedSearchOption for hybrid's nearText sub-search, selection, several target vectors or weights;
- * CollectionError 422 for bad values.
+ * @throws UnimplementedSearchOption for hybrid's nearText sub-search, selection, several target vectors or weights,
+ * several vectors for one target (listOfVectors); CollectionError 422 for bad values, a query vector given in several
+ * fields that differ, and a vector together with a nearVector sub-search (Weaviate's `cannot combine nearVector and
+ * vector in hybrid search`).
  */
 export function applySearchOptions(req: SearchOptionsMsg, q: SearchQuery): void {
   if (req.autocut) q.autocut = req.autocut;
@@ -91,10 +104,18 @@ export function applySearchOptions(req: SearchOptionsMsg, q: SearchQuery): void 
     const targets = [...new Set([...(h.targetVectors ?? []), ...(h.targets?.targetVectors ?? [])])];
     if (targets.length > 1) throw new UnimplementedSearchOption(`hybrid: a search over several target vectors (${targets.join(", ")}) is not supported by OpenBatch: name one`);
     const nv = h.nearVector;
+    const lists = [...(h.vectors ?? []), ...(nv?.vectors ?? []), ...((nv?.vectorForTargets ?? []) as { vectors?: VectorsMsg[] }[]).flatMap((t) => t.vectors ?? [])];
+    if (lists.some(isListOfVectors)) throw new UnimplementedSearchOption("hybrid: several query vectors for one target (listOfVectors) are not supported by OpenBatch: give one vector per target");
     if (nv && (Object.keys(nv.vectorPerTarget ?? {}).length || (nv.vectorForTargets ?? []).length)) throw new UnimplementedSearchOption("hybrid: a vector per target vector is not supported by OpenBatch");
     if (nv && (nv.distance !== undefined || nv.certainty !== undefined)) throw new UnimplementedSearchOption("hybrid: distance/certainty of the vector query are not supported by OpenBatch: use maxVectorDistance");
-    const fromList = oneVector(h.vectors) ?? oneVector(nv?.vectors);
-    const vector = floats(h.vectorBytes) ?? (h.vector?.length ? h.vector : null) ?? floats(nv?.vectorBytes) ?? (nv?.vector?.length ? nv.vector : null) ?? fromList?.vector ?? null;
+    const topList = oneVector(h.vectors);
+    const subList = oneVector(nv?.vectors);
+    const top = agreeing("hybrid", [["vector_bytes", floats(h.vectorBytes)], ["vector", h.vector?.length ? h.vector : null], ["vectors", topList?.vector ?? null]]);
+    // Weaviate's parse_search_request.go: the query's own vector and a nearVector sub-search exclude each other.
+    if (top && nv) throw bad("cannot combine nearVector and vector in hybrid search");
+    const sub = nv ? agreeing("hybrid nearVector", [["vector_bytes", floats(nv.vectorBytes)], ["vector", nv.vector?.length ? nv.vector : null], ["vectors", subList?.vector ?? null]]) : null;
+    const fromList = topList ?? subList;
+    const vector = top ?? sub;
     if (h.fusionType !== undefined && h.fusionType !== 0 && h.fusionType !== 1 && h.fusionType !== 2) throw bad(`hybrid: unknown fusion type ${h.fusionType}`);
     // proto3 drops a zero alpha: absent `alpha` is 0 unless the client sends alpha_param.
     const alpha = h.useAlphaParam ? (h.alphaParam ?? 0) : (h.alpha ?? 0);
