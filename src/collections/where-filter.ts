@@ -32,6 +32,34 @@ const ARRAY_VALUE_KEYS = ["valueTextArray", "valueStringArray", "valueIntArray",
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
+/** Every key of Weaviate's WhereFilter input; null counts as absent, as it does there. */
+const FILTER_KEYS = new Set<string>(["operator", "path", "operands", ...VALUE_KEYS, ...ARRAY_VALUE_KEYS, "valueGeoRange"]);
+const ALL_VALUE_KEYS: readonly string[] = [...VALUE_KEYS, ...ARRAY_VALUE_KEYS, "valueGeoRange"];
+
+/**
+ * Refuses what a filter node carries beyond what its operator reads, instead of evaluating the node without it:
+ * an unknown key (graphql-go's words for its WhereFilter input), a path or value on And/Or/Not, operands on a
+ * comparison, more than one value, an array value outside Contains*, valueGeoRange outside WithinGeoRange.
+ * @throws CollectionError 422 naming the key.
+ */
+function checkShape(filter: Record<string, unknown>, op: Operator): void {
+  for (const k of Object.keys(filter)) if (filter[k] !== undefined && !FILTER_KEYS.has(k)) throw unprocessable(`invalid where filter: In field "${k}": Unknown field.`);
+  const given = (k: string) => filter[k] !== undefined && filter[k] !== null;
+  const values = ALL_VALUE_KEYS.filter(given);
+  if (op === "And" || op === "Or" || op === "Not") {
+    const extra = given("path") ? "path" : values[0];
+    if (extra) throw unprocessable(`invalid where filter: operator ${op} combines operands: '${extra}' cannot be given with it`);
+    return;
+  }
+  if (given("operands")) throw unprocessable(`invalid where filter: operator ${op} takes a path and a value, not operands`);
+  if (values.length > 1) throw unprocessable(`invalid where filter: operator ${op} takes one value, got ${values.join(" and ")}`);
+  const v = values[0];
+  if (v === "valueGeoRange" && op !== "WithinGeoRange") throw unprocessable("invalid where filter: valueGeoRange is only valid with operator WithinGeoRange");
+  if (v !== undefined && (ARRAY_VALUE_KEYS as readonly string[]).includes(v) && op !== "ContainsAny" && op !== "ContainsAll" && op !== "ContainsNone") {
+    throw unprocessable(`invalid where filter: ${v} needs operator ContainsAny, ContainsAll or ContainsNone`);
+  }
+}
+
 /** Splits text as a tokenization does. */
 export function tokenize(text: string, tokenization: Tokenization | undefined): string[] {
   switch (tokenization ?? "word") {
@@ -56,12 +84,14 @@ function likeRegExp(pattern: string, caseInsensitive: boolean): RegExp {
 
 /**
  * Compiles a filter for a class; `refs` holds the predicates of its reference conditions (reference-filters.ts).
- * @throws CollectionError 422 for an unknown operator or property, a missing value, or a value of the wrong type.
+ * @throws CollectionError 422 for an unknown operator, key or property, a key its operator does not read (checkShape),
+ * a missing value, or a value of the wrong type.
  */
 export function compileWhere(filter: unknown, def: ClassDef, refs?: ReferenceConditions): Predicate {
   if (!isObject(filter)) throw unprocessable("invalid where filter: must be an object");
   const op = filter.operator as Operator;
   if (!OPERATORS.includes(op)) throw unprocessable(`invalid where filter: unrecognized operator ${JSON.stringify(filter.operator ?? null)}`);
+  checkShape(filter, op);
   if (op === "And" || op === "Or" || op === "Not") {
     if (!Array.isArray(filter.operands) || filter.operands.length === 0) throw unprocessable(`invalid where filter: operator ${op} needs operands`);
     const parts = filter.operands.map((o) => compileWhere(o, def, refs));

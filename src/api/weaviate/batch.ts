@@ -4,11 +4,26 @@ import { setImmediate as yieldToLoop } from "node:timers/promises";
 import type { CollectionService } from "../../collections/collection-service.js";
 import { unprocessable } from "../../collections/errors.js";
 import { useStreamingJson } from "../json-stream.js";
+import { checkReplicationParams } from "./replication-params.js";
+import { batchDeleteBodyError, objectBodyError, referenceBodyError } from "./rest-bodies.js";
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** Result of one item: `{status:"SUCCESS"}` or `{status:"FAILED", errors:{error:[{message}]}}`. */
 const result = (error: string | null) => (error === null ? { status: "SUCCESS" } : { status: "FAILED", errors: { error: [{ message: error }] } });
+
+/**
+ * Runs `run` on the items `refuse` finds nothing wrong with; the others fail alone with its message, as an import
+ * failure would. @returns one result per item, in input order.
+ */
+async function withRefused<T extends { error: string | null }>(items: unknown[], refuse: (item: unknown) => string | null, failed: (item: unknown, error: string) => T, run: (items: unknown[]) => Promise<T[]>): Promise<T[]> {
+  const errors = items.map(refuse);
+  if (errors.every((e) => e === null)) return run(items);
+  const kept = items.filter((_, i) => errors[i] === null);
+  const results = kept.length ? await run(kept) : [];
+  let k = 0;
+  return items.map((item, i) => (errors[i] === null ? results[k++]! : failed(item, errors[i]!)));
+}
 
 /**
  * Batches can be far larger than other requests (1,000 objects of 1,536 floats is ~30 MB of JSON), but a body is
@@ -50,7 +65,9 @@ function jsonArrayAnswer<T>(items: readonly T[], map: (item: T) => unknown): unk
  * - `POST /v1/batch/references` `[{from, to}]` → `[{from, to, result}]` (422 for an empty list);
  * - `DELETE /v1/batch/objects` `{match:{class, where}, output, dryRun}` → `{match, output, dryRun, results}`.
  * With API keys on, objects and references of classes the caller may not write fail one by one with Weaviate's 403
- * message; a batch delete of such a class answers 403 (see collections/access.ts).
+ * message; a batch delete of such a class answers 403 (see collections/access.ts). Fields the import does not read
+ * fail their item (an unknown key of a batch delete body fails the request), and bad `consistency_level` /
+ * `node_name` values the request (rest-bodies.ts, replication-params.ts).
  *
  * Bodies are parsed as they arrive, object by object, with the event loop free between slices (api/json-stream.ts),
  * and answers of more than ANSWER_SLICE elements are streamed in slices: a 26 MB batch never holds the loop for the
@@ -59,12 +76,13 @@ function jsonArrayAnswer<T>(items: readonly T[], map: (item: T) => unknown): unk
 export const weaviateBatchRoutes: FastifyPluginAsync<{ collections: CollectionService }> = async (app, { collections }) => {
   // This plugin's scope only: other routes keep the server's parser.
   useStreamingJson(app, { splitKeys: ["objects"] });
+  app.addHook("preHandler", async (req) => checkReplicationParams(req.query));
 
   app.post("/v1/batch/objects", { bodyLimit: BATCH_BODY_LIMIT }, async (req, reply) => {
     const body = req.body;
     const objects = isObject(body) ? body.objects : undefined;
     if (!Array.isArray(objects) || objects.length === 0) throw unprocessable("invalid param 'objects': cannot be empty, need at least one object for batching");
-    const results = await collections.batchObjects(req.caller, objects);
+    const results = await withRefused(objects, objectBodyError, (o, error) => ({ object: { ...(o as Record<string, unknown>) }, error }), (kept) => collections.batchObjects(req.caller, kept));
     const answer = jsonArrayAnswer(results, (r) => ({ ...r.object, result: result(r.error) }));
     return answer instanceof Readable ? reply.type("application/json; charset=utf-8").send(answer) : answer;
   });
@@ -72,13 +90,15 @@ export const weaviateBatchRoutes: FastifyPluginAsync<{ collections: CollectionSe
   app.post("/v1/batch/references", { bodyLimit: BATCH_BODY_LIMIT }, async (req, reply) => {
     const body = req.body;
     if (!Array.isArray(body) || body.length === 0) throw unprocessable("invalid params: length cannot be 0, need at least one reference for batching");
-    const results = await collections.batchReferences(req.caller, body);
+    const results = await withRefused(body, referenceBodyError, (r, error) => ({ from: (r as { from?: unknown }).from, to: (r as { to?: unknown }).to, error }), (kept) => collections.batchReferences(req.caller, kept));
     const answer = jsonArrayAnswer(results, (r) => ({ from: r.from, to: r.to, result: result(r.error) }));
     return answer instanceof Readable ? reply.type("application/json; charset=utf-8").send(answer) : answer;
   });
 
   app.delete<{ Querystring: { tenant?: string } }>("/v1/batch/objects", async (req) => {
     const body = isObject(req.body) ? req.body : {};
+    const bodyError = batchDeleteBodyError(body);
+    if (bodyError) throw unprocessable(bodyError);
     // `?tenant=` names the tenant of a multi-tenant class (collections/tenants.ts).
     const tenant = req.query.tenant || undefined;
     const match = body.match;

@@ -1,7 +1,7 @@
 import type { AggregateField, AggregateQuery, Caller, CollectionService } from "../../collections/collection-service.js";
 import type { ClassDef } from "../../collections/schema.js";
 import { metricsOf } from "../../collections/aggregate.js";
-import { parseHybridArg } from "./search-args.js";
+import { parseHybridArg, parseThresholds } from "./search-args.js";
 import { GraphQLError, keyOf, loc, nonNegativeInt, tenantArg, toJson, type Field } from "./graphql-parser.js";
 
 /** `{ Aggregate { Class(…) { … } } }` of `POST /v1/graphql` (graphql.ts): validation of the selections and execution. */
@@ -56,7 +56,11 @@ export async function runAggregate(service: CollectionService, caller: Caller, f
     if (path.length !== 1 || typeof path[0] !== "string") throw new GraphQLError("groupBy: give one property name, as [\"prop\"]");
     q.groupBy = path[0];
   }
-  if (arg("limit") !== undefined && arg("limit") !== null) q.limit = nonNegativeInt(arg("limit"), "limit", f);
+  if (arg("limit") !== undefined && arg("limit") !== null) {
+    // Weaviate takes limit as the number of groups; without groupBy it would be dropped, so it is refused (as gRPC does).
+    if (q.groupBy === undefined) throw new GraphQLError("aggregate: limit (the number of groups) needs groupBy", loc(f));
+    q.limit = nonNegativeInt(arg("limit"), "limit", f);
+  }
   if (arg("objectLimit") !== undefined && arg("objectLimit") !== null) q.objectLimit = nonNegativeInt(arg("objectLimit"), "objectLimit", f);
   const near = ["nearVector", "nearText", "nearObject", "hybrid"].filter((n) => f.args.has(n));
   if (near.length > 1) throw new GraphQLError(`found more than one search operator (${near.join(", ")}): use one`);
@@ -87,8 +91,7 @@ export async function runAggregate(service: CollectionService, caller: Caller, f
         if (typeof v.id !== "string") throw new GraphQLError("nearObject: give the object's id");
         search.nearObject = v.id;
       }
-      if (typeof v.distance === "number") search.distance = v.distance;
-      if (typeof v.certainty === "number") search.certainty = v.certainty;
+      Object.assign(search, parseThresholds(v, near[0]!));
     }
     q.search = search;
   }

@@ -28,6 +28,16 @@ export interface Field {
   on?: string;
 }
 
+/**
+ * One operation of a document: its name (null when anonymous), its selections and its declared variables, each with
+ * its default value (null when it has none: an unset variable is an absent argument).
+ */
+export interface Operation {
+  name: string | null;
+  selections: Field[];
+  defaults: Map<string, Value>;
+}
+
 /** A GraphQL error: a message with the place it refers to. */
 export class GraphQLError extends Error {
   constructor(
@@ -147,33 +157,55 @@ class Parser {
     return t;
   }
 
-  /** The one operation of a document: `{…}` or `query Name($v: T = default) {…}`. */
-  document(): Field[] {
-    const t = this.peek();
-    if (t.kind === "name") {
-      if (t.value === "mutation" || t.value === "subscription") throw new GraphQLError(`Schema is not configured for ${t.value}s.`, { line: t.line, column: t.column });
-      if (t.value !== "query") this.fail(t, '"{"');
-      this.next();
-      if (this.peek().kind === "name") this.next();
-      if (this.isPunct("(")) this.skipBalanced("(", ")");
-    }
-    const selections = this.selectionSet();
-    const end = this.peek();
-    if (end.kind !== "eof") {
-      if (end.kind === "name" && end.value === "fragment") throw new GraphQLError("fragments are not supported by OpenBatch", { line: end.line, column: end.column });
-      this.fail(end, "EOF");
-    }
-    return selections;
+  /** The operations of a document, each `{…}` or `query Name($v: T = default) {…}`. */
+  document(): Operation[] {
+    const operations: Operation[] = [];
+    do operations.push(this.operation());
+    while (this.peek().kind !== "eof");
+    return operations;
   }
 
-  private skipBalanced(open: string, close: string): void {
-    let depth = 0;
+  private operation(): Operation {
+    const t = this.peek();
+    let name: string | null = null;
+    let defaults = new Map<string, Value>();
+    if (t.kind === "name") {
+      if (t.value === "mutation" || t.value === "subscription") throw new GraphQLError(`Schema is not configured for ${t.value}s.`, { line: t.line, column: t.column });
+      if (t.value === "fragment") throw new GraphQLError("fragments are not supported by OpenBatch", { line: t.line, column: t.column });
+      if (t.value !== "query") this.fail(t, '"{"');
+      this.next();
+      if (this.peek().kind === "name") name = this.next().value;
+      if (this.isPunct("(")) defaults = this.variableDefinitions();
+    } else if (!this.isPunct("{")) this.fail(t, '"{"');
+    return { name, selections: this.selectionSet(), defaults };
+  }
+
+  /** `($a: Int = 2, $b: [String!]!)`: the types are read past (values are checked where used), defaults kept (null when none). */
+  private variableDefinitions(): Map<string, Value> {
+    const defaults = new Map<string, Value>();
+    this.expect("(");
     do {
-      const t = this.next();
-      if (t.kind === "eof") this.fail(t, JSON.stringify(close));
-      if (t.kind === "punct" && t.value === open) depth++;
-      if (t.kind === "punct" && t.value === close) depth--;
-    } while (depth > 0);
+      this.expect("$");
+      const n = this.name();
+      this.expect(":");
+      this.type();
+      if (this.isPunct("=")) {
+        this.next();
+        defaults.set(n.value, this.value());
+      } else defaults.set(n.value, { kind: "null" });
+      if (this.isPunct("@")) throw new GraphQLError("directives are not supported by OpenBatch", { line: this.peek().line, column: this.peek().column });
+    } while (!this.isPunct(")"));
+    this.expect(")");
+    return defaults;
+  }
+
+  private type(): void {
+    if (this.isPunct("[")) {
+      this.next();
+      this.type();
+      this.expect("]");
+    } else this.name();
+    if (this.isPunct("!")) this.next();
   }
 
   private selectionSet(): Field[] {
@@ -253,9 +285,36 @@ class Parser {
   }
 }
 
-/** Parses a query of the supported subset. @throws GraphQLError on a syntax error. */
-export function parseQuery(source: string): Field[] {
+/** Parses a document of the supported subset into its operations. @throws GraphQLError on a syntax error. */
+export function parseDocument(source: string): Operation[] {
   return new Parser(lex(source)).document();
+}
+
+/** Parses a query of the supported subset: the selections of its first operation. @throws GraphQLError on a syntax error. */
+export function parseQuery(source: string): Field[] {
+  return parseDocument(source)[0]!.selections;
+}
+
+/**
+ * The operation a request runs: the one named `operationName`, or the document's only one. Names follow graphql-go's
+ * rules and messages (one operation per name, an anonymous operation only alone).
+ * @throws GraphQLError for an unknown name, several operations without a name, or a non-string operationName.
+ */
+export function selectOperation(operations: Operation[], operationName: unknown): Operation {
+  const names = new Set<string>();
+  for (const op of operations) {
+    if (op.name === null && operations.length > 1) throw new GraphQLError("This anonymous operation must be the only defined operation.");
+    if (op.name !== null && names.has(op.name)) throw new GraphQLError(`There can be only one operation named "${op.name}".`);
+    if (op.name !== null) names.add(op.name);
+  }
+  if (operationName === undefined || operationName === null || operationName === "") {
+    if (operations.length > 1) throw new GraphQLError("Must provide operation name if query contains multiple operations.");
+    return operations[0]!;
+  }
+  if (typeof operationName !== "string") throw new GraphQLError("operationName must be a string");
+  const op = operations.find((o) => o.name === operationName);
+  if (!op) throw new GraphQLError(`Unknown operation named "${operationName}".`);
+  return op;
 }
 
 /** A parsed value as plain JSON (enums as strings, variables substituted). */

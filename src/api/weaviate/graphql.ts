@@ -3,10 +3,11 @@ import { CollectionError } from "../../collections/errors.js";
 import { MAX_NESTING_DEPTH, nestsDeeperThan } from "../../core/nesting.js";
 import type { Caller, CollectionService } from "../../collections/collection-service.js";
 import type { ClassDef } from "../../collections/schema.js";
-import { GraphQLError, keyOf, loc, parseQuery, type Field } from "./graphql-parser.js";
+import { GraphQLError, keyOf, loc, parseDocument, selectOperation, toJson, type Field } from "./graphql-parser.js";
 import { GET_ARGS, runGet, validateGetSelections } from "./graphql-get.js";
 import { classLookup } from "./graphql-references.js";
 import { runAggregate, validateAggregateSelections } from "./graphql-aggregate.js";
+import { refuseAggregateArguments, refuseGetArguments } from "./graphql-arguments.js";
 
 export { parseQuery } from "./graphql-parser.js";
 
@@ -16,9 +17,10 @@ export { parseQuery } from "./graphql-parser.js";
  * where:{…}, limit:N, offset:N, after:"uuid") { prop … _additional { id distance certainty vector creationTimeUnix
  * lastUpdateTimeUnix score explainScore } } } }` (and bm25 / hybrid / sort / autocut, search-args.ts) and
  * `{ Aggregate { Class(where, groupBy, nearVector / nearText / nearObject / hybrid + objectLimit) { meta { count }
- * groupedBy { value path } prop { metrics } } } }` (aggregate.ts). Operation names,
- * variables, aliases and commas are understood, and references as inline fragments (`ref { ... on Class { … } }`,
- * graphql-references.ts); named fragments are not. Answers are
+ * groupedBy { value path } prop { metrics } } } }` (aggregate.ts). Several named operations (one picked by
+ * `operationName`), variables with their definitions' defaults, aliases and commas are understood, and references as
+ * inline fragments (`ref { ... on Class { … } }`, graphql-references.ts); named fragments are not. An argument no
+ * field takes is an error (graphql-arguments.ts). Answers are
  * `{data:{Get:{Class:[…]}}, errors?:[{message, locations?, path?}]}`, always with status 200.
  */
 
@@ -30,17 +32,22 @@ interface GraphQLAnswer {
 const errorEntry = (e: GraphQLError) => ({ message: e.message, ...(e.location ? { locations: [e.location] } : {}), ...(e.path ? { path: e.path } : {}) });
 
 /**
- * Runs a query against the collections as `caller` (owner fingerprint of its key; null with auth off). Never throws:
- * problems are `errors`, a class the caller may not read among them (Weaviate's 403 message, the query not run).
+ * Runs a query (the operation `operationName` names, or its only one) against the collections as `caller` (owner
+ * fingerprint of its key; null with auth off). Never throws: problems are `errors`, a class the caller may not read
+ * among them (Weaviate's 403 message, the query not run).
  */
-export async function executeQuery(service: CollectionService, caller: Caller, query: unknown, variables: unknown): Promise<GraphQLAnswer> {
+export async function executeQuery(service: CollectionService, caller: Caller, query: unknown, variables: unknown, operationName?: unknown): Promise<GraphQLAnswer> {
   if (typeof query !== "string" || !query.trim()) return { data: null, errors: [{ message: "query must be a non-empty string" }] };
   // The parser and the where-filter reader recurse: refuse deep selections and filters before they overflow the stack.
   if (nestsDeeperThan(query)) return { data: null, errors: [{ message: `the query nests selections, arguments or filters more than ${MAX_NESTING_DEPTH} levels deep` }] };
-  const vars = typeof variables === "object" && variables !== null && !Array.isArray(variables) ? (variables as Record<string, unknown>) : {};
+  const given = typeof variables === "object" && variables !== null && !Array.isArray(variables) ? (variables as Record<string, unknown>) : {};
   let fields: Field[];
+  let vars: Record<string, unknown>;
   try {
-    fields = parseQuery(query);
+    const op = selectOperation(parseDocument(query), operationName);
+    fields = op.selections;
+    // A variable the request leaves out takes its definition's default.
+    vars = { ...Object.fromEntries([...op.defaults].map(([k, v]) => [k, toJson(v, {})])), ...given };
   } catch (err) {
     if (err instanceof GraphQLError) return { data: null, errors: [errorEntry(err)] };
     throw err;
@@ -74,6 +81,8 @@ export async function executeQuery(service: CollectionService, caller: Caller, q
 
 function validateRoot(service: CollectionService, caller: Caller, root: Field): void {
   if (root.name !== "Get" && root.name !== "Aggregate") throw new GraphQLError(`Cannot query field "${root.name}" on type "WeaviateObj".`, loc(root));
+  const rootArg = root.args.keys().next();
+  if (!rootArg.done) throw new GraphQLError(`Unknown argument "${rootArg.value}" on field "${root.name}" of type "WeaviateObj".`, loc(root));
   if (!root.selections) throw new GraphQLError(`Field "${root.name}" of type "${root.name}Obj" must have a sub selection.`, loc(root));
   const type = root.name === "Get" ? "GetObjectsObj" : "AggregateObjectsObj";
   for (const f of root.selections) {
@@ -89,22 +98,28 @@ function validateRoot(service: CollectionService, caller: Caller, root: Field): 
     if (!f.selections) throw new GraphQLError(`Field "${f.name}" of type "[${f.name}]" must have a sub selection.`, loc(f));
     const allowedArgs = root.name === "Get" ? GET_ARGS : new Set(["where", "limit", "groupBy", "objectLimit", "nearVector", "nearText", "nearObject", "hybrid", "tenant"]);
     for (const a of f.args.keys()) if (!allowedArgs.has(a)) throw new GraphQLError(`Unknown argument "${a}" on field "${f.name}" of type "${type}".`, loc(f));
-    if (root.name === "Get") validateGetSelections(def, f.selections, classLookup(service, caller));
-    else validateAggregateSelections(def, f.selections);
+    if (root.name === "Get") {
+      const classOf = classLookup(service, caller);
+      validateGetSelections(def, f.selections, classOf);
+      refuseGetArguments(def, f.selections, classOf);
+    } else {
+      validateAggregateSelections(def, f.selections);
+      refuseAggregateArguments(def, f.selections);
+    }
   }
 }
 
 /** `POST /v1/graphql` and `POST /v1/graphql/batch`. */
 export const weaviateGraphqlRoutes: FastifyPluginAsync<{ collections: CollectionService }> = async (app, { collections }) => {
-  const body = (b: unknown) => (typeof b === "object" && b !== null ? (b as { query?: unknown; variables?: unknown }) : {});
+  const body = (b: unknown) => (typeof b === "object" && b !== null ? (b as { query?: unknown; variables?: unknown; operationName?: unknown }) : {});
   app.post("/v1/graphql", async (req) => {
     const b = body(req.body);
-    return executeQuery(collections, req.caller, b.query, b.variables);
+    return executeQuery(collections, req.caller, b.query, b.variables, b.operationName);
   });
   app.post("/v1/graphql/batch", async (req) => {
     if (!Array.isArray(req.body)) throw new CollectionError(422, "the body must be an array of {query} objects");
     const answers = [];
-    for (const q of req.body) answers.push(await executeQuery(collections, req.caller, body(q).query, body(q).variables));
+    for (const q of req.body) answers.push(await executeQuery(collections, req.caller, body(q).query, body(q).variables, body(q).operationName));
     return answers;
   });
 };

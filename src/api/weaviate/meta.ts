@@ -2,6 +2,7 @@ import { hostname } from "node:os";
 import type { FastifyPluginAsync } from "fastify";
 import type { CollectionService } from "../../collections/collection-service.js";
 import { DEFAULT_MODEL, normalizeClassName, VECTORIZER } from "../../collections/schema.js";
+import { unprocessable } from "../../collections/errors.js";
 import { MODULES } from "../../collections/vector-config.js";
 
 /**
@@ -15,7 +16,7 @@ export const WEAVIATE_VERSION = "1.36.0";
  * `GET /v1/meta` → `{hostname, version, modules, grpcMaxMessageSize}`; `GET /v1/.well-known/ready` and `live` (200,
  * no key needed); `GET /v1/.well-known/openid-configuration` (404: no OIDC); `GET /v1/nodes[/{class}]` →
  * `{nodes:[{name, status, version, stats, batchStats:{queueLength, ratePerSecond}, shards}]}` (shards with
- * `output=verbose`), which dynamic batching polls about once a second.
+ * `output=verbose`; an output other than minimal / verbose is 422), which dynamic batching polls about once a second.
  */
 export const weaviateMetaRoutes: FastifyPluginAsync<{ collections: CollectionService; models: () => string[] }> = async (app, { collections, models }) => {
   app.get("/v1/meta", async (req) => ({
@@ -39,6 +40,7 @@ export const weaviateMetaRoutes: FastifyPluginAsync<{ collections: CollectionSer
 
   // Shards are listed for the classes the caller may see only: their names and counts are the tenants' own.
   const nodes = (caller: string | null, output: string | undefined, only?: string) => {
+    if (output !== undefined && output !== "minimal" && output !== "verbose") throw unprocessable(`output must be "minimal" or "verbose", got ${JSON.stringify(output)}`);
     const shards = collections.shardStats(caller).filter((s) => only === undefined || s.class === only);
     const objectCount = shards.reduce((n, s) => n + s.objectCount, 0);
     return {

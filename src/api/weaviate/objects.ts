@@ -2,8 +2,10 @@ import type { FastifyPluginAsync, FastifyReply } from "fastify";
 import type { CollectionService } from "../../collections/collection-service.js";
 import { FORBIDDEN_PREFIX } from "../../collections/access.js";
 import { CollectionError, unprocessable } from "../../collections/errors.js";
-import { vectorSlots } from "../../collections/schema.js";
+import { normalizeClassName, vectorSlots } from "../../collections/schema.js";
 import type { SortKey } from "../../collections/sort.js";
+import { checkReplicationParams } from "./replication-params.js";
+import { objectBodyError } from "./rest-bodies.js";
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 /** Most objects a listing reaches (offset + limit), Weaviate's QUERY_MAXIMUM_RESULTS default. */
@@ -34,11 +36,38 @@ function intParam(name: string, raw: string | undefined, fallback: number): numb
   return n;
 }
 
-/** `?sort=a,b&order=asc,desc` as Weaviate reads it (an order missing or unknown is asc). */
+/**
+ * `?sort=a,b&order=asc,desc`: an order missing (or empty) is asc, as Weaviate reads it. Weaviate's REST also sorts an
+ * unknown order ascending and drops an order without sort; both are refused here, the first with the message
+ * Weaviate's GraphQL and gRPC give it. @throws CollectionError 422 naming the order.
+ */
 function sortParam(sort: string | undefined, order: string | undefined): SortKey[] | undefined {
-  if (sort === undefined || sort === "") return undefined;
-  const orders = (order ?? "").split(",").map((s) => s.trim());
-  return sort.split(",").map((path, i) => ({ path: [path.trim()], order: orders[i] === "desc" ? "desc" : "asc" }));
+  const orders = order === undefined || order === "" ? [] : order.split(",").map((s) => s.trim());
+  if (sort === undefined || sort === "") {
+    if (orders.length) throw unprocessable(`order without sort: give sort=<property> to order a listing (order=${order})`);
+    return undefined;
+  }
+  const paths = sort.split(",").map((s) => s.trim());
+  if (orders.length > paths.length) throw unprocessable(`${orders.length} orders for ${paths.length} sort ${paths.length === 1 ? "property" : "properties"}: give one order per sort property`);
+  for (const o of orders) if (o !== "" && o !== "asc" && o !== "desc") throw unprocessable(`invalid order parameter, possible values are: ["asc", "desc"] not: "${o}"`);
+  return paths.map((path, i) => ({ path: [path], order: orders[i] === "desc" ? "desc" : "asc" }));
+}
+
+/** @throws CollectionError 422 for an object body field the import would drop (rest-bodies.ts). */
+function checkObjectBody(body: unknown): void {
+  const error = objectBodyError(body);
+  if (error) throw unprocessable(error);
+}
+
+/**
+ * The tenant of a PUT / PATCH: the body's (Weaviate reads it there) or `?tenant=` (OpenBatch's extension).
+ * @throws CollectionError 422 when both are given and differ.
+ */
+function tenantOf(body: Record<string, unknown>, query: string | undefined): string | undefined {
+  const fromBody = typeof body.tenant === "string" && body.tenant ? body.tenant : undefined;
+  const fromQuery = query || undefined;
+  if (fromBody !== undefined && fromQuery !== undefined && fromBody !== fromQuery) throw unprocessable(`tenant given twice: ?tenant=${fromQuery} and body tenant ${fromBody}`);
+  return fromBody ?? fromQuery;
 }
 
 /**
@@ -48,9 +77,14 @@ function sortParam(sort: string | undefined, order: string | undefined): SortKey
  * `POST /v1/objects` and `PUT /v1/objects/{class}/{id}` (one object through the batch path; 422 with the reason),
  * `POST /v1/objects/validate` (200 with no body when valid, 422 `invalid object: …` as an insert would answer).
  * With API keys on, a class the caller may not read (or write, for PUT/POST/DELETE) answers 403 in Weaviate's shape;
- * `GET /v1/objects/{id}` looks only in classes the caller may read (see collections/access.ts).
+ * `GET /v1/objects/{id}` looks only in classes the caller may read (see collections/access.ts). Object bodies with a
+ * field the import does not read, and bad `consistency_level` / `node_name` values, are refused (rest-bodies.ts,
+ * replication-params.ts).
  */
 export const weaviateObjectsRoutes: FastifyPluginAsync<{ collections: CollectionService }> = async (app, { collections }) => {
+  // This plugin's routes only.
+  app.addHook("preHandler", async (req) => checkReplicationParams(req.query));
+
   // `?tenant=` names the tenant of a multi-tenant class (collections/tenants.ts); refused on other classes.
   const one = async (caller: string | null, cls: string | null, id: string, include: unknown, reply: FastifyReply, tenant?: string) => {
     const o = await collections.getObject(caller, cls, id, wantsVector(include), tenant);
@@ -98,6 +132,7 @@ export const weaviateObjectsRoutes: FastifyPluginAsync<{ collections: Collection
   });
 
   app.post("/v1/objects/validate", async (req, reply) => {
+    checkObjectBody(req.body);
     collections.validateObject(req.caller, req.body);
     return reply.status(200).send();
   });
@@ -108,13 +143,18 @@ export const weaviateObjectsRoutes: FastifyPluginAsync<{ collections: Collection
     if (r!.error) throw new CollectionError(r!.error.startsWith(FORBIDDEN_PREFIX) ? 403 : 422, r!.error);
     return r!.object;
   };
-  app.post("/v1/objects", async (req) => createOne(req.caller, req.body));
+  app.post("/v1/objects", async (req) => {
+    checkObjectBody(req.body);
+    return createOne(req.caller, req.body);
+  });
 
   // PATCH merges: the given properties over the stored ones; vectors kept unless given (a vectorized one is
   // re-embedded when properties change, as Weaviate does). 204, or 404 when absent.
   app.patch<{ Params: { className: string; id: string }; Querystring: { tenant?: string } }>("/v1/objects/:className/:id", async (req, reply) => {
-    const body = isObject(req.body) ? req.body : {};
-    const tenant = typeof body.tenant === "string" && body.tenant ? body.tenant : req.query.tenant;
+    if (!isObject(req.body)) throw unprocessable("PATCH /v1/objects/{class}/{id}: the body must be an object: {\"properties\": {…}, \"vector\"?: […]}");
+    const body = req.body;
+    checkObjectBody(body);
+    const tenant = tenantOf(body, req.query.tenant);
     const existing = await collections.getObject(req.caller, req.params.className, req.params.id, true, tenant);
     if (!existing) return reply.status(404).send();
     const def = collections.getClass(req.caller, existing.class)!;
@@ -151,7 +191,14 @@ export const weaviateObjectsRoutes: FastifyPluginAsync<{ collections: Collection
   app.post<RefRoute>("/v1/objects/:className/:id/references/:prop", (req, reply) => refs("add")(req, reply));
   app.put<RefRoute>("/v1/objects/:className/:id/references/:prop", (req, reply) => refs("replace")(req, reply));
   app.delete<RefRoute>("/v1/objects/:className/:id/references/:prop", (req, reply) => refs("delete")(req, reply));
-  app.put<{ Params: { className: string; id: string }; Querystring: { tenant?: string } }>("/v1/objects/:className/:id", async (req) =>
-    createOne(req.caller, { ...(req.query.tenant ? { tenant: req.query.tenant } : {}), ...(isObject(req.body) ? req.body : {}), class: req.params.className, id: req.params.id }),
-  );
+  // PUT replaces the object the path names: a body id or class naming another is refused with Weaviate's message.
+  app.put<{ Params: { className: string; id: string }; Querystring: { tenant?: string } }>("/v1/objects/:className/:id", async (req) => {
+    const body = isObject(req.body) ? req.body : {};
+    checkObjectBody(body);
+    const { className, id } = req.params;
+    if (typeof body.id === "string" && body.id !== "" && body.id.toLowerCase() !== id.toLowerCase()) throw unprocessable("invalid update: field 'id' is immutable");
+    if (typeof body.class === "string" && body.class !== "" && normalizeClassName(body.class) !== normalizeClassName(className)) throw unprocessable("invalid update: field 'class' is immutable");
+    const tenant = tenantOf(body, req.query.tenant);
+    return createOne(req.caller, { ...body, ...(tenant ? { tenant } : {}), class: className, id });
+  });
 };

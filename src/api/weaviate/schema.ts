@@ -1,13 +1,15 @@
 import type { FastifyPluginAsync } from "fastify";
 import type { CollectionService } from "../../collections/collection-service.js";
+import { unprocessable } from "../../collections/errors.js";
 import { renderClass } from "../../collections/schema.js";
+import { shardStatusBodyError } from "./rest-bodies.js";
 
 /**
  * Weaviate's schema endpoints: `GET /v1/schema` → `{classes}`, `POST /v1/schema` (a class; 422 when invalid or
  * existing), `GET /v1/schema/{class}` (404 with no body when absent), `DELETE /v1/schema/{class}` (200 either way),
  * `PUT /v1/schema/{class}` (what Weaviate lets change; 404 with no body when absent), `POST /v1/schema/{class}/properties`,
  * `GET /v1/schema/{class}/shards[?tenant=]` and `PUT /v1/schema/{class}/shards/{shard}` with `{status}` (READY or
- * READONLY; collections/shards.ts).
+ * READONLY; collections/shards.ts; any other body field is 422).
  * With API keys on, each is checked for the caller (`req.caller`): the listing leaves out classes it may not see, the
  * others answer 403 in Weaviate's shape (see collections/access.ts).
  */
@@ -38,7 +40,9 @@ export const weaviateSchemaRoutes: FastifyPluginAsync<{ collections: CollectionS
     collections.listShards(req.caller, req.params.className, req.query.tenant || undefined),
   );
 
-  app.put<{ Params: { className: string; shard: string } }>("/v1/schema/:className/shards/:shard", async (req) =>
-    collections.updateShard(req.caller, req.params.className, req.params.shard, req.body),
-  );
+  app.put<{ Params: { className: string; shard: string } }>("/v1/schema/:className/shards/:shard", async (req) => {
+    const error = shardStatusBodyError(req.body);
+    if (error) throw unprocessable(error);
+    return collections.updateShard(req.caller, req.params.className, req.params.shard, req.body);
+  });
 };

@@ -87,3 +87,19 @@ export function parseSortArg(v: unknown): NonNullable<SearchQuery["sort"]> {
     return { path, order };
   });
 }
+
+/**
+ * `distance` / `certainty` of a `nearVector` / `nearText` / `nearObject` argument (`op` names it in messages).
+ * @returns the ones given (numbers). @throws CollectionError 422 for a value that is not a number, and for both at
+ * once, with Weaviate's message ("cannot provide distance and certainty"): one bounds the other's metric.
+ */
+export function parseThresholds(o: Record<string, unknown>, op: string): { distance?: number; certainty?: number } {
+  const out: { distance?: number; certainty?: number } = {};
+  for (const k of ["distance", "certainty"] as const) {
+    if (o[k] === undefined || o[k] === null) continue;
+    if (typeof o[k] !== "number") throw bad(`${op}: ${k} must be a number`);
+    out[k] = o[k];
+  }
+  if (out.distance !== undefined && out.certainty !== undefined) throw bad("cannot provide distance and certainty");
+  return out;
+}
