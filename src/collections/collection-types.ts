@@ -1,6 +1,7 @@
 /** The public types of the collections service (what src/api/weaviate* renders and passes in). */
 import type { CollectionStore } from "../store/collection-store.js";
 import type { CollectionAccess } from "./access.js";
+import type { MultiTargetQuery } from "./multi-target.js";
 
 /** A vectorizer module's request: its Weaviate module name, model, and own endpoint (Ollama's `apiEndpoint`, OpenAI's `baseURL`, …) or null. */
 export interface VectorizerRequest {
@@ -111,6 +112,8 @@ export interface SearchQuery {
   nearObject?: string;
   /** Named vector searched (`targetVectors`; one only). Absent: the only vector, or `default`. */
   targetVector?: string;
+  /** Several target vectors searched at once, their distances combined (multi-target.ts); `targetVector` is then unset. */
+  targets?: MultiTargetQuery;
   where?: unknown;
   limit: number;
   offset?: number;

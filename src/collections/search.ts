@@ -12,6 +12,7 @@ import { compileFilter } from "./reference-filters.js";
 import { allowListOf, filteredObjects } from "./filter-plan.js";
 import { autocut } from "./hybrid.js";
 import { keywordSearch } from "./keyword-search.js";
+import { multiTargetSearch } from "./multi-target.js";
 import { compileSort } from "./sort.js";
 
 /* Search: vector (given, nearText, nearObject) and filtered, or a listing in insertion order; counts. Both need `read` (access.ts). */
@@ -31,6 +32,8 @@ export async function search(ctx: CollectionContext, caller: Caller, q: SearchQu
   if (q.limit <= 0) return [];
   if (q.autocut !== undefined && (!Number.isInteger(q.autocut) || q.autocut < 0)) throw unprocessable("autocut must be an integer >= 0");
   if (q.bm25 && q.hybrid) throw unprocessable("found more than one search operator (bm25, hybrid): use one");
+  // Several target vectors at once: their distances combined (multi-target.ts).
+  if (q.targets) return multiTargetSearch(ctx, caller, st, q, predicate, (o, d) => result(o, d, st, null), search);
   if (q.bm25 || q.hybrid) return keywordSearch(ctx, caller, st, q, predicate, (o) => result(o, null, st, null), search);
 
   let query: Float32Array | null = null;
@@ -41,14 +44,16 @@ export async function search(ctx: CollectionContext, caller: Caller, q: SearchQu
   if (q.vector) query = Float32Array.from(q.vector);
   else if (q.concepts) {
     if (slot!.module === "none") throw unprocessable(`nearText: vector ${slot!.name} of class ${cls} has no vectorizer (it was created with vectorizer "none"): search it with nearVector`);
-    const text = q.concepts.join(" ");
+    if (q.concepts.length === 0) throw unprocessable("nearText: give at least one concept");
+    // Each concept embedded alone, the query their element-wise mean: Weaviate's text2vec modules combine concepts
+    // so (libvectorizer.CombineVectors), and embedding the joined text ranks differently.
     let vectors: number[][];
     try {
-      vectors = await embedForSlot(ctx.options.embedder, slot!, [text]);
+      vectors = await embedForSlot(ctx.options.embedder, slot!, q.concepts);
     } catch (err) {
       throw new CollectionError(500, `nearText: vectorizing the concepts with ${slot!.module} failed: ${(err as Error).message}`);
     }
-    query = Float32Array.from(vectors[0]!);
+    query = meanVector(vectors);
   } else if (q.nearObject) {
     const o = await ctx.options.store.getObject(cls, q.nearObject.toLowerCase(), true);
     if (!o) throw unprocessable(`nearObject: object ${cls}/${q.nearObject} not found`);
@@ -101,6 +106,13 @@ export async function search(ctx: CollectionContext, caller: Caller, q: SearchQu
   hits = hits.slice(offset);
   const objects = new Map((await ctx.options.store.objectsBySeq(cls, hits.map((h) => h.label), q.includeVector === true)).map((o) => [o.seq, o]));
   return hits.filter((h) => objects.has(h.label)).map((h) => result(objects.get(h.label)!, h.distance, st, distance));
+}
+
+/** The element-wise mean of equally long vectors (one or more), as Float32. */
+function meanVector(vectors: number[][]): Float32Array {
+  const sums = new Float64Array(vectors[0]!.length);
+  for (const v of vectors) for (let i = 0; i < sums.length; i++) sums[i]! += v[i]!;
+  return Float32Array.from(sums, (x) => x / vectors.length);
 }
 
 /** Every vector of a stored object by name (`default` for the legacy one); null when it has none or they were not read. */

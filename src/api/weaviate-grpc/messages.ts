@@ -69,7 +69,7 @@ export interface FiltersMsg {
 export interface TargetsMsg {
   targetVectors?: string[];
   combination?: number;
-  weightsForTargets?: Buffer[];
+  weightsForTargets?: { target?: string; weight?: number }[];
 }
 /** Fields of a near* message naming the vectors searched. */
 export interface TargetedMsg {
@@ -82,7 +82,7 @@ export interface SearchRequestMsg extends SearchOptionsMsg {
   collection?: string;
   tenant?: string;
   properties?: { nonRefProperties?: string[]; returnAllNonrefProperties?: boolean; refProperties?: RefPropertiesRequestMsg[]; objectProperties?: ObjectPropertiesRequestMsg[] };
-  metadata?: { uuid?: boolean; vector?: boolean; creationTimeUnix?: boolean; lastUpdateTimeUnix?: boolean; distance?: boolean; certainty?: boolean; score?: boolean; explainScore?: boolean; isConsistent?: boolean; vectors?: string[] };
+  metadata?: { uuid?: boolean; vector?: boolean; creationTimeUnix?: boolean; lastUpdateTimeUnix?: boolean; distance?: boolean; certainty?: boolean; score?: boolean; explainScore?: boolean; isConsistent?: boolean; vectors?: string[]; queryProfile?: boolean };
   limit?: number;
   offset?: number;
   after?: string;
@@ -98,8 +98,8 @@ export interface SearchRequestMsg extends SearchOptionsMsg {
   };
   nearObject?: TargetedMsg & { id?: string; certainty?: number; distance?: number };
   nearText?: TargetedMsg & { query?: string[]; certainty?: number; distance?: number; moveTo?: Buffer; moveAway?: Buffer };
-  // Sent only to be refused (UNIMPLEMENTED).
   groupBy?: { path?: string[]; numberOfGroups?: number; objectsPerGroup?: number };
+  // Sent only to be refused (UNIMPLEMENTED).
   nearImage?: Buffer;
   nearAudio?: Buffer;
   nearVideo?: Buffer;

@@ -1,9 +1,13 @@
 import type { Caller, CollectionService, ReferencedObject, SearchQuery, SearchResult } from "../../collections/collection-service.js";
 import type { ClassDef } from "../../collections/schema.js";
 import { checkGroupBy, GROUP_BY_CANDIDATES, groupHits } from "../../collections/group-by.js";
-import { nonRefProps, referenceRequests, renderReferences, vectorFields } from "./return-references.js";
+import { nonRefProps, referenceRequests, renderReferences, vectorFields, type RefPropertiesRequestMsg } from "./return-references.js";
 import { applySearchOptions } from "./search-options.js";
-import { floatsFromBytes, singleVector, toWhere } from "./conversion.js";
+import { refuseCursorCompanions, refuseDistanceWithCertainty, refuseSeveralOperators } from "./search-conflicts.js";
+import { nearVectorQuery } from "./near-vector.js";
+import { hybridMultiTargets, multiTargetsOf } from "./multi-target-args.js";
+import { applyTargets } from "../../collections/multi-target.js";
+import { toWhere } from "./conversion.js";
 import { GrpcInputError, GrpcUnimplementedError } from "./errors.js";
 import { seconds, type SearchRequestMsg, type TargetedMsg } from "./messages.js";
 
@@ -14,11 +18,21 @@ const DEFAULT_LIMIT = 10;
 
 /**
  * Search: nearVector / nearText / nearObject / listing, filters (through references too), limit, offset, cursor;
- * properties, references (return-references.ts) and metadata as asked.
+ * properties, references (return-references.ts) and metadata as asked. Inputs that contradict each other are refused
+ * with Weaviate's messages (search-conflicts.ts, near-vector.ts), never one dropped for another. groupBy groups the
+ * `limit` nearest hits, as Weaviate's shard grouper does (without a limit, the GROUP_BY_CANDIDATES nearest, as GraphQL
+ * groupBy does, where Weaviate groups its default 10); with offset it is refused, as GraphQL refuses it.
+ * @throws GrpcInputError (INVALID_ARGUMENT), GrpcUnimplementedError (UNIMPLEMENTED) and the collections' errors.
  */
 export async function search(collections: CollectionService, caller: Caller, req: SearchRequestMsg): Promise<unknown> {
   const start = performance.now();
   refuseUnimplemented(req);
+  const operators = { nearVector: req.nearVector, nearObject: req.nearObject, nearText: req.nearText, hybrid: req.hybridSearch, bm25: req.bm25Search };
+  refuseSeveralOperators(operators);
+  refuseCursorCompanions({ ...operators, after: req.after, offset: req.offset, sort: req.sortBy, groupBy: req.groupBy });
+  refuseDistanceWithCertainty("nearVector", req.nearVector);
+  refuseDistanceWithCertainty("nearObject", req.nearObject);
+  refuseDistanceWithCertainty("nearText", req.nearText);
   const def = collections.getClass(caller, req.collection ?? "");
   const meta = req.metadata ?? {};
   const wantVector = meta.vector === true || (meta.vectors ?? []).length > 0;
@@ -31,26 +45,19 @@ export async function search(collections: CollectionService, caller: Caller, req
     return defs.get(name)!;
   };
   if (req.filters) q.where = toWhere(req.filters, def, classOf);
-  applySearchOptions(req, q);
+  // Several target vectors at once (multi-target-args.ts); one goes on through targetOf / nearVectorQuery.
+  const hybridMulti = req.hybridSearch ? hybridMultiTargets(req.hybridSearch) : null;
+  applySearchOptions(hybridMulti ? { ...req, hybridSearch: hybridMulti.rest } : req, q);
   const near = req.nearVector ?? req.nearText ?? req.nearObject;
-  const target = near ? targetOf(near) : undefined;
+  const multi = near ? multiTargetsOf(near, req.nearVector) : null;
+  const target = near && !multi ? targetOf(near) : undefined;
   if (target !== undefined) q.targetVector = target;
-  if (req.nearVector) {
-    const nv = req.nearVector;
-    let v = floatsFromBytes(nv.vectorBytes) ?? (nv.vector && nv.vector.length ? nv.vector : null) ?? singleVector(nv.vectors).vector;
-    // A vector per target (one target served): {name: vector}.
-    const perTarget = [
-      ...Object.entries(nv.vectorPerTarget ?? {}).map(([name, bytes]) => ({ name, v: floatsFromBytes(bytes) })),
-      ...(nv.vectorForTargets ?? []).map((t) => ({ name: t.name ?? "", v: floatsFromBytes(t.vectorBytes) ?? singleVector(t.vectors).vector })),
-    ];
-    if (perTarget.length > 1) throw new GrpcUnimplementedError("nearVector: a search over several target vectors (multi-target search) is not supported by OpenBatch: search one target vector at a time");
-    if (perTarget.length === 1) {
-      if (target !== undefined && target !== perTarget[0]!.name) throw new GrpcInputError(`nearVector: the vector is given for target ${perTarget[0]!.name}, but the search targets ${target}`);
-      q.targetVector = perTarget[0]!.name;
-      v = perTarget[0]!.v;
-    }
-    if (!v) throw new GrpcInputError("nearVector: no vector given");
-    q.vector = v;
+  if (req.nearVector && multi) {
+    if (multi.vector) q.vector = multi.vector;
+  } else if (req.nearVector) {
+    const { vector, target: given } = nearVectorQuery(req.nearVector, target, "nearVector");
+    if (given !== undefined) q.targetVector = given;
+    q.vector = vector;
   } else if (req.nearText) {
     const concepts = req.nearText.query ?? [];
     if (concepts.length === 0) throw new GrpcInputError("nearText: no concepts given");
@@ -61,15 +68,18 @@ export async function search(collections: CollectionService, caller: Caller, req
   }
   if (near?.distance !== undefined) q.distance = near.distance;
   if (near?.certainty !== undefined) q.certainty = near.certainty;
+  const targets = multi?.targets ?? hybridMulti?.targets;
+  if (targets) applyTargets(q, targets);
 
   // groupBy (group-by.ts): a wider search, then its hits in groups.
   const g = req.groupBy;
   const grouping = g && def ? { property: checkGroupBy(def, g.path?.[0] ?? "", g.numberOfGroups ?? 0, g.objectsPerGroup ?? 0), groups: g.numberOfGroups!, per: g.objectsPerGroup! } : null;
   if (grouping) {
-    if (!(q.vector || q.concepts || q.nearObject || q.hybrid || q.bm25)) throw new GrpcInputError("groupBy needs a search (nearVector, nearText, nearObject, hybrid, bm25)");
+    if (!(q.vector || q.concepts || q.nearObject || q.hybrid || q.bm25 || q.targets)) throw new GrpcInputError("groupBy needs a search (nearVector, nearText, nearObject, hybrid, bm25)");
     if ((g!.path ?? []).length !== 1) throw new GrpcInputError("groupBy: path must name one property");
-    q.limit = Math.max(q.limit, GROUP_BY_CANDIDATES);
-    q.offset = undefined;
+    // Weaviate pages the groups formed from offset+limit hits, which differs between its vector and hybrid paths.
+    if (q.offset) throw new GrpcInputError("groupBy cannot be combined with offset");
+    if (!req.limit) q.limit = GROUP_BY_CANDIDATES;
   }
   const refRequests = referenceRequests(req.properties);
   // Checked before the search, so a bad request fails alike with or without hits.
@@ -136,4 +146,10 @@ function refuseUnimplemented(req: SearchRequestMsg): void {
   ];
   for (const [field, name] of options) if (sent(req[field] as Buffer | Buffer[] | undefined)) throw new GrpcUnimplementedError(`search: ${name} is not supported by OpenBatch`);
   if (sent(req.nearText?.moveTo) || sent(req.nearText?.moveAway)) throw new GrpcUnimplementedError("nearText: moveTo / moveAway are not supported by OpenBatch");
+  if (req.metadata?.queryProfile === true || asksQueryProfile(req.properties?.refProperties ?? [])) throw new GrpcUnimplementedError("search: query profiling (returnMetadata queryProfile) is not supported by OpenBatch");
+}
+
+/** Whether a reference request, at any depth, asks for a query profile in its metadata. */
+function asksQueryProfile(refs: RefPropertiesRequestMsg[]): boolean {
+  return refs.some((r) => (r.metadata as { queryProfile?: boolean } | undefined)?.queryProfile === true || asksQueryProfile(r.properties?.refProperties ?? []));
 }

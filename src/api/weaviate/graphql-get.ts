@@ -3,7 +3,9 @@ import { isReferenceType, vectorSlots, type ClassDef } from "../../collections/s
 import { isComplexType } from "../../collections/complex-types.js";
 import { checkGroupBy, GROUP_BY_CANDIDATES } from "../../collections/group-by.js";
 import { complexSelectionError, projectComplex } from "./graphql-complex.js";
-import { parseBm25Arg, parseHybridArg, parseSortArg } from "./search-args.js";
+import { parseBm25Arg, parseHybridArg, parseSortArg, parseThresholds } from "./search-args.js";
+import { parseTargetsArg, splitHybridTargets } from "./multi-target-args.js";
+import { applyTargets, resolveTargets, type TargetsInput } from "../../collections/multi-target.js";
 import { groupedEntries, groupSelectionError, parseGroupByArg } from "./graphql-group-by.js";
 import { GraphQLError, keyOf, loc, nonNegativeInt, tenantArg, toJson, type Field } from "./graphql-parser.js";
 import { classLookup, referencePlan, renderReferenceField, validateReferenceSelection, type ClassLookup, type ReferencePlan } from "./graphql-references.js";
@@ -14,9 +16,11 @@ import { classLookup, referencePlan, renderReferenceField, validateReferenceSele
 const DEFAULT_LIMIT = 10;
 const MAX_RESULTS = 10_000;
 
-const ADDITIONAL = new Set(["id", "distance", "certainty", "vector", "vectors", "creationTimeUnix", "lastUpdateTimeUnix", "score", "explainScore", "group"]);
+const ADDITIONAL = new Set(["id", "distance", "certainty", "vector", "vectors", "creationTimeUnix", "lastUpdateTimeUnix", "score", "explainScore", "group", "isConsistent"]);
 /** The arguments a Get class field accepts. */
-export const GET_ARGS = new Set(["nearVector", "nearText", "nearObject", "where", "limit", "offset", "after", "bm25", "hybrid", "sort", "autocut", "tenant", "groupBy"]);
+export const GET_ARGS = new Set(["nearVector", "nearText", "nearObject", "where", "limit", "offset", "after", "bm25", "hybrid", "sort", "autocut", "tenant", "groupBy", "consistencyLevel"]);
+/** Weaviate's ConsistencyLevelEnum: one replica (OpenBatch is one node) meets each of them. */
+const CONSISTENCY_LEVELS = new Set(["ONE", "QUORUM", "ALL"]);
 
 /**
  * Checks the selections of a Get on class `def`; with `classOf`, the selections of referenced classes too
@@ -77,34 +81,27 @@ export async function runGet(service: CollectionService, caller: Caller, f: Fiel
     if (near.length || where !== undefined) throw new GraphQLError("the cursor (after) cannot be combined with a search or a where filter");
     q.after = after;
   }
-  const thresholds = (o: Record<string, unknown>, op: string) => {
-    if (o.distance !== undefined && o.distance !== null) {
-      if (typeof o.distance !== "number") throw new GraphQLError(`${op}: distance must be a number`);
-      q.distance = o.distance;
-    }
-    if (o.certainty !== undefined && o.certainty !== null) {
-      if (typeof o.certainty !== "number") throw new GraphQLError(`${op}: certainty must be a number`);
-      q.certainty = o.certainty;
-    }
-  };
+  const thresholds = (o: Record<string, unknown>, op: string) => Object.assign(q, parseThresholds(o, op));
+  consistencyLevelArg(f, vars);
   // Fields a near* argument may carry; any other (moveTo, moveAwayFrom, autocorrect, …) is refused, never ignored.
-  const NEAR_FIELDS: Record<string, string[]> = { nearVector: ["vector", "distance", "certainty", "targetVectors"], nearText: ["concepts", "distance", "certainty", "targetVectors"], nearObject: ["id", "beacon", "distance", "certainty", "targetVectors"] };
+  const NEAR_FIELDS: Record<string, string[]> = { nearVector: ["vector", "vectorPerTarget", "distance", "certainty", "targetVectors", "targets"], nearText: ["concepts", "distance", "certainty", "targetVectors", "targets"], nearObject: ["id", "beacon", "distance", "certainty", "targetVectors", "targets"] };
+  // The target vectors named, one or several (multi-target-args.ts); applied once the search is read.
+  let targetsIn: TargetsInput | null = null;
   const objectArg = (name: string) => {
     const v = arg(name);
     if (typeof v !== "object" || v === null || Array.isArray(v)) throw new GraphQLError(`Argument "${name}" must be an object.`, loc(f));
     const o = v as Record<string, unknown>;
     for (const k of Object.keys(o)) if (o[k] !== undefined && o[k] !== null && !NEAR_FIELDS[name]!.includes(k)) throw new GraphQLError(`${name}: '${k}' is not supported by OpenBatch`);
-    const t = o.targetVectors;
-    if (t !== undefined && t !== null) {
-      if (!Array.isArray(t) || t.length !== 1 || typeof t[0] !== "string") throw new GraphQLError(`${name}: targetVectors must name one vector (several at once are not supported by OpenBatch)`);
-      q.targetVector = t[0];
-    }
+    targetsIn = parseTargetsArg(o, name);
     return o;
   };
   if (near[0] === "nearVector") {
     const o = objectArg("nearVector");
-    if (!Array.isArray(o.vector) || o.vector.length === 0 || !o.vector.every((x) => typeof x === "number")) throw new GraphQLError("nearVector: vector must be a non-empty list of numbers");
-    q.vector = o.vector as number[];
+    if ((o.vector === undefined || o.vector === null) === (o.vectorPerTarget === undefined || o.vectorPerTarget === null)) throw new GraphQLError("nearVector: vector or vectorPerTarget is required field");
+    if (o.vector !== undefined && o.vector !== null) {
+      if (!Array.isArray(o.vector) || o.vector.length === 0 || !o.vector.every((x) => typeof x === "number")) throw new GraphQLError("nearVector: vector must be a non-empty list of numbers");
+      q.vector = o.vector as number[];
+    }
     thresholds(o, "nearVector");
   } else if (near[0] === "nearText") {
     const o = objectArg("nearText");
@@ -114,7 +111,9 @@ export async function runGet(service: CollectionService, caller: Caller, f: Fiel
     thresholds(o, "nearText");
   } else if (near[0] === "nearObject") {
     const o = objectArg("nearObject");
-    const id = typeof o.id === "string" ? o.id : typeof o.beacon === "string" ? o.beacon.split("/").at(-1) : undefined;
+    const fromBeacon = typeof o.beacon === "string" ? o.beacon.split("/").at(-1) : undefined;
+    if (typeof o.id === "string" && fromBeacon !== undefined && o.id.toLowerCase() !== fromBeacon.toLowerCase()) throw new GraphQLError("nearObject: id and beacon name different objects: give one");
+    const id = typeof o.id === "string" ? o.id : fromBeacon;
     if (!id) throw new GraphQLError("nearObject: give the object's id (or beacon)");
     q.nearObject = id;
     thresholds(o, "nearObject");
@@ -122,10 +121,13 @@ export async function runGet(service: CollectionService, caller: Caller, f: Fiel
   // Keyword, hybrid and sorted searches (search-args.ts).
   if (near[0] === "bm25") q.bm25 = parseBm25Arg(arg("bm25"));
   else if (near[0] === "hybrid") {
-    const h = parseHybridArg(arg("hybrid"));
+    const split = splitHybridTargets(arg("hybrid"));
+    const h = parseHybridArg(split.rest);
     q.hybrid = h.hybrid;
     if (h.targetVector) q.targetVector = h.targetVector;
+    targetsIn = split.targets;
   }
+  if (targetsIn) applyTargets(q, resolveTargets(targetsIn));
   if (arg("sort") !== undefined && arg("sort") !== null) q.sort = parseSortArg(arg("sort"));
   if (arg("autocut") !== undefined && arg("autocut") !== null) q.autocut = nonNegativeInt(arg("autocut"), "autocut", f);
   const wantsVector = f.selections!.some((s) => s.name === "_additional" && s.selections!.some((a) => a.name === "vector" || a.name === "vectors"));
@@ -135,7 +137,7 @@ export async function runGet(service: CollectionService, caller: Caller, f: Fiel
   const groupBy = arg("groupBy") === undefined || arg("groupBy") === null ? null : parseGroupByArg(arg("groupBy"));
   let groupProperty = "";
   if (groupBy) {
-    if (!(q.vector || q.concepts || q.nearObject || q.hybrid || q.bm25)) throw new GraphQLError("groupBy needs a search (nearVector, nearText, nearObject, hybrid, bm25)");
+    if (!(q.vector || q.concepts || q.nearObject || q.hybrid || q.bm25 || q.targets)) throw new GraphQLError("groupBy needs a search (nearVector, nearText, nearObject, hybrid, bm25)");
     if (offset) throw new GraphQLError("groupBy cannot be combined with offset");
     groupProperty = checkGroupBy(service.getClass(caller, f.name)!, groupBy.property, groupBy.groups, groupBy.objectsPerGroup);
     q.limit = Math.max(q.limit, GROUP_BY_CANDIDATES);
@@ -152,6 +154,20 @@ export async function runGet(service: CollectionService, caller: Caller, f: Fiel
   const hit = (r: SearchResult, sel: Field[]) => renderHit(r, sel, f.name, def, resolved.get(r.id) ?? [], rc);
   if (groupBy) return groupedEntries(results, groupBy, groupProperty, f.selections!, (h, sel) => hit(h, sel as Field[])).map((r) => hit(r, f.selections!));
   return results.map((r) => hit(r, f.selections!));
+}
+
+/**
+ * Checks Get's `consistencyLevel` (an enum literal, or a variable holding its name). Every level is met by OpenBatch's
+ * one replica, so a valid one needs nothing more. @throws GraphQLError in graphql-go's words for another value.
+ */
+function consistencyLevelArg(f: Field, vars: Record<string, unknown>): void {
+  const v = f.args.get("consistencyLevel");
+  if (v === undefined || v.kind === "null") return;
+  const value = toJson(v, vars);
+  const valid = (v.kind === "enum" || v.kind === "variable") && typeof value === "string" && CONSISTENCY_LEVELS.has(value);
+  if (valid || (v.kind === "variable" && value === null)) return;
+  const shown = v.kind === "enum" ? String(value) : JSON.stringify(value);
+  throw new GraphQLError(`Argument "consistencyLevel" has invalid value ${shown}. Expected type "ConsistencyLevelEnum", found ${shown}.`, loc(f));
 }
 
 /** What rendering references needs: which request each fragment made, and the classes' definitions. */
@@ -179,6 +195,7 @@ function renderHit(r: SearchResult, selections: Field[], cls: string, def: Class
           : a.name === "score" ? (r.score === undefined ? null : String(r.score))
           : a.name === "explainScore" ? (r.explainScore ?? null)
           : a.name === "group" ? ((r as SearchResult & { group?: unknown }).group ?? null)
+          : a.name === "isConsistent" ? true
           : a.name === "creationTimeUnix" ? String(r.creationTimeUnix)
           : String(r.lastUpdateTimeUnix);
         add[keyOf(a)] = v ?? null;
