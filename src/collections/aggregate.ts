@@ -3,6 +3,7 @@ import type { CollectionContext } from "./collection-context.js";
 import type { SearchQuery } from "./collection-types.js";
 import { unprocessable } from "./errors.js";
 import { isReferenceType, normalizePropertyName, type ClassDef } from "./schema.js";
+import { filteredObjects } from "./filter-plan.js";
 import { compileFilter } from "./reference-filters.js";
 
 /*
@@ -158,9 +159,9 @@ export async function aggregate(ctx: CollectionContext, caller: Caller, q: Aggre
     objects = await search(ctx, caller, { ...q.search, class: def.class, where: q.where, limit: q.objectLimit });
   } else {
     if (q.objectLimit !== undefined) throw unprocessable("aggregate: objectLimit needs a search (nearVector, nearText, nearObject, hybrid)");
-    const predicate = q.where === undefined || q.where === null ? null : await compileFilter(ctx, caller, st, q.where);
     objects = [];
-    await ctx.scan(st, predicate, (o) => (objects.push({ properties: o.properties }), true));
+    if (q.where === undefined || q.where === null) await ctx.scan(st, null, (o) => (objects.push({ properties: o.properties }), true));
+    else objects = await filteredObjects(ctx, st, q.where, await compileFilter(ctx, caller, st, q.where), -Infinity, Infinity, false);
   }
   const rowOf = (list: { properties: Record<string, unknown> }[]): AggregateRow => ({
     count: list.length,

@@ -12,6 +12,7 @@ import type { SortKey } from "./sort.js";
 import { isMultiTenant, isPartitionKey, parentClass, resolveTarget } from "./tenants.js";
 import { DEFAULT_VECTOR } from "./vector-config.js";
 import { search, vectorsOf } from "./search.js";
+import { filteredObjects } from "./filter-plan.js";
 import { compileFilter } from "./reference-filters.js";
 
 /*
@@ -160,11 +161,8 @@ export async function deleteObjects(ctx: CollectionContext, caller: Caller, q: D
   if (!q.dryRun) assertWritable(st);
   const predicate = await compileFilter(ctx, caller, st, q.where);
   return ctx.writeLock.run(async () => {
-    const ids: string[] = [];
-    await ctx.scan(st, predicate, (o) => {
-      ids.push(o.id);
-      return ids.length < DELETE_LIMIT;
-    });
+    // The filterable index finds the matches where it can (filter-plan.ts); in seq order, as a scan would.
+    const ids = (await filteredObjects(ctx, st, q.where, predicate, -Infinity, DELETE_LIMIT, false)).map((o) => o.id);
     const objects: DeleteResult["objects"] = [];
     if (q.dryRun) {
       if (q.verbose) for (const id of ids) objects.push({ id, status: "DRYRUN" });
