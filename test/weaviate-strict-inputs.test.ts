@@ -180,6 +180,10 @@ describe("Weaviate inputs that were silently ignored", () => {
       [`{path:["location"], operator:WithinGeoRange, valueInt:1, valueGeoRange:{geoCoordinates:{latitude:52, longitude:13}, distance:{max:10}}}`, /operator WithinGeoRange takes one value, got valueInt and valueGeoRange/],
       [`{path:["rank"], operator:IsNull, valueBoolean:true, valueInt:1}`, /operator IsNull takes one value/],
       [`{operator:And, operands:[{path:["rank"], operator:Equal, valueInt:1, bogus:true}]}`, /In field "bogus": Unknown field/],
+      // A list where one value goes (a 500 from the evaluator before), and an empty list.
+      [`{path:["title"], operator:Equal, valueText:[]}`, /operator Equal compares one value, but valueText is a list/],
+      [`{path:["id"], operator:Equal, valueText:["x"]}`, /operator Equal compares one value, but valueText is a list/],
+      [`{path:["rank"], operator:ContainsAny, valueIntArray:[]}`, /operator ContainsAny needs at least one value in valueIntArray/],
     ];
     for (const [where, message] of bad) expect(await gqlError(`{ Get { Doc(where:${where}) { title } } }`), where).toMatch(message);
     const rankIs1 = { path: ["rank"], operator: "Equal", valueInt: 1 };

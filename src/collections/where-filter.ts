@@ -150,7 +150,11 @@ function valueOf(filter: Record<string, unknown>, op: Operator): unknown {
   const keys: readonly string[] = op === "ContainsAny" || op === "ContainsAll" || op === "ContainsNone" ? [...ARRAY_VALUE_KEYS, ...VALUE_KEYS] : VALUE_KEYS;
   const present = keys.filter((k) => filter[k] !== undefined && filter[k] !== null);
   if (present.length !== 1) throw unprocessable(`invalid where filter: operator ${op} needs exactly one of ${keys.join(", ")}`);
-  return filter[present[0]!];
+  const value = filter[present[0]!];
+  const contains = op === "ContainsAny" || op === "ContainsAll" || op === "ContainsNone";
+  if (Array.isArray(value) && !contains) throw unprocessable(`invalid where filter: operator ${op} compares one value, but ${present[0]} is a list (lists go with ContainsAny, ContainsAll or ContainsNone)`);
+  if (Array.isArray(value) && value.length === 0) throw unprocessable(`invalid where filter: operator ${op} needs at least one value in ${present[0]}`);
+  return value;
 }
 
 /** A filter value in the property's terms: numbers for int/number, epoch ms for dates, strings for text and uuid. */
