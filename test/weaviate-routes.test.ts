@@ -485,7 +485,37 @@ describe.skipIf(!(await postgresReachable()))("on PostgreSQL: two API servers on
     await col.config.updateShards("READY");
     await onB.data.insert({ properties: { text: "new" } });
   });
+
+  it("an ef changed through one server is the ef the other server's open index searches with", async () => {
+    const rnd = random(11);
+    const vec = () => Array.from({ length: 16 }, () => rnd() * 2 - 1);
+    const col = await pair.ca.collections.create({
+      name: "SharedRecall",
+      vectorizers: weaviate.configure.vectors.selfProvided({ vectorIndexConfig: weaviate.configure.vectorIndex.hnsw({ ef: 1, efConstruction: 4, maxConnections: 2, distanceMetric: "l2-squared" }) }),
+    });
+    const points = Array.from({ length: 1500 }, () => vec());
+    const ids: string[] = [];
+    for (let i = 0; i < points.length; i += 500) {
+      const r = await col.data.insertMany(points.slice(i, i + 500).map((v) => ({ properties: {}, vectors: v })));
+      expect(r.hasErrors).toBe(false);
+      for (let k = 0; k < 500; k++) ids.push(r.uuids[k]!);
+    }
+    const queries = Array.from({ length: 40 }, () => vec());
+    const nearest = queries.map((q) => ids[points.reduce((best, p, i) => (dist(p, q) < dist(points[best]!, q) ? i : best), 0)]);
+    const recallOnB = async () => {
+      let hit = 0;
+      for (const [i, q] of queries.entries()) if ((await pair.cb.collections.get("SharedRecall").query.nearVector(q, { limit: 1 })).objects[0]?.uuid === nearest[i]) hit++;
+      return hit;
+    };
+    const greedy = await recallOnB(); // B builds its index of the class with ef 1
+    await col.config.update({ vectorizers: reconfigure.vectors.update({ vectorIndexConfig: reconfigure.vectorIndex.hnsw({ ef: 1500 }) }) });
+    // B reads the new definition from the change sequence before its next search (before: only after a restart).
+    expect(await recallOnB()).toBeGreaterThan(greedy + 15);
+  });
 });
+
+/** Squared l2 distance. */
+const dist = (a: number[], b: number[]) => a.reduce((s, x, j) => s + (x - b[j]!) ** 2, 0);
 
 describe("with API keys on: the new routes are checked like the others", () => {
   let keyed: TestServer;

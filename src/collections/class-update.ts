@@ -18,7 +18,7 @@ import type { IndexType, NamedVectorDef, VectorIndexConfig } from "./vector-conf
 /** What an accepted update changes: the class to store, and whether a vector index's search settings changed. */
 export interface ClassUpdate {
   def: ClassDef;
-  /** True when ef / dynamicEf* of an HNSW (or dynamic) index changed: its index must be reopened to read them. */
+  /** True when ef / dynamicEf* of an HNSW (or dynamic) index changed: its open indexes must take them (VectorIndex.configure). */
   searchSettingsChanged: boolean;
 }
 
@@ -45,7 +45,7 @@ const immutable = (name: string, from: unknown, to: unknown) => `${name} is immu
 const PROPERTIES_IMMUTABLE =
   'property fields other than description cannot be updated through updating the class. Use the add property feature (e.g. "POST /v1/schema/{className}/properties") to add additional properties';
 
-/** Index config fields a search reads: a change to one reopens the index (see ClassUpdate). */
+/** Index config fields a search reads: a change to one is handed to the open indexes (see ClassUpdate). */
 const SEARCH_FIELDS = ["ef", "dynamicEfMin", "dynamicEfMax", "dynamicEfFactor"] as const;
 
 /**

@@ -148,6 +148,14 @@ export class CollectionContext {
     return [st.index, ...st.named.values()];
   }
 
+  /**
+   * Hands each open vector index of a class the search settings (ef, dynamicEf*) of its current definition, so a
+   * changed ef holds from the next search on, with no rebuild and no swap under searches in flight.
+   */
+  configureIndexes(st: ClassState): void {
+    for (const slot of vectorSlots(st.def)) (slot.name === DEFAULT_VECTOR ? st.index : st.named.get(slot.name))?.configure(slot.indexConfig);
+  }
+
   /** Saves the indexes of one class with the store version they reflect. Call inside the write lock. */
   async saveIndex(name: string, st: ClassState): Promise<void> {
     if (this.classes.get(name) !== st || !this.indexesOf(st).some((i) => i.dirty)) return;

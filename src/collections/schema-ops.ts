@@ -1,6 +1,6 @@
 import type { Caller } from "./access.js";
 import { planClassUpdate } from "./class-update.js";
-import { type ClassState, type CollectionContext, notPresent } from "./collection-context.js";
+import { type CollectionContext, notPresent } from "./collection-context.js";
 import { CollectionError, unprocessable } from "./errors.js";
 import { normalizeClassName, parseClass, parseProperty, type ClassDef, type PropertyDef } from "./schema.js";
 import { isPartitionKey, tenantDef, tenantsOf, type TenantDef } from "./tenants.js";
@@ -61,7 +61,7 @@ export async function addProperty(ctx: CollectionContext, caller: Caller, classN
 
 /**
  * `PUT /v1/schema/{class}` (action `manage`): what Weaviate lets change (class-update.ts), stored, then in effect at
- * once: BM25 settings are read per query; changed ef settings reopen the class's indexes (and its tenants'). Updates
+ * once: BM25 settings are read per query; changed ef settings hold for the class's open indexes (and its tenants') from the next search. Updates
  * run one at a time under both locks, each against the class as the previous one left it: the last one wins whole.
  * @returns the class as stored, or null when it does not exist.
  * @throws CollectionError 422 with Weaviate's message for an immutable change or a bad body, 403 when not allowed.
@@ -78,27 +78,10 @@ export async function updateClass(ctx: CollectionContext, caller: Caller, classN
       st.def = def;
       const parts = [...tenantsOf(ctx, name).values()];
       for (const p of parts) p.def = tenantDef(def, (p.def as TenantDef).tenant, (p.def as TenantDef).activityStatus);
-      if (searchSettingsChanged) for (const s of [st, ...parts]) await reopenIndexes(ctx, s);
+      if (searchSettingsChanged) for (const s of [st, ...parts]) ctx.configureIndexes(s);
       return def;
     }),
   );
-}
-
-/**
- * Reopens a class's indexes with its current definition, so they search with its settings: saved first, then loaded
- * from the saved files (rebuilt from the stored vectors when there are none), swapped in, and the old ones freed.
- * Call inside the write lock.
- */
-async function reopenIndexes(ctx: CollectionContext, st: ClassState): Promise<void> {
-  await ctx.saveIndex(st.def.class, st);
-  // The version the saved files were written under (ctx.saveIndex): the shared store's caught-up one, else the row's.
-  const synced = ctx.options.store.changes ? ctx.synced.get(st) : undefined;
-  const version = synced ? synced.version : ((await ctx.options.store.listClasses()).find((c) => c.name === st.def.class)?.version ?? 0);
-  const old = ctx.indexesOf(st);
-  const { index, named } = await ctx.openIndexes(st.def, version);
-  st.index = index;
-  st.named = named;
-  for (const i of old) await i.close();
 }
 
 /**

@@ -125,12 +125,15 @@ async function catchUp(ctx: CollectionContext, feed: CollectionChangeFeed, resol
     if (JSON.stringify(next) !== JSON.stringify(st.def)) {
       st.def = next;
       ctx.persistedProps.set(st, next.properties.length);
+      // A PUT /v1/schema/{class} on another server may have changed ef: the open indexes search with the new one.
+      ctx.configureIndexes(st);
       // Its tenants' partitions share its schema.
       if (!isPartitionKey(v.name)) {
         for (const [key, p] of ctx.classes) {
           if (!isPartitionKey(key) || parentClass(key) !== v.name) continue;
           const d = p.def as TenantDef;
           p.def = tenantDef(next, d.tenant, d.activityStatus);
+          ctx.configureIndexes(p);
         }
       }
     }

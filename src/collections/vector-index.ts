@@ -65,6 +65,11 @@ export interface VectorIndex {
   drop(): Promise<void>;
   /** Frees its memory without saving (the service saved it before). */
   close(): Promise<void>;
+  /**
+   * Takes the search settings of a changed index config (`ef`, `dynamicEfMin|Max|Factor`) for the searches after it;
+   * the settings the graph is built with (distance, maxConnections, efConstruction) stay as they are.
+   */
+  configure(config: VectorIndexConfig): void;
 }
 
 /** Exact distance between two vectors in Weaviate's definition of each metric. */
@@ -167,8 +172,12 @@ class HnswIndex implements VectorIndex {
   constructor(
     private readonly path: string | null,
     private readonly distance: "cosine" | "dot" | "l2-squared",
-    private readonly config: VectorIndexConfig,
+    private config: VectorIndexConfig,
   ) {}
+
+  configure(config: VectorIndexConfig): void {
+    this.config = { ...this.config, ef: config.ef, dynamicEfMin: config.dynamicEfMin, dynamicEfMax: config.dynamicEfMax, dynamicEfFactor: config.dynamicEfFactor };
+  }
 
   /** Loads the saved index when it matches `version` and the settings. @returns whether it did. */
   async load(version: number, live: number): Promise<boolean> {
@@ -261,6 +270,9 @@ class FlatIndex implements VectorIndex {
   dirty = false;
 
   constructor(private readonly distance: Distance) {}
+
+  /** An exact scan has no search settings. */
+  configure(): void {}
 
   get size(): number {
     return this.vectors.size;
