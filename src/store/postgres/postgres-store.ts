@@ -1,7 +1,7 @@
 import pg from "pg";
 import type { Batch, BatchStatus, BatchUsage, ItemOutcome, ItemState, RequestCounts, RequestItem } from "../../core/batch.js";
 import { invalidRequest } from "../../core/errors.js";
-import { newId } from "../../core/ids.js";
+import { itemIds } from "../item-ids.js";
 import type { ParsedRequestLine } from "../../core/request-line.js";
 import type { BatchListQuery, FileRecord, FinishedItem, OutcomeRecord, Page, Store } from "../store.js";
 import * as batches from "./batch-rows.js";
@@ -246,7 +246,7 @@ export class PostgresStore implements Store {
           await c.query(
             `INSERT INTO request_items (batch_id, line, id, custom_id, body)
              SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::text[])`,
-            [batchId, slice.map((l) => l.line), slice.map(() => newId("batch_req_")), slice.map((l) => l.custom_id), slice.map((l) => l.body)],
+            [batchId, slice.map((l) => l.line), itemIds(slice.map((l) => l.line)), slice.map((l) => l.custom_id), slice.map((l) => l.body)],
           );
         }
         await c.query(`UPDATE batch_counts SET total = total + $1 WHERE batch_id = $2`, [lines.length, batchId]);

@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import type Database from "better-sqlite3";
 import { SqliteConnection } from "./connection.js";
 import type { Batch, BatchStatus, BatchUsage, ItemOutcome, ItemState, RequestCounts, RequestItem } from "../../core/batch.js";
@@ -10,6 +9,7 @@ import { MIGRATIONS, SCHEMA } from "./schema.js";
 import { SqliteWebhookOutbox } from "./webhook-outbox.js";
 import { SqliteVendorJobs } from "./vendor-jobs.js";
 import { outcomeParams, ZERO_DELTA } from "./outcome-params.js";
+import { itemIds } from "../item-ids.js";
 
 const BATCH_JSON_COLUMNS = new Set(["errors", "metadata"]);
 
@@ -23,6 +23,11 @@ function toBatch(row: Row): Batch {
   b.errors = row.errors ? JSON.parse(row.errors as string) : null;
   b.metadata = row.metadata ? JSON.parse(row.metadata as string) : null;
   return b as unknown as Batch;
+}
+
+/** Bytes of a stored text in UTF-8 (what SQLite's octet_length counts), 0 for NULL. */
+function utf8Bytes(text: string | null): number {
+  return text === null ? 0 : Buffer.byteLength(text, "utf8");
 }
 
 function toFile(row: Row): FileRecord {
@@ -39,6 +44,7 @@ function toFile(row: Row): FileRecord {
 const ERASED_PROVIDER_KEY = "-erased-";
 
 export class SqliteStore implements Store {
+  private readonly connection: SqliteConnection;
   private readonly db: Database.Database;
   private readonly sql: (text: string) => Database.Statement;
   readonly webhookOutbox: SqliteWebhookOutbox;
@@ -46,7 +52,9 @@ export class SqliteStore implements Store {
 
   /** @param path database file path (":memory:" for tests). */
   constructor(path: string) {
-    const connection = new SqliteConnection(path);
+    // The engine store writes at every claim and group commit: its checkpoints run off the event loop.
+    const connection = new SqliteConnection(path, { backgroundCheckpoints: true });
+    this.connection = connection;
     this.db = connection.db;
     this.sql = (text) => connection.sql(text);
     this.webhookOutbox = new SqliteWebhookOutbox(connection);
@@ -185,11 +193,11 @@ export class SqliteStore implements Store {
   async insertItems(batchId: string, lines: ParsedRequestLine[]): Promise<void> {
     const insert = this.sql(`INSERT INTO request_items (batch_id, line, id, custom_id, body) VALUES (?, ?, ?, ?, ?)`);
     try {
-      // Item ids as newId("batch_req_") makes them (96 random bits, 24 hex chars), from one random draw for the call:
-      // a draw per item was 6 µs of the ~20 µs an item's insert took (CPU profile of bench/overhead.ts, 10,000 lines).
-      const random = randomBytes(12 * lines.length).toString("hex");
+      // One random draw for the call (a draw per item was 6 µs of the ~20 µs an item's insert took: CPU profile of
+      // bench/overhead.ts, 10,000 lines), ids in line order (see itemIds).
+      const ids = itemIds(lines.map((l) => l.line));
       this.db.transaction(() => {
-        lines.forEach((l, i) => insert.run(batchId, l.line, "batch_req_" + random.slice(24 * i, 24 * i + 24), l.custom_id, l.body));
+        lines.forEach((l, i) => insert.run(batchId, l.line, ids[i], l.custom_id, l.body));
         this.sql(`UPDATE batch_counts SET total = total + ? WHERE batch_id = ?`).run(lines.length, batchId);
       })();
     } catch (err) {
@@ -325,22 +333,24 @@ export class SqliteStore implements Store {
 
   async pageItems(batchId: string, afterLine: number, limit: number, states?: readonly ItemState[], maxBytes?: number): Promise<FinishedItem[]> {
     const filter = states?.length ? `AND state IN (${states.map(() => "?").join(", ")})` : "";
-    if (maxBytes !== undefined) {
-      // Sizes first (octet_length reads no text), then only the rows that fit: a page never holds more than it may.
-      const sizes = this.sql(
-        `SELECT line, coalesce(octet_length(response_body), 0) + coalesce(octet_length(error_message), 0) AS size
-           FROM request_items WHERE batch_id = ? AND line > ? ${filter} ORDER BY line LIMIT ?`,
-      ).all(batchId, afterLine, ...(states ?? []), limit) as { line: number; size: number }[];
-      let bytes = 0;
-      let n = 0;
-      while (n < sizes.length && (n === 0 || bytes + sizes[n]!.size <= maxBytes)) bytes += sizes[n++]!.size;
-      if (n === 0) return [];
-      limit = n;
-    }
-    return this.sql(
+    const rows = this.sql(
       `SELECT id, line, custom_id, state, status_code, request_id, response_body, error_code, error_message
          FROM request_items WHERE batch_id = ? AND line > ? ${filter} ORDER BY line LIMIT ?`,
-    ).all(batchId, afterLine, ...(states ?? []), limit) as FinishedItem[];
+    );
+    if (maxBytes === undefined) return rows.all(batchId, afterLine, ...(states ?? []), limit) as FinishedItem[];
+    // Rows are read one at a time and the page ends before the first that does not fit (kept only when it is the
+    // first): memory holds the page plus at most that one item. Measured (20,000 finished items of ~700 bytes, pages
+    // of 1,000, 7 rounds alternating in one process, loaded 2-core box): 9.6 µs/item median reading the sizes first
+    // (octet_length) and then only the rows that fit, two queries; 7.4 µs/item like this.
+    const page: FinishedItem[] = [];
+    let bytes = 0;
+    for (const row of rows.iterate(batchId, afterLine, ...(states ?? []), limit) as IterableIterator<FinishedItem>) {
+      const size = utf8Bytes(row.response_body) + utf8Bytes(row.error_message);
+      if (page.length > 0 && bytes + size > maxBytes) break;
+      bytes += size;
+      page.push(row);
+    }
+    return page;
   }
 
   async hasItemsAfter(batchId: string, afterLine: number, states?: readonly ItemState[]): Promise<boolean> {
@@ -399,6 +409,6 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
-    this.db.close();
+    await this.connection.close();
   }
 }
