@@ -81,6 +81,31 @@ describe("GraphQL groupBy on Get", () => {
     }
   });
 
+  it("limit: the limit nearest hits are grouped, as Weaviate and the client's gRPC groupBy do (none widened)", async () => {
+    const q = vectorOf(9.6);
+    const ranked = docs.map((d, i) => ({ i, topic: d.topic, d: cosine(q, vectorOf(i)) })).sort((a, b) => a.d - b.d);
+    // 3 hits hold 3 topics at most, one hit each here: 4 groups of 2 asked for, fewer come back.
+    const top = ranked.slice(0, 3);
+    const body = await gql(`{ Get { Docs(nearVector: {vector: ${JSON.stringify(q)}}, limit: 3, groupBy: {path: ["topic"], groups: 4, objectsPerGroup: 2}) { ${GROUP} } } }`);
+    expect(body.errors).toBeUndefined();
+    const entries = body.data.Get.Docs as any[];
+    const order = [...new Set(top.map((r) => r.topic))];
+    expect(order.length).toBeLessThan(4);
+    expect(entries.map((e) => e._additional.group.groupedBy.value)).toEqual(order);
+    for (const e of entries) {
+      const g = e._additional.group;
+      expect(g.hits.map((h: any) => h._additional.id)).toEqual(top.filter((r) => r.topic === g.groupedBy.value).map((r) => uuid(r.i)));
+    }
+    const viaGrpc = await client.collections.use("Docs").query.nearVector(q, { limit: 3, groupBy: { property: "topic", numberOfGroups: 4, objectsPerGroup: 2 } });
+    expect(Object.keys(viaGrpc.groups)).toEqual(order);
+    for (const e of entries) expect(viaGrpc.groups[e._additional.group.groupedBy.value]!.objects.map((o) => o.uuid)).toEqual(e._additional.group.hits.map((h: any) => h._additional.id));
+    // Without a limit, Weaviate's default 10 hits.
+    const ten = ranked.slice(0, 10);
+    const byDefault = await gql(`{ Get { Docs(nearVector: {vector: ${JSON.stringify(q)}}, groupBy: {path: ["topic"], groups: 4, objectsPerGroup: 5}) { ${GROUP} } } }`);
+    expect(byDefault.errors).toBeUndefined();
+    for (const e of byDefault.data.Get.Docs as any[]) expect(e._additional.group.count).toBe(ten.filter((r) => r.topic === e._additional.group.groupedBy.value).length);
+  });
+
   it("wrong groupBy arguments and selections are GraphQL errors", async () => {
     const v = JSON.stringify(vectorOf(1));
     const err = async (args: string, sel = GROUP) => ((await gql(`{ Get { Docs(${args}) { ${sel} } } }`)).errors ?? [])[0]?.message as string | undefined;

@@ -78,7 +78,7 @@ describe("Weaviate gRPC: conflicting or unserved inputs are served as Weaviate d
   const nearest = (q: number[]) => Array.from({ length: N }, (_, i) => i).sort((a, b) => cosine(q, vectorOf(a)) - cosine(q, vectorOf(b)));
 
   describe("groupBy (S1-2)", () => {
-    it("limit is the number of nearest objects grouped, as in Weaviate; without one, groups fill from many more", async () => {
+    it("limit is the number of nearest objects grouped, as in Weaviate; without one, its default 10", async () => {
       const docs = client.collections.use("Doc");
       const q = [1, 0, 0.5];
       // Group names are ranks: the client's groups object lists integer-like keys in numeric order, so compare sets.
@@ -87,9 +87,9 @@ describe("Weaviate gRPC: conflicting or unserved inputs are served as Weaviate d
       expect(names(two)).toEqual(nearest(q).slice(0, 2).map(String).sort());
       const ten = await docs.query.nearVector(q, { limit: 10, groupBy: { property: "rank", numberOfGroups: N, objectsPerGroup: 1 } });
       expect(names(ten)).toEqual(nearest(q).slice(0, 10).map(String).sort());
-      // No limit: the 1,000 nearest are grouped (GraphQL groupBy alike); Weaviate would group its default 10.
+      // No limit: Weaviate's default 10 nearest are grouped (GraphQL groupBy alike), not every object.
       const byDefault = await docs.query.nearVector(q, { groupBy: { property: "rank", numberOfGroups: N, objectsPerGroup: 1 } });
-      expect(Object.keys(byDefault.groups)).toHaveLength(N);
+      expect(names(byDefault)).toEqual(nearest(q).slice(0, 10).map(String).sort());
     });
 
     it("offset is refused, as GraphQL refuses it", async () => {
@@ -123,6 +123,17 @@ describe("Weaviate gRPC: conflicting or unserved inputs are served as Weaviate d
       refused(await searchRaw({ nearVector: { vectorBytes: bytes([1, 0, 0.5]) }, after: uuid(2) }), grpc.status.INVALID_ARGUMENT, msg);
       refused(await searchRaw({ nearObject: { id: uuid(1) }, after: uuid(2) }), grpc.status.INVALID_ARGUMENT, msg);
       refused(await searchRaw({ bm25Search: { query: "cell" }, after: uuid(2) }), grpc.status.INVALID_ARGUMENT, msg);
+    });
+    it("that is not a uuid: Weaviate's ValidateCursor message, with uuid.Parse's reason", async () => {
+      const docs = client.collections.use("Doc");
+      await expect(docs.query.fetchObjects({ after: "abc", limit: 2 })).rejects.toThrow(/cursor api: invalid 'after' parameter: after parameter 'abc' is not a valid uuid: invalid UUID length: 3/);
+      refused(await searchRaw({ after: "zzzzzzzz-0000-4000-8000-000000000000", limit: 2 }), grpc.status.INVALID_ARGUMENT, "cursor api: invalid 'after' parameter: after parameter 'zzzzzzzz-0000-4000-8000-000000000000' is not a valid uuid: invalid UUID format");
+      // uuid.Parse's other forms name the same object: upper case, braces, urn:uuid:, 32 hex digits.
+      for (const after of [uuid(0).toUpperCase(), `{${uuid(0)}}`, `urn:uuid:${uuid(0)}`, uuid(0).replace(/-/g, "")]) {
+        const page = await searchRaw({ after, limit: 2 });
+        expect(page.err, after).toBeNull();
+        expect(page.reply!.results.map((r) => r.metadata!.id)).toEqual([uuid(1), uuid(2)]);
+      }
     });
     it("with offset, through the client", async () => {
       const docs = client.collections.use("Doc");
@@ -190,6 +201,18 @@ describe("Weaviate gRPC: conflicting or unserved inputs are served as Weaviate d
       const listBytes = Buffer.concat([header, bytes([1, 0, 0.5]), bytes([0, 1, 0.5])]);
       const a = await aggregateRaw({ objectLimit: 2, nearVector: { targets: { targetVectors: ["default"] }, vectorForTargets: [{ name: "default", vectors: [{ type: 1, vectorBytes: listBytes }] }] } });
       refused(a, grpc.status.UNIMPLEMENTED, /listOfVectors/);
+    });
+  });
+
+  describe("returnProperties naming a property the class lacks: left out, as Weaviate's reply leaves it", () => {
+    // Weaviate's extractPropertiesRequest takes the names as given and prepare_reply.go skips a name the object lacks.
+    it("through the client and raw", async () => {
+      const docs = client.collections.use("Doc");
+      const got = await docs.query.fetchObjects({ limit: 1, returnProperties: ["title", "nope" as never] });
+      expect(got.objects[0]!.properties).toEqual({ title: "doc 0 cell" });
+      const r = await searchRaw({ limit: 1, properties: { nonRefProperties: ["nope", "rank"] } });
+      expect(r.err).toBeNull();
+      expect(Object.keys(r.reply!.results[0]!.properties!.nonRefProps?.fields ?? {})).toEqual(["rank"]);
     });
   });
 

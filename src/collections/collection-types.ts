@@ -92,6 +92,24 @@ export interface KeywordQuery {
   minimumOrTokensMatch?: number;
 }
 
+/** An object a nearText movement goes toward or away from: its id, and the class its beacon named (null: none named). */
+export interface MoveObject {
+  id: string;
+  class: string | null;
+}
+
+/**
+ * Weaviate's nearText `moveTo` / `moveAwayFrom` (gRPC `move_to` / `move_away`): the query vector moved toward (or away
+ * from) the mean of the concepts' vector and the objects' vectors, by `force` (moveTo 0..1, moveAwayFrom >= 0; 0: no
+ * move). See near-text.ts.
+ */
+export interface NearTextMove {
+  force: number;
+  concepts?: string[];
+  /** Objects of the searched class, their vectors (of the vector searched) joining the target. */
+  objects?: MoveObject[];
+}
+
 /** A hybrid search (keyword + vector, fused; hybrid.ts): the vector is given, or the query embedded by the vectorizer. */
 export interface HybridQuery extends KeywordQuery {
   /** Weight of the vector search, 0..1 (Weaviate's default 0.75). */
@@ -100,6 +118,8 @@ export interface HybridQuery extends KeywordQuery {
   vector?: number[];
   /** Largest vector distance of the vector part (`maxVectorDistance`). */
   maxVectorDistance?: number;
+  /** The vector part as a nearText search (gRPC `near_text`): its concepts, moved; excludes `vector`. */
+  nearText?: { concepts: string[]; moveTo?: NearTextMove; moveAwayFrom?: NearTextMove };
 }
 
 /** A search: at most one of `vector`, `concepts` (embedded with the class's vectorizer) and `nearObject`. */
@@ -109,6 +129,9 @@ export interface SearchQuery {
   tenant?: string;
   vector?: number[];
   concepts?: string[];
+  /** Movements of a nearText (`concepts`) query vector: toward first, then away (near-text.ts). */
+  moveTo?: NearTextMove;
+  moveAwayFrom?: NearTextMove;
   nearObject?: string;
   /** Named vector searched (`targetVectors`; one only). Absent: the only vector, or `default`. */
   targetVector?: string;

@@ -6,6 +6,8 @@ import { isReferenceType, normalizePropertyName, type ClassDef } from "./schema.
  * groupBy of a vector or hybrid search (Weaviate's `groupBy: {path, groups, objectsPerGroup}`): the hits, best first,
  * are put in groups by the value of one property (each element of an array property is a group of its own); the first
  * `groups` groups to appear (so ordered by their best hit) are returned, each with its first `objectsPerGroup` hits.
+ * The hits are the search's own `limit` nearest (offset + limit in Weaviate): Weaviate's grouper does not widen the
+ * search, so a small limit can leave fewer groups, or fewer hits in a group, than asked for.
  */
 
 /** One group: its value as text, how many hits it holds (at most objectsPerGroup), their distance range and the hits. */
@@ -16,9 +18,6 @@ export interface HitGroup {
   numberOfObjects: number;
   hits: SearchResult[];
 }
-
-/** Hits a grouped search looks at, at least (Weaviate widens the search so groups fill). */
-export const GROUP_BY_CANDIDATES = 1_000;
 
 /** @throws CollectionError 422 for an unknown or reference property, or non-positive counts. */
 export function checkGroupBy(def: ClassDef, property: string, groups: number, objectsPerGroup: number): string {

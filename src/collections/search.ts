@@ -2,10 +2,10 @@ import type { StoredObject } from "../store/collection-store.js";
 import type { Caller } from "./access.js";
 import { type CollectionContext, type ClassState } from "./collection-context.js";
 import type { SearchQuery, SearchResult } from "./collection-types.js";
-import { CollectionError, unprocessable } from "./errors.js";
+import { unprocessable } from "./errors.js";
 import { slotOf } from "./schema.js";
 import { DEFAULT_VECTOR } from "./vector-config.js";
-import { embedForSlot } from "./vectorizers.js";
+import { nearTextVector } from "./near-text.js";
 import type { SearchHit } from "./vector-index.js";
 import { filteredVectorSearch } from "./flat-search.js";
 import { compileFilter } from "./reference-filters.js";
@@ -18,10 +18,11 @@ import { compileSort } from "./sort.js";
 /* Search: vector (given, nearText, nearObject) and filtered, or a listing in insertion order; counts. Both need `read` (access.ts). */
 
 /**
- * Nearest objects to a vector (given, embedded from `concepts`, or another object's), optionally filtered by
- * `where` and a largest distance / smallest certainty; without any of them, a listing in insertion order.
+ * Nearest objects to a vector (given, embedded from `concepts` and moved by `moveTo` / `moveAwayFrom` (near-text.ts),
+ * or another object's), optionally filtered by `where` and a largest distance / smallest certainty; without any of
+ * them, a listing in insertion order.
  * @throws CollectionError 422 for an unknown class, a bad filter, a vector of the wrong length, nearText without a
- * vectorizer; 403 when `caller` may not read the class.
+ * vectorizer, a bad movement or one without nearText; 403 when `caller` may not read the class.
  */
 export async function search(ctx: CollectionContext, caller: Caller, q: SearchQuery): Promise<SearchResult[]> {
   const st = ctx.requireClass(q.class, caller, "read");
@@ -32,8 +33,13 @@ export async function search(ctx: CollectionContext, caller: Caller, q: SearchQu
   if (q.limit <= 0) return [];
   if (q.autocut !== undefined && (!Number.isInteger(q.autocut) || q.autocut < 0)) throw unprocessable("autocut must be an integer >= 0");
   if (q.bm25 && q.hybrid) throw unprocessable("found more than one search operator (bm25, hybrid): use one");
+  if ((q.moveTo || q.moveAwayFrom) && !q.concepts) throw unprocessable("moveTo / moveAwayFrom are only valid with a nearText search");
+  if (q.hybrid?.nearText) q = await hybridNearText(ctx, st, q);
   // Several target vectors at once: their distances combined (multi-target.ts).
-  if (q.targets) return multiTargetSearch(ctx, caller, st, q, predicate, (o, d) => result(o, d, st, null), search);
+  if (q.targets) {
+    if (q.moveTo || q.moveAwayFrom) throw unprocessable("nearText: moveTo / moveAwayFrom over several target vectors are not supported by OpenBatch: search one target vector");
+    return multiTargetSearch(ctx, caller, st, q, predicate, (o, d) => result(o, d, st, null), search);
+  }
   if (q.bm25 || q.hybrid) return keywordSearch(ctx, caller, st, q, predicate, (o) => result(o, null, st, null), search);
 
   let query: Float32Array | null = null;
@@ -42,19 +48,8 @@ export async function search(ctx: CollectionContext, caller: Caller, q: SearchQu
   const slot = searching ? slotOf(st.def, q.targetVector) : null;
   if (!searching && q.targetVector) throw unprocessable("targetVectors is only valid with a vector search (nearVector, nearText, nearObject)");
   if (q.vector) query = Float32Array.from(q.vector);
-  else if (q.concepts) {
-    if (slot!.module === "none") throw unprocessable(`nearText: vector ${slot!.name} of class ${cls} has no vectorizer (it was created with vectorizer "none"): search it with nearVector`);
-    if (q.concepts.length === 0) throw unprocessable("nearText: give at least one concept");
-    // Each concept embedded alone, the query their element-wise mean: Weaviate's text2vec modules combine concepts
-    // so (libvectorizer.CombineVectors), and embedding the joined text ranks differently.
-    let vectors: number[][];
-    try {
-      vectors = await embedForSlot(ctx.options.embedder, slot!, q.concepts);
-    } catch (err) {
-      throw new CollectionError(500, `nearText: vectorizing the concepts with ${slot!.module} failed: ${(err as Error).message}`);
-    }
-    query = meanVector(vectors);
-  } else if (q.nearObject) {
+  else if (q.concepts) query = await nearTextVector(ctx, st, slot!, q.concepts, q.moveTo, q.moveAwayFrom);
+  else if (q.nearObject) {
     const o = await ctx.options.store.getObject(cls, q.nearObject.toLowerCase(), true);
     if (!o) throw unprocessable(`nearObject: object ${cls}/${q.nearObject} not found`);
     const v = slot!.name === DEFAULT_VECTOR ? o.vector : (o.vectors?.[slot!.name] ?? null);
@@ -108,11 +103,18 @@ export async function search(ctx: CollectionContext, caller: Caller, q: SearchQu
   return hits.filter((h) => objects.has(h.label)).map((h) => result(objects.get(h.label)!, h.distance, st, distance));
 }
 
-/** The element-wise mean of equally long vectors (one or more), as Float32. */
-function meanVector(vectors: number[][]): Float32Array {
-  const sums = new Float64Array(vectors[0]!.length);
-  for (const v of vectors) for (let i = 0; i < sums.length; i++) sums[i]! += v[i]!;
-  return Float32Array.from(sums, (x) => x / vectors.length);
+/**
+ * A hybrid search whose vector part is a nearText search (gRPC `near_text`): the same query with that part's vector
+ * computed (near-text.ts), so the fusion runs on it as on a given vector.
+ * @throws CollectionError 422 for a vector given too, several target vectors, and what nearTextVector refuses.
+ */
+async function hybridNearText(ctx: CollectionContext, st: ClassState, q: SearchQuery): Promise<SearchQuery> {
+  const { nearText, ...hybrid } = q.hybrid!;
+  // Weaviate's parse_search_request.go: the hybrid's own vector and a nearText sub-search exclude each other.
+  if (hybrid.vector) throw unprocessable("cannot combine nearText and query in hybrid search");
+  if (q.targets) throw unprocessable("hybrid: a nearText sub-search over several target vectors is not supported by OpenBatch: search one target vector");
+  const vector = await nearTextVector(ctx, st, slotOf(st.def, q.targetVector), nearText!.concepts, nearText!.moveTo, nearText!.moveAwayFrom);
+  return { ...q, hybrid: { ...hybrid, vector: Array.from(vector) } };
 }
 
 /** Every vector of a stored object by name (`default` for the legacy one); null when it has none or they were not read. */

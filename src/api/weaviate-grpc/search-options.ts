@@ -1,5 +1,6 @@
 import type { SearchQuery } from "../../collections/collection-service.js";
 import { CollectionError } from "../../collections/errors.js";
+import { decodeMove } from "./near-text-move.js";
 
 /*
  * The gRPC Search options of keyword, hybrid and sorted searches (weaviate.proto BM25, Hybrid, SortBy, autocut), read
@@ -31,7 +32,7 @@ export interface SearchOptionsMsg {
     fusionType?: number;
     vectorBytes?: Buffer;
     targetVectors?: string[];
-    nearText?: unknown;
+    nearText?: { query?: string[]; certainty?: number; distance?: number; moveTo?: Buffer; moveAway?: Buffer; targetVectors?: string[]; targets?: unknown; selection?: Buffer };
     nearVector?: { vectorBytes?: Buffer; vector?: number[]; vectors?: VectorsMsg[]; distance?: number; certainty?: number; vectorPerTarget?: Record<string, Buffer>; vectorForTargets?: unknown[] };
     targets?: { targetVectors?: string[]; weightsForTargets?: unknown[] };
     bm25SearchOperator?: OperatorMsg;
@@ -84,10 +85,13 @@ function oneVector(list: VectorsMsg[] | undefined): { vector: number[]; name?: s
 
 /**
  * Reads `bm25_search`, `hybrid_search`, `sort_by` and `autocut` into `q`.
- * @throws UnimplementedSearchOption for hybrid's nearText sub-search, selection, several target vectors or weights,
- * several vectors for one target (listOfVectors); CollectionError 422 for bad values, a query vector given in several
- * fields that differ, and a vector together with a nearVector sub-search (Weaviate's `cannot combine nearVector and
- * vector in hybrid search`).
+ * Hybrid's nearText sub-search (`vector: {query, moveTo, moveAway}` in the client) is its vector part: its concepts
+ * and movements (near-text-move.ts).
+ * @throws UnimplementedSearchOption for selection, several target vectors or weights, several vectors for one target
+ * (listOfVectors), distance/certainty of a sub-search; CollectionError 422 for bad values, a query vector given in
+ * several fields that differ, a vector together with a nearVector or nearText sub-search and both sub-searches
+ * (Weaviate's `cannot combine nearVector and vector in hybrid search`, `cannot combine nearText and query in hybrid
+ * search`, `cannot combine nearText and nearVector in hybrid search`); GrpcInputError for a move's bad uuid.
  */
 export function applySearchOptions(req: SearchOptionsMsg, q: SearchQuery): void {
   if (req.autocut) q.autocut = req.autocut;
@@ -98,7 +102,11 @@ export function applySearchOptions(req: SearchOptionsMsg, q: SearchQuery): void 
   }
   if (req.hybridSearch) {
     const h = req.hybridSearch;
-    if (h.nearText) throw new UnimplementedSearchOption("hybrid: a nearText vector query (vector: {query, moveTo, …}) is not supported by OpenBatch: give a vector, or let the query text be vectorized");
+    const nt = h.nearText;
+    if (nt && (nt.distance !== undefined || nt.certainty !== undefined)) throw new UnimplementedSearchOption("hybrid: distance/certainty of the nearText query are not supported by OpenBatch: use maxVectorDistance");
+    if (nt && ((nt.targetVectors ?? []).length || nt.targets)) throw bad("hybrid: name the target vectors on the hybrid search, not on its nearText sub-search");
+    if (nt?.selection && nt.selection.length) throw new UnimplementedSearchOption("hybrid: diversity selection (MMR) is not supported by OpenBatch");
+    if (nt && h.nearVector) throw bad("cannot combine nearText and nearVector in hybrid search");
     if (h.selection && h.selection.length) throw new UnimplementedSearchOption("hybrid: diversity selection (MMR) is not supported by OpenBatch");
     if (h.targets?.weightsForTargets?.length) throw new UnimplementedSearchOption("hybrid: weights for target vectors are not supported by OpenBatch");
     const targets = [...new Set([...(h.targetVectors ?? []), ...(h.targets?.targetVectors ?? [])])];
@@ -111,8 +119,9 @@ export function applySearchOptions(req: SearchOptionsMsg, q: SearchQuery): void 
     const topList = oneVector(h.vectors);
     const subList = oneVector(nv?.vectors);
     const top = agreeing("hybrid", [["vector_bytes", floats(h.vectorBytes)], ["vector", h.vector?.length ? h.vector : null], ["vectors", topList?.vector ?? null]]);
-    // Weaviate's parse_search_request.go: the query's own vector and a nearVector sub-search exclude each other.
+    // Weaviate's parse_search_request.go: the query's own vector and a nearVector / nearText sub-search exclude each other.
     if (top && nv) throw bad("cannot combine nearVector and vector in hybrid search");
+    if (top && nt) throw bad("cannot combine nearText and query in hybrid search");
     const sub = nv ? agreeing("hybrid nearVector", [["vector_bytes", floats(nv.vectorBytes)], ["vector", nv.vector?.length ? nv.vector : null], ["vectors", subList?.vector ?? null]]) : null;
     const fromList = topList ?? subList;
     const vector = top ?? sub;
@@ -127,8 +136,16 @@ export function applySearchOptions(req: SearchOptionsMsg, q: SearchQuery): void 
       ...operatorOf(h.bm25SearchOperator),
       ...(vector ? { vector } : {}),
       ...(h.vectorDistance !== undefined ? { maxVectorDistance: h.vectorDistance } : {}),
+      ...(nt ? { nearText: nearTextOf(nt) } : {}),
     };
     const target = targets[0] ?? fromList?.name;
     if (target) q.targetVector = target;
   }
+}
+
+/** Hybrid's nearText sub-search → HybridQuery.nearText: its concepts and movements. */
+function nearTextOf(nt: NonNullable<NonNullable<SearchOptionsMsg["hybridSearch"]>["nearText"]>): NonNullable<SearchQuery["hybrid"]>["nearText"] {
+  const moveTo = decodeMove(nt.moveTo, "moveTo");
+  const moveAwayFrom = decodeMove(nt.moveAway, "moveAway");
+  return { concepts: nt.query ?? [], ...(moveTo ? { moveTo } : {}), ...(moveAwayFrom ? { moveAwayFrom } : {}) };
 }

@@ -1,10 +1,11 @@
 import type { Caller, CollectionService, ReferencedObject, SearchQuery, SearchResult } from "../../collections/collection-service.js";
 import type { ClassDef } from "../../collections/schema.js";
-import { checkGroupBy, GROUP_BY_CANDIDATES, groupHits } from "../../collections/group-by.js";
+import { checkGroupBy, groupHits } from "../../collections/group-by.js";
 import { nonRefProps, referenceRequests, renderReferences, vectorFields, type RefPropertiesRequestMsg } from "./return-references.js";
 import { applySearchOptions } from "./search-options.js";
 import { refuseCursorCompanions, refuseDistanceWithCertainty, refuseSeveralOperators } from "./search-conflicts.js";
 import { nearVectorQuery } from "./near-vector.js";
+import { decodeMove, parseUuid } from "./near-text-move.js";
 import { hybridMultiTargets, multiTargetsOf } from "./multi-target-args.js";
 import { applyTargets } from "../../collections/multi-target.js";
 import { toWhere } from "./conversion.js";
@@ -20,8 +21,9 @@ const DEFAULT_LIMIT = 10;
  * Search: nearVector / nearText / nearObject / listing, filters (through references too), limit, offset, cursor;
  * properties, references (return-references.ts) and metadata as asked. Inputs that contradict each other are refused
  * with Weaviate's messages (search-conflicts.ts, near-vector.ts), never one dropped for another. groupBy groups the
- * `limit` nearest hits, as Weaviate's shard grouper does (without a limit, the GROUP_BY_CANDIDATES nearest, as GraphQL
- * groupBy does, where Weaviate groups its default 10); with offset it is refused, as GraphQL refuses it.
+ * `limit` nearest hits (without a limit, Weaviate's default 10), as Weaviate's shard grouper does and GraphQL groupBy
+ * here does; with offset it is refused, as GraphQL refuses it. nearText's moveTo / moveAway are served
+ * (near-text-move.ts, collections/near-text.ts); `after` must be a uuid.
  * @throws GrpcInputError (INVALID_ARGUMENT), GrpcUnimplementedError (UNIMPLEMENTED) and the collections' errors.
  */
 export async function search(collections: CollectionService, caller: Caller, req: SearchRequestMsg): Promise<unknown> {
@@ -30,6 +32,9 @@ export async function search(collections: CollectionService, caller: Caller, req
   const operators = { nearVector: req.nearVector, nearObject: req.nearObject, nearText: req.nearText, hybrid: req.hybridSearch, bm25: req.bm25Search };
   refuseSeveralOperators(operators);
   refuseCursorCompanions({ ...operators, after: req.after, offset: req.offset, sort: req.sortBy, groupBy: req.groupBy });
+  // Weaviate's entities/filters ValidateCursor: the cursor is a uuid (uuid.Parse's forms), its error wrapped.
+  const after = req.after ? parseUuid(req.after) : null;
+  if (after && "error" in after) throw new GrpcInputError(`cursor api: invalid 'after' parameter: after parameter '${req.after}' is not a valid uuid: ${after.error}`);
   refuseDistanceWithCertainty("nearVector", req.nearVector);
   refuseDistanceWithCertainty("nearObject", req.nearObject);
   refuseDistanceWithCertainty("nearText", req.nearText);
@@ -37,7 +42,7 @@ export async function search(collections: CollectionService, caller: Caller, req
   const meta = req.metadata ?? {};
   const wantVector = meta.vector === true || (meta.vectors ?? []).length > 0;
   // The tenant of a multi-tenant class (refused on another, required on one: collections/tenants.ts).
-  const q: SearchQuery = { class: req.collection ?? "", ...(req.tenant ? { tenant: req.tenant } : {}), limit: req.limit || DEFAULT_LIMIT, offset: req.offset || undefined, after: req.after || undefined, includeVector: wantVector };
+  const q: SearchQuery = { class: req.collection ?? "", ...(req.tenant ? { tenant: req.tenant } : {}), limit: req.limit || DEFAULT_LIMIT, offset: req.offset || undefined, after: after?.uuid, includeVector: wantVector };
   // Definitions of the classes a filter or a reference reaches, read once per request.
   const defs = new Map<string, ClassDef | null>();
   const classOf = (name: string) => {
@@ -62,6 +67,11 @@ export async function search(collections: CollectionService, caller: Caller, req
     const concepts = req.nearText.query ?? [];
     if (concepts.length === 0) throw new GrpcInputError("nearText: no concepts given");
     q.concepts = concepts;
+    // The decoded message types move_to / move_away as bytes: the Move message arrives undecoded (near-text-move.ts).
+    const moveTo = decodeMove(req.nearText.moveTo, "moveTo");
+    const moveAwayFrom = decodeMove(req.nearText.moveAway, "moveAway");
+    if (moveTo) q.moveTo = moveTo;
+    if (moveAwayFrom) q.moveAwayFrom = moveAwayFrom;
   } else if (req.nearObject) {
     if (!req.nearObject.id) throw new GrpcInputError("nearObject: no id given");
     q.nearObject = req.nearObject.id;
@@ -79,7 +89,6 @@ export async function search(collections: CollectionService, caller: Caller, req
     if ((g!.path ?? []).length !== 1) throw new GrpcInputError("groupBy: path must name one property");
     // Weaviate pages the groups formed from offset+limit hits, which differs between its vector and hybrid paths.
     if (q.offset) throw new GrpcInputError("groupBy cannot be combined with offset");
-    if (!req.limit) q.limit = GROUP_BY_CANDIDATES;
   }
   const refRequests = referenceRequests(req.properties);
   // Checked before the search, so a bad request fails alike with or without hits.
@@ -145,7 +154,6 @@ function refuseUnimplemented(req: SearchRequestMsg): void {
     ["boost", "boost"],
   ];
   for (const [field, name] of options) if (sent(req[field] as Buffer | Buffer[] | undefined)) throw new GrpcUnimplementedError(`search: ${name} is not supported by OpenBatch`);
-  if (sent(req.nearText?.moveTo) || sent(req.nearText?.moveAway)) throw new GrpcUnimplementedError("nearText: moveTo / moveAway are not supported by OpenBatch");
   if (req.metadata?.queryProfile === true || asksQueryProfile(req.properties?.refProperties ?? [])) throw new GrpcUnimplementedError("search: query profiling (returnMetadata queryProfile) is not supported by OpenBatch");
 }
 

@@ -1,9 +1,9 @@
 import type { Caller, CollectionService, ReferencedObject, SearchQuery, SearchResult } from "../../collections/collection-service.js";
 import { isReferenceType, vectorSlots, type ClassDef } from "../../collections/schema.js";
 import { isComplexType } from "../../collections/complex-types.js";
-import { checkGroupBy, GROUP_BY_CANDIDATES } from "../../collections/group-by.js";
+import { checkGroupBy } from "../../collections/group-by.js";
 import { complexSelectionError, projectComplex } from "./graphql-complex.js";
-import { parseBm25Arg, parseHybridArg, parseSortArg, parseThresholds } from "./search-args.js";
+import { parseBm25Arg, parseHybridArg, parseMoveArg, parseSortArg, parseThresholds } from "./search-args.js";
 import { parseTargetsArg, splitHybridTargets } from "./multi-target-args.js";
 import { applyTargets, resolveTargets, type TargetsInput } from "../../collections/multi-target.js";
 import { groupedEntries, groupSelectionError, parseGroupByArg } from "./graphql-group-by.js";
@@ -83,8 +83,8 @@ export async function runGet(service: CollectionService, caller: Caller, f: Fiel
   }
   const thresholds = (o: Record<string, unknown>, op: string) => Object.assign(q, parseThresholds(o, op));
   consistencyLevelArg(f, vars);
-  // Fields a near* argument may carry; any other (moveTo, moveAwayFrom, autocorrect, …) is refused, never ignored.
-  const NEAR_FIELDS: Record<string, string[]> = { nearVector: ["vector", "vectorPerTarget", "distance", "certainty", "targetVectors", "targets"], nearText: ["concepts", "distance", "certainty", "targetVectors", "targets"], nearObject: ["id", "beacon", "distance", "certainty", "targetVectors", "targets"] };
+  // Fields a near* argument may carry; any other (autocorrect, …) is refused, never ignored.
+  const NEAR_FIELDS: Record<string, string[]> = { nearVector: ["vector", "vectorPerTarget", "distance", "certainty", "targetVectors", "targets"], nearText: ["concepts", "moveTo", "moveAwayFrom", "distance", "certainty", "targetVectors", "targets"], nearObject: ["id", "beacon", "distance", "certainty", "targetVectors", "targets"] };
   // The target vectors named, one or several (multi-target-args.ts); applied once the search is read.
   let targetsIn: TargetsInput | null = null;
   const objectArg = (name: string) => {
@@ -108,6 +108,10 @@ export async function runGet(service: CollectionService, caller: Caller, f: Fiel
     const concepts = typeof o.concepts === "string" ? [o.concepts] : o.concepts;
     if (!Array.isArray(concepts) || concepts.length === 0 || !concepts.every((x) => typeof x === "string")) throw new GraphQLError("nearText: concepts must be a non-empty list of strings");
     q.concepts = concepts as string[];
+    const moveTo = parseMoveArg(o.moveTo, "moveTo");
+    const moveAwayFrom = parseMoveArg(o.moveAwayFrom, "moveAwayFrom");
+    if (moveTo) q.moveTo = moveTo;
+    if (moveAwayFrom) q.moveAwayFrom = moveAwayFrom;
     thresholds(o, "nearText");
   } else if (near[0] === "nearObject") {
     const o = objectArg("nearObject");
@@ -133,14 +137,13 @@ export async function runGet(service: CollectionService, caller: Caller, f: Fiel
   const wantsVector = f.selections!.some((s) => s.name === "_additional" && s.selections!.some((a) => a.name === "vector" || a.name === "vectors"));
   q.tenant = tenantArg(arg("tenant"));
   q.includeVector = wantsVector;
-  // groupBy (graphql-group-by.ts): a wider search, then one entry per group.
+  // groupBy (graphql-group-by.ts): as Weaviate, the `limit` nearest hits (default 10) go into groups, one entry each.
   const groupBy = arg("groupBy") === undefined || arg("groupBy") === null ? null : parseGroupByArg(arg("groupBy"));
   let groupProperty = "";
   if (groupBy) {
     if (!(q.vector || q.concepts || q.nearObject || q.hybrid || q.bm25 || q.targets)) throw new GraphQLError("groupBy needs a search (nearVector, nearText, nearObject, hybrid, bm25)");
     if (offset) throw new GraphQLError("groupBy cannot be combined with offset");
     groupProperty = checkGroupBy(service.getClass(caller, f.name)!, groupBy.property, groupBy.groups, groupBy.objectsPerGroup);
-    q.limit = Math.max(q.limit, GROUP_BY_CANDIDATES);
   }
   // References selected (graphql-references.ts): checked through every class they reach before the search.
   const classOf = classLookup(service, caller);

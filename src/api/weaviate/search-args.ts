@@ -1,5 +1,7 @@
-import type { HybridQuery, KeywordQuery, SearchQuery } from "../../collections/collection-service.js";
+import type { HybridQuery, KeywordQuery, MoveObject, NearTextMove, SearchQuery } from "../../collections/collection-service.js";
 import { CollectionError } from "../../collections/errors.js";
+import { parseTargetBeacon } from "../../collections/references.js";
+import { isUuid } from "../../collections/schema.js";
 
 /*
  * GraphQL `Get` arguments of keyword, hybrid and sorted searches, read into a SearchQuery:
@@ -7,6 +9,7 @@ import { CollectionError } from "../../collections/errors.js";
  *   hybrid: {query, alpha, vector, properties, fusionType: rankedFusion|relativeScoreFusion, targetVectors: [one],
  *            maxVectorDistance, bm25SearchOperator}
  *   sort: [{path: ["prop"], order: asc|desc}] (or one object), autocut: N
+ *   nearText's moveTo / moveAwayFrom: {force: Float!, concepts: [String], objects: [{id, beacon}]}
  * Unknown fields and wrong types are errors (never ignored).
  */
 
@@ -102,4 +105,47 @@ export function parseThresholds(o: Record<string, unknown>, op: string): { dista
   }
   if (out.distance !== undefined && out.certainty !== undefined) throw bad("cannot provide distance and certainty");
   return out;
+}
+
+/**
+ * nearText's `moveTo` / `moveAwayFrom` (`which`): `{force, concepts, objects: [{id} | {beacon}]}`, read as Weaviate's
+ * input type reads it (a lone string or object is a one-element list; `force` is required). An object's beacon wins
+ * over its id, as Weaviate's searcher takes it.
+ * @returns the movement (force, concepts, objects by id and the class their beacon named), or undefined for null.
+ * @throws CollectionError 422 naming the field for a missing force, unknown fields and wrong types, an object with
+ * neither id nor beacon, an id that is not a uuid, a beacon that does not parse.
+ */
+export function parseMoveArg(v: unknown, which: "moveTo" | "moveAwayFrom"): NearTextMove | undefined {
+  if (v === undefined || v === null) return undefined;
+  const at = `nearText: In field "${which}"`;
+  if (!isObject(v)) throw bad(`${at}: Expected an object {force, concepts, objects}, found ${JSON.stringify(v)}.`);
+  for (const k of Object.keys(v)) if (!["force", "concepts", "objects"].includes(k)) throw bad(`${at}: In field "${k}": Unknown field.`);
+  if (v.force === undefined || v.force === null) throw bad(`${at}: In field "force": Expected "Float!", found null.`);
+  if (typeof v.force !== "number") throw bad(`${at}: In field "force": Expected type "Float", found ${JSON.stringify(v.force)}.`);
+  const move: NearTextMove = { force: v.force };
+  if (v.concepts !== undefined && v.concepts !== null) {
+    const concepts = typeof v.concepts === "string" ? [v.concepts] : v.concepts;
+    if (!Array.isArray(concepts) || !concepts.every((c) => typeof c === "string")) throw bad(`${at}: In field "concepts": Expected type "[String]", found ${JSON.stringify(v.concepts)}.`);
+    move.concepts = concepts as string[];
+  }
+  if (v.objects !== undefined && v.objects !== null) {
+    const list = Array.isArray(v.objects) ? v.objects : [v.objects];
+    move.objects = list.map((o, i) => moveObject(o, `${at}: In field "objects" (${i})`));
+  }
+  return move;
+}
+
+/** One `{id}` / `{beacon}` of a move's objects. @throws CollectionError 422 (see parseMoveArg). */
+function moveObject(o: unknown, at: string): MoveObject {
+  if (!isObject(o)) throw bad(`${at}: Expected an object {id, beacon}, found ${JSON.stringify(o)}.`);
+  for (const k of Object.keys(o)) if (k !== "id" && k !== "beacon") throw bad(`${at}: In field "${k}": Unknown field.`);
+  for (const k of ["id", "beacon"] as const) if (o[k] !== undefined && o[k] !== null && typeof o[k] !== "string") throw bad(`${at}: In field "${k}": Expected type "String", found ${JSON.stringify(o[k])}.`);
+  if (typeof o.beacon === "string") {
+    const t = parseTargetBeacon(o.beacon);
+    if ("error" in t) throw bad(`${at}: ${t.error}`);
+    return { id: t.id, class: t.class };
+  }
+  if (typeof o.id !== "string") throw bad(`${at}: give the object's id or beacon`);
+  if (!isUuid(o.id)) throw bad(`${at}: id '${o.id}' is not a valid uuid`);
+  return { id: o.id.toLowerCase(), class: null };
 }
