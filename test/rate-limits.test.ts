@@ -105,9 +105,10 @@ describe("rate limits against an upstream that enforces them", () => {
     const { target, client } = await rig({ rps: 10, latencyMs: [20, 80], headers: true }, { maxConcurrency: 32, rpm: 600 });
     const created = await submit(client, "rpm", 60);
     const done = await waitFor(client, created.id, undefined, 60_000);
-    // Sends are paced 2 % under the budget; the target sees arrival times, and the first request's TCP connect can
-    // shift one arrival by tens of ms, so at most one 429 may come from that — never a run of them.
-    expect(target.rejected.length, "429s from the target").toBeLessThanOrEqual(1);
+    // Sends are paced 2 % under the budget (10 sends span 918 ms, 20 ms of slack per window); the target sees arrival
+    // times, which a TCP connect or a loaded machine can shift by more than that, so at most two 429s may come from
+    // it — never a run of them (sends unpaced at maxConcurrency 32 draw dozens).
+    expect(target.rejected.length, "429s from the target").toBeLessThanOrEqual(2);
     expect(target.maxInAnyWindow(1000)).toBeLessThanOrEqual(10);
     await expectExactlyOnce(client, target, done, "rpm", 60);
   });
