@@ -137,11 +137,28 @@ describe("nearText moveTo / moveAwayFrom", () => {
     const sentences = client.collections.use("Sentence");
     const want = moveTo(v("biology"), v("finance"), 0.6);
     const ranked = [...vec].map(([id, w]) => ({ id, d: cosineDistance(want, w) })).sort((a, b) => a.d - b.d);
+    const unmoved = [...vec].map(([id, w]) => ({ id, d: cosineDistance(v("biology"), w) })).sort((a, b) => a.d - b.d);
+    expect(ranked.slice(0, 5).map((r) => r.id)).not.toEqual(unmoved.slice(0, 5).map((r) => r.id));
     // alpha 1: the vector part alone orders the hits; the query text differs from the concepts to show which is embedded.
     const got = await sentences.query.hybrid("zzz", { alpha: 1, limit: 5, vector: { query: "biology", moveTo: { force: 0.6, concepts: ["finance"] } } });
     expect(got.objects.map((o) => o.uuid)).toEqual(ranked.slice(0, 5).map((r) => r.id));
     const r = await searchRaw({ hybridSearch: { query: "zzz", alpha: 1, vectorBytes: Buffer.from(new Float32Array(want).buffer), nearText: { query: ["biology"] } } });
     expect(r.err?.details).toBe("cannot combine nearText and query in hybrid search");
+  });
+
+  it("GraphQL hybrid's searches: [{nearText}] carries its moves", async () => {
+    const want = moveTo(v("biology"), v("finance"), 0.6);
+    const ranked = [...vec].map(([id, w]) => ({ id, d: cosineDistance(want, w) })).sort((a, b) => a.d - b.d);
+    const unmoved = [...vec].map(([id, w]) => ({ id, d: cosineDistance(v("biology"), w) })).sort((a, b) => a.d - b.d);
+    expect(ranked.slice(0, 5).map((r) => r.id)).not.toEqual(unmoved.slice(0, 5).map((r) => r.id));
+    const body = await gql(`{ Get { Sentence(hybrid:{query:"zzz", alpha:1, searches:[{nearText:{concepts:["biology"], moveTo:{force:0.6, concepts:["finance"]}}}]}, limit:5) { _additional { id } } } }`);
+    expect(body.errors, JSON.stringify(body.errors)).toBeUndefined();
+    expect((body.data.Get.Sentence as any[]).map((o) => o._additional.id)).toEqual(ranked.slice(0, 5).map((r) => r.id));
+    const vector = JSON.stringify(want);
+    expect(await gqlError(`{ Get { Sentence(hybrid:{query:"zzz", vector:${vector}, searches:[{nearText:{concepts:["biology"]}}]}) { text } } }`)).toBe("cannot combine nearText and query in hybrid search");
+    expect(await gqlError(`{ Get { Sentence(hybrid:{query:"zzz", searches:[{nearText:{concepts:["biology"]}, nearVector:{vector:${vector}}}]}) { text } } }`)).toBe("cannot combine nearText and nearVector in hybrid search");
+    expect(await gqlError(`{ Get { Sentence(hybrid:{query:"zzz", searches:[{nearText:{concepts:["a"]}}, {nearText:{concepts:["b"]}}]}) { text } } }`)).toMatch(/searches takes one sub-search/);
+    expect(await gqlError(`{ Get { Sentence(hybrid:{query:"zzz", searches:[{nearText:{concepts:["a"], distance:0.5}}]}) { text } } }`)).toMatch(/'distance' is not supported by OpenBatch/);
   });
 
   it("bad moves are refused with Weaviate's messages (gRPC and GraphQL)", async () => {

@@ -7,7 +7,7 @@ import { isUuid } from "../../collections/schema.js";
  * GraphQL `Get` arguments of keyword, hybrid and sorted searches, read into a SearchQuery:
  *   bm25: {query, properties: ["title^2", …], searchOperator: {operator: And|Or, minimumOrTokensMatch}}
  *   hybrid: {query, alpha, vector, properties, fusionType: rankedFusion|relativeScoreFusion, targetVectors: [one],
- *            maxVectorDistance, bm25SearchOperator}
+ *            maxVectorDistance, bm25SearchOperator, searches: [{nearText: {concepts, moveTo, moveAwayFrom}} | {nearVector}]}
  *   sort: [{path: ["prop"], order: asc|desc}] (or one object), autocut: N
  *   nearText's moveTo / moveAwayFrom: {force: Float!, concepts: [String], objects: [{id, beacon}]}
  * Unknown fields and wrong types are errors (never ignored).
@@ -53,7 +53,7 @@ export function parseBm25Arg(v: unknown): KeywordQuery {
 /** `hybrid: {…}` → HybridQuery and its target vector. @throws CollectionError 422 for bad fields. */
 export function parseHybridArg(v: unknown): { hybrid: HybridQuery; targetVector?: string } {
   if (!isObject(v)) throw bad("hybrid must be an object");
-  only(v, ["query", "alpha", "vector", "properties", "fusionType", "targetVectors", "maxVectorDistance", "bm25SearchOperator"], "hybrid");
+  only(v, ["query", "alpha", "vector", "properties", "fusionType", "targetVectors", "maxVectorDistance", "bm25SearchOperator", "searches"], "hybrid");
   if (typeof v.query !== "string") throw bad("hybrid: query must be a string");
   const hybrid: HybridQuery = { query: v.query, properties: strings(v.properties, "hybrid.properties"), ...searchOperator(v.bm25SearchOperator, "hybrid.bm25SearchOperator") };
   if (v.alpha !== undefined && v.alpha !== null) {
@@ -72,9 +72,56 @@ export function parseHybridArg(v: unknown): { hybrid: HybridQuery; targetVector?
     if (typeof v.maxVectorDistance !== "number") throw bad("hybrid: maxVectorDistance must be a number");
     hybrid.maxVectorDistance = v.maxVectorDistance;
   }
+  const sub = hybridSubSearch(v.searches);
+  if (sub?.vector) {
+    if (hybrid.vector) throw bad("cannot combine nearVector and vector in hybrid search");
+    hybrid.vector = sub.vector;
+  }
+  if (sub?.nearText) {
+    if (hybrid.vector) throw bad("cannot combine nearText and query in hybrid search");
+    hybrid.nearText = sub.nearText;
+  }
   const targets = strings(v.targetVectors, "hybrid.targetVectors");
   if (targets && targets.length > 1) throw bad("hybrid: a search over several target vectors is not supported by OpenBatch: name one");
   return targets?.length ? { hybrid, targetVector: targets[0] } : { hybrid };
+}
+
+/**
+ * Hybrid's `searches: [{nearText: {concepts, moveTo, moveAwayFrom}} | {nearVector: {vector}}]` (a lone object is a
+ * one-element list): the vector part's own search, as Weaviate's ExtractHybridSearch reads its first entry.
+ * @returns the sub-search's vector or nearText, or null without one.
+ * @throws CollectionError 422 for several entries (Weaviate would read the first alone), both kinds in one, unknown
+ * fields, a sub-search's distance / certainty / targetVectors (the hybrid's own maxVectorDistance and targetVectors
+ * apply), a nearText without concepts, and a bad move (parseMoveArg).
+ */
+function hybridSubSearch(v: unknown): { vector?: number[]; nearText?: NonNullable<HybridQuery["nearText"]> } | null {
+  if (v === undefined || v === null) return null;
+  const list = Array.isArray(v) ? v : [v];
+  if (list.length === 0) return null;
+  if (list.length > 1) throw bad(`hybrid: searches takes one sub-search ({nearText} or {nearVector}), got ${list.length}`);
+  const entry = list[0];
+  if (!isObject(entry)) throw bad("hybrid: searches must hold an object {nearText} or {nearVector}");
+  only(entry, ["nearText", "nearVector"], "hybrid.searches");
+  const given = (k: string) => entry[k] !== undefined && entry[k] !== null;
+  if (given("nearText") && given("nearVector")) throw bad("cannot combine nearText and nearVector in hybrid search");
+  const kind = given("nearText") ? "nearText" : given("nearVector") ? "nearVector" : null;
+  if (!kind) return null;
+  const o = entry[kind];
+  if (!isObject(o)) throw bad(`hybrid.searches.${kind} must be an object`);
+  for (const k of ["distance", "certainty", "targetVectors", "targets"]) {
+    if (o[k] !== undefined && o[k] !== null) throw bad(`hybrid.searches.${kind}: '${k}' is not supported by OpenBatch: give the hybrid's maxVectorDistance / targetVectors`);
+  }
+  if (kind === "nearVector") {
+    only(o, ["vector"], "hybrid.searches.nearVector");
+    if (!Array.isArray(o.vector) || o.vector.length === 0 || !o.vector.every((x) => typeof x === "number")) throw bad("hybrid.searches.nearVector: vector must be a non-empty list of numbers");
+    return { vector: o.vector as number[] };
+  }
+  only(o, ["concepts", "moveTo", "moveAwayFrom"], "hybrid.searches.nearText");
+  const concepts = typeof o.concepts === "string" ? [o.concepts] : o.concepts;
+  if (!Array.isArray(concepts) || concepts.length === 0 || !concepts.every((c) => typeof c === "string")) throw bad("hybrid.searches.nearText: concepts must be a non-empty list of strings");
+  const moveTo = parseMoveArg(o.moveTo, "moveTo");
+  const moveAwayFrom = parseMoveArg(o.moveAwayFrom, "moveAwayFrom");
+  return { nearText: { concepts: concepts as string[], ...(moveTo ? { moveTo } : {}), ...(moveAwayFrom ? { moveAwayFrom } : {}) } };
 }
 
 /** `sort: [{path, order}]` → sort keys. @throws CollectionError 422 for bad entries. */
