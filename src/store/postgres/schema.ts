@@ -3,7 +3,7 @@
  * (postgres-store.ts) applies the rest at start-up under an advisory lock, so many processes starting at once against
  * one database migrate it once. Column names and meanings follow the SQLite schema (store/sqlite/schema.ts); times are
  * unix ms in BIGINT (read back as numbers). Tables only PostgreSQL has: `workers` (heartbeats), `blob_writes` +
- * `blob_chunks` (file bytes), `provider_pauses` (shared rate-limit pauses) and `openbatch_settings` (the key vault's
+ * `blob_chunks` (file bytes), `provider_pauses` (shared rate-limit pauses), `provider_slots` (the shared send schedule) and `openbatch_settings` (the key vault's
  * secret when OPENBATCH_SECRET is not set).
  */
 export const PG_MIGRATIONS: string[] = [
@@ -220,5 +220,13 @@ CREATE TABLE vendor_job_progress (
   failed    BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX vendor_job_progress_by_batch ON vendor_job_progress(batch_id);
+`,
+  // 4: one send schedule per provider shared by every worker (store/postgres/budgets.ts reserveSlot): the first free
+  // slot, unix ms on the database's clock.
+  `
+CREATE TABLE provider_slots (
+  provider TEXT PRIMARY KEY,
+  next_at  DOUBLE PRECISION NOT NULL
+);
 `,
 ];
