@@ -17,7 +17,8 @@
  *
  * OPENBATCH_BENCH_COALESCE_SCALE=0.1 (or any factor) shrinks every size for a quick look; bench/queueing.ts runs
  * part 2 alone (OPENBATCH_BENCH_QUEUEING_N items per run, default 800: about 3 minutes for the 7 runs); the full run is
- * `npm run bench` (about 4 minutes for this part). Numbers on a loaded machine vary; the ratios are the result.
+ * `npm run bench` (about 4 minutes for this part), or `tsx bench/coalesce.ts` with OPENBATCH_BENCH_COALESCE_PARTS (any of
+ * glove, rpm, queueing). Numbers on a loaded machine vary; the ratios are the result.
  */
 import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -193,4 +194,17 @@ export async function benchQueueing(n = scale(800)): Promise<BenchRow[]> {
 /** The issue-16 benches: coalesced embeddings (local and rpm-limited) and the queueing upstream. */
 export async function benchCoalesce(cacheDir: string): Promise<BenchRow[]> {
   return [...(await localGlove(cacheDir)), ...(await rpmFake()), ...(await benchQueueing())];
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  // `OPENBATCH_BENCH_COALESCE_PARTS=glove,rpm,queueing` (any of them; default all) runs those parts alone.
+  const { tmpdir } = await import("node:os");
+  const { report } = await import("./report.js");
+  const parts = (process.env.OPENBATCH_BENCH_COALESCE_PARTS ?? "glove,rpm,queueing").split(",").map((s) => s.trim());
+  const cacheDir = process.env.OPENBATCH_CACHE_DIR ?? join(tmpdir(), "openbatch-bench-cache");
+  const rows: BenchRow[] = [];
+  if (parts.includes("glove")) rows.push(...(await localGlove(cacheDir)));
+  if (parts.includes("rpm")) rows.push(...(await rpmFake()));
+  if (parts.includes("queueing")) rows.push(...(await benchQueueing()));
+  console.log(`report: ${report("coalesce", rows)}`);
 }

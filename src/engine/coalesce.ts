@@ -4,7 +4,9 @@ import { ResponseTooLargeError } from "../providers/http-upstream.js";
 import { UpstreamUnreachableError, type Provider, type UpstreamRequest, type UpstreamResponse } from "../providers/provider.js";
 import { TranslationError, translateRequest } from "../providers/translate/translate.js";
 import type { ProviderRateLimiter } from "./rate-limiter.js";
+import { newId } from "../core/ids.js";
 import { requestTokenCost } from "./token-cost.js";
+import { builtAnswer, utf8LengthOver } from "./upstream-answer.js";
 
 /**
  * Coalesced embeddings, the engine half (the wire half is providers/coalesce-embeddings.ts). A batch of one-text
@@ -128,8 +130,11 @@ async function run(host: GroupHost, entries: GroupEntry[], offset: number, resul
     const head = answer.kind === "each" ? answer : answer.answer;
     host.answered(head.status, performance.now() - started, head.status, head.headers);
     if (answer.kind === "each") {
+      // One upstream call, one request id for its items (an upstream's x-request-id is the call's too); made here once
+      // when the provider names none, not once per item (a random draw each was 13 µs of an item's ~340 µs, local/glove-100d).
+      const headers = answer.headers["x-request-id"] ? answer.headers : { ...answer.headers, "x-request-id": newId("req_") };
       for (let i = 0; i < entries.length; i++) {
-        results[offset + i] = judgeOne(host, entries[i]!, { status: answer.status, headers: answer.headers, body: answer.bodies[i]! });
+        results[offset + i] = judgeOne(host, entries[i]!, { status: answer.status, headers, body: answer.bodies[i]! }, answer.usages?.[i]);
       }
       return;
     }
@@ -153,13 +158,19 @@ async function run(host: GroupHost, entries: GroupEntry[], offset: number, resul
   }
 }
 
-/** One item's answer judged as the dispatcher judges an uncoalesced one (size cap, translation back, status). */
-function judgeOne(host: GroupHost, entry: GroupEntry, res: UpstreamResponse): Judged {
+/**
+ * One item's answer judged as the dispatcher judges an uncoalesced one (size cap, translation back, status). With
+ * `usage` (the provider wrote the body itself: see CoalescedAnswer) a 2xx body that needs no translation is not
+ * parsed again: its usage is read from there.
+ */
+function judgeOne(host: GroupHost, entry: GroupEntry, res: UpstreamResponse, usage?: Record<string, unknown> | null): Judged {
   const cap = host.maxResponseBytes;
-  if (cap !== undefined && Buffer.byteLength(res.body, "utf8") > cap) return { outcome: failed("response_too_large", new ResponseTooLargeError(cap, res.status).message) };
+  if (cap !== undefined && utf8LengthOver(res.body, cap)) return { outcome: failed("response_too_large", new ResponseTooLargeError(cap, res.status).message) };
   const ok = res.status >= 200 && res.status < 300;
   try {
-    return host.judge(res.status, res.headers, ok ? host.translateBack(entry.wireEndpoint, res.body) : res.body);
+    const text = ok ? host.translateBack(entry.wireEndpoint, res.body) : res.body;
+    if (ok && usage !== undefined && text === res.body) return { outcome: builtAnswer(res.status, res.headers, text, usage) };
+    return host.judge(res.status, res.headers, text);
   } catch (err) {
     if (!(err instanceof TranslationError)) throw err;
     return { outcome: failed("untranslatable_field", `Field '${err.param}' cannot be translated for provider ${host.provider.name}: ${err.message}`) };

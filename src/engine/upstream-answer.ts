@@ -40,6 +40,16 @@ export function judgeAnswer(status: number, headers: Record<string, string>, tex
   return { outcome };
 }
 
+/**
+ * The outcome of a 2xx answer whose body a provider wrote itself as a JSON object (a coalesced call split per item,
+ * see providers/coalesce-embeddings.ts CoalescedAnswer), given that body's `usage` field: what judgeAnswer makes of
+ * it, without parsing the body again.
+ */
+export function builtAnswer(status: number, headers: Record<string, string>, text: string, usage: Record<string, unknown> | null): ItemOutcome {
+  const requestId = headers["x-request-id"] ?? newId("req_");
+  return { state: "succeeded", status_code: status, request_id: requestId, response_body: text, error_code: null, error_message: null, usage: readUsage({ usage }) };
+}
+
 /** True when `text` takes more than `limit` bytes in UTF-8 (it takes at least one per UTF-16 unit, at most three). */
 export function utf8LengthOver(text: string, limit: number): boolean {
   if (text.length > limit) return true;

@@ -9,8 +9,13 @@ import type { UpstreamRequest, UpstreamResponse } from "./provider.js";
 
 /** The answer to a coalesced call (Provider.sendEmbeddings). */
 export type CoalescedAnswer =
-  /** The call succeeded: `bodies[i]` answers `requests[i]` (JSON text, as if it had been sent alone). */
-  | { kind: "each"; status: number; headers: Record<string, string>; bodies: string[] }
+  /**
+   * The call succeeded: `bodies[i]` answers `requests[i]` (JSON text, as if it had been sent alone). `usages`, when
+   * given, says the bodies are JSON objects this provider wrote itself, `usages[i]` being the `usage` field of body i
+   * (null: it has none) and no body having a `usageMetadata` field: the engine then takes the usage from there instead
+   * of parsing each body again.
+   */
+  | { kind: "each"; status: number; headers: Record<string, string>; bodies: string[]; usages?: (Record<string, unknown> | null)[] }
   /**
    * The upstream's answer to the whole call, which cannot be split per request: an error status (a bad input fails the
    * call, at OpenAI and Gemini alike), or a 2xx whose inputs and embeddings do not pair up.
@@ -68,6 +73,11 @@ export function mergeOpenAIEmbeddings(requests: UpstreamRequest[]): { body: stri
  * the group and tries again).
  */
 export function splitOpenAIEmbeddings(text: string, n: number, tokens: number[]): string[] | null {
+  return splitWithUsage(text, n, tokens)?.bodies ?? null;
+}
+
+/** splitOpenAIEmbeddings, with the `usage` object written into each body (none when the answer has `usageMetadata`). */
+function splitWithUsage(text: string, n: number, tokens: number[]): { bodies: string[]; usages: (Record<string, unknown> | null)[] | undefined } | null {
   let answer: Record<string, unknown>;
   try {
     answer = JSON.parse(text) as Record<string, unknown>;
@@ -87,19 +97,22 @@ export function splitOpenAIEmbeddings(text: string, n: number, tokens: number[])
   const shares = new Map<string, number[]>();
   if (usage) for (const [k, v] of Object.entries(usage)) if (typeof v === "number") shares.set(k, apportion(v, tokens));
   const out: string[] = [];
+  const usages: (Record<string, unknown> | null)[] = [];
   for (let i = 0; i < n; i++) {
     const own: Record<string, unknown> = {};
+    let ownUsage: Record<string, unknown> | null = null;
     for (const [k, v] of Object.entries(answer)) {
       if (k === "data") own[k] = [{ ...(byIndex[i] as object), index: 0 }];
       else if (k === "usage" && usage) {
         const u: Record<string, unknown> = {};
         for (const [uk, uv] of Object.entries(usage)) u[uk] = shares.has(uk) ? shares.get(uk)![i] : uv;
-        own[k] = u;
+        own[k] = ownUsage = u;
       } else own[k] = v;
     }
     out.push(JSON.stringify(own));
+    usages.push(ownUsage);
   }
-  return out;
+  return { bodies: out, usages: "usageMetadata" in answer ? undefined : usages };
 }
 
 /**
@@ -117,8 +130,8 @@ export async function sendOpenAIEmbeddings(
   const { body, texts } = mergeOpenAIEmbeddings(requests);
   const answer = await send({ ...requests[0]!, body }, signal);
   if (answer.status < 200 || answer.status >= 300) return { kind: "whole", answer };
-  const bodies = splitOpenAIEmbeddings(answer.body, texts.length, texts.map(tokens));
-  return bodies ? { kind: "each", status: answer.status, headers: answer.headers, bodies } : { kind: "whole", answer };
+  const split = splitWithUsage(answer.body, texts.length, texts.map(tokens));
+  return split ? { kind: "each", status: answer.status, headers: answer.headers, bodies: split.bodies, usages: split.usages } : { kind: "whole", answer };
 }
 
 /**

@@ -3,7 +3,10 @@
  * answers `/v1/embeddings` bodies, so the cache build (seconds) and the tokenizing + SIF-weighted means of large
  * inputs never run on the server's event loop. Started by LocalEmbeddingsProvider with `{cacheDir}` as workerData.
  *
- * Ops: `load` → the vector length, once the vectors are loaded; `embed {body}` → `{status, body}`, the provider's answer.
+ * Ops: `load` → the vector length, once the vectors are loaded; `embed {body}` → `{status, body}`, the provider's answer;
+ * `embedEach {bodies}` → one `{status, body, usage}` per body, each the answer `embed` gives that body (a coalesced
+ * call: the per-item answers are built here, so the event loop neither parses the merged answer nor writes each
+ * vector out again; `usage` is the answer's usage object, or null for an error).
  */
 import { parentPort, workerData } from "node:worker_threads";
 import type { UpstreamResponse } from "../provider.js";
@@ -30,6 +33,12 @@ function load(): Promise<SentenceEmbedder> {
  * little-endian Float32. Bad requests get a 400 and unloadable vectors a 424, in OpenAI's error shape.
  */
 async function embed(text: string): Promise<UpstreamResponse> {
+  const { usage: _usage, ...answer } = await answerOf(text);
+  return answer;
+}
+
+/** `embed`'s answer with the usage object it holds (null for an error answer). */
+async function answerOf(text: string): Promise<UpstreamResponse & { usage: { prompt_tokens: number; total_tokens: number } | null }> {
   let body: Record<string, unknown>;
   try {
     body = JSON.parse(text) as Record<string, unknown>;
@@ -58,15 +67,24 @@ async function embed(text: string): Promise<UpstreamResponse> {
     const embedding = format === "base64" ? Buffer.from(vector.buffer).toString("base64") : Array.from(vector, (x) => Math.round(x * 1e7) / 1e7);
     return { object: "embedding", index, embedding };
   });
-  const answer = { object: "list", data, model: typeof body.model === "string" ? body.model : GLOVE_MODEL, usage: { prompt_tokens: tokens, total_tokens: tokens } };
-  return { status: 200, headers: {}, body: JSON.stringify(answer) };
+  const usage = { prompt_tokens: tokens, total_tokens: tokens };
+  const answer = { object: "list", data, model: typeof body.model === "string" ? body.model : GLOVE_MODEL, usage };
+  return { status: 200, headers: {}, body: JSON.stringify(answer), usage };
 }
 
-function error(status: number, message: string, param: string | null): UpstreamResponse {
-  return { status, headers: {}, body: JSON.stringify({ error: { message, type: "invalid_request_error", param, code: null } }) };
+function error(status: number, message: string, param: string | null): UpstreamResponse & { usage: null } {
+  return { status, headers: {}, body: JSON.stringify({ error: { message, type: "invalid_request_error", param, code: null } }), usage: null };
 }
 
 serveWorker(parentPort!, {
   load: async () => (await load()).dimensions,
   embed: (args) => embed(args.body as string),
+  embedEach: async (args) => {
+    const out: { status: number; body: string; usage: unknown }[] = [];
+    for (const body of args.bodies as string[]) {
+      const { status, body: text, usage } = await answerOf(body);
+      out.push({ status, body: text, usage });
+    }
+    return out;
+  },
 });

@@ -23,9 +23,12 @@ export class SqliteConnection {
    * @param path database file path (":memory:" for tests).
    * @param options.backgroundCheckpoints run WAL checkpoints on a worker thread (WalCheckpointer) instead of inside
    * commits; only for a file database, and for the connection that writes most (the engine store).
+   * @param options.pageSize page size, bytes, of a database this connection creates (an existing one keeps its own).
    */
-  constructor(path: string, options: { backgroundCheckpoints?: boolean } = {}) {
+  constructor(path: string, options: { backgroundCheckpoints?: boolean; pageSize?: number } = {}) {
     this.db = new Database(path);
+    // Only an empty database takes a page size, and only before it is in WAL mode.
+    if (options.pageSize && this.db.pragma("page_count", { simple: true }) === 0) this.db.pragma(`page_size = ${options.pageSize}`);
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");
     this.db.pragma("busy_timeout = 5000");
