@@ -1,6 +1,7 @@
 import type { StoredObject } from "../store/collection-store.js";
 import type { ClassState, CollectionContext } from "./collection-context.js";
 import { isReferenceType, type ClassDef, type PropertyDef } from "./schema.js";
+import { ScannedIndexes } from "./scanned-index.js";
 import { tokenize } from "./where-filter.js";
 
 /*
@@ -236,63 +237,29 @@ export class FilterIndex {
   }
 }
 
-/** A class's index: being built by a scan (writes meanwhile queued, replayed after it), or built and kept up. */
-interface Entry {
-  key: string;
-  index: FilterIndex | null;
-  building: Promise<FilterIndex> | null;
-  queue: ((idx: FilterIndex) => void)[];
-}
-const entries = new WeakMap<ClassState, Entry>();
-
 const filterableOf = (def: ClassDef) => def.properties.filter(isFilterable);
-const keyOf = (props: PropertyDef[]) => JSON.stringify(props.map((p) => [p.name, p.dataType, p.tokenization ?? null]));
+const indexes = new ScannedIndexes<FilterIndex>(
+  (def) => JSON.stringify(filterableOf(def).map((p) => [p.name, p.dataType, p.tokenization ?? null])),
+  (def) => new FilterIndex(filterableOf(def)),
+);
 
 /**
  * The filterable index of a class: built by a scan of the stored objects on first use (or after a change of its
  * filterable properties), then kept current through `filterIndexWritten` / `filterIndexRemoved`.
  * @throws Error when the store cannot be read.
  */
-export async function filterIndexOf(ctx: CollectionContext, st: ClassState): Promise<FilterIndex> {
-  const props = filterableOf(st.def);
-  const key = keyOf(props);
-  const hit = entries.get(st);
-  if (hit && hit.key === key) return hit.index ?? hit.building!;
-  const entry: Entry = { key, index: null, building: null, queue: [] };
-  entry.building = (async () => {
-    const idx = new FilterIndex(props);
-    await ctx.scan(st, null, (o) => (idx.upsert(o), true));
-    for (const op of entry.queue) op(idx);
-    entry.queue = [];
-    entry.index = idx;
-    entry.building = null;
-    return idx;
-  })();
-  entries.set(st, entry);
-  try {
-    return await entry.building;
-  } catch (err) {
-    if (entries.get(st) === entry) entries.delete(st);
-    throw err;
-  }
-}
-
-function apply(st: ClassState, op: (idx: FilterIndex) => void): void {
-  const e = entries.get(st);
-  if (!e) return; // not built yet: its first filtered search scans the store
-  if (e.key !== keyOf(filterableOf(st.def))) return void entries.delete(st); // filterable properties changed: rebuilt on next use
-  if (e.index) op(e.index);
-  else e.queue.push(op);
+export function filterIndexOf(ctx: CollectionContext, st: ClassState): Promise<FilterIndex> {
+  return indexes.of(ctx, st);
 }
 
 /** Objects of the class just stored (inserted or replaced), with the seqs the store gave them. Call after the write. */
 export function filterIndexWritten(st: ClassState, objects: readonly IndexedObject[]): void {
-  if (objects.length) apply(st, (idx) => objects.forEach((o) => idx.upsert(o)));
+  if (objects.length) indexes.apply(st, (idx) => objects.forEach((o) => idx.upsert(o)));
 }
 
 /** Objects of the class just deleted, by id or by seq. Call after the delete. */
 export function filterIndexRemoved(st: ClassState, removed: { ids?: readonly string[]; seqs?: readonly number[] }): void {
-  apply(st, (idx) => {
+  indexes.apply(st, (idx) => {
     if (removed.ids) idx.removeIds(removed.ids);
     if (removed.seqs) idx.removeSeqs(removed.seqs);
   });
@@ -300,7 +267,7 @@ export function filterIndexRemoved(st: ClassState, removed: { ids?: readonly str
 
 /** The seqs of these ids as the built index knows them; null when it is not built. */
 export function filterIndexSeqsOf(st: ClassState, ids: readonly string[]): number[] | null {
-  const idx = entries.get(st)?.index;
+  const idx = indexes.built(st);
   if (!idx) return null;
   return ids.flatMap((id) => {
     const seq = idx.seqOfId.get(id);
@@ -310,5 +277,5 @@ export function filterIndexSeqsOf(st: ClassState, ids: readonly string[]): numbe
 
 /** Forgets a class's index (its objects were reloaded wholesale): the next filtered search rebuilds it. */
 export function filterIndexDropped(st: ClassState): void {
-  entries.delete(st);
+  indexes.drop(st);
 }

@@ -3,6 +3,7 @@ import type { CollectionContext, ClassState } from "./collection-context.js";
 import type { ClassDef, PropertyDef } from "./schema.js";
 import { filterIndexDropped, filterIndexRemoved, filterIndexSeqsOf, filterIndexWritten, type IndexedObject } from "./filter-index.js";
 import { vectorCacheInvalidated } from "./flat-search.js";
+import { ScannedIndexes } from "./scanned-index.js";
 
 /*
  * The searchable inverted index of a class: per text property, term → postings (object seq, term frequency) and each
@@ -277,55 +278,20 @@ export class MemoryInvertedIndex implements InvertedIndex {
   }
 }
 
-/** A class's index: being built by a scan (writes meanwhile queued, replayed after it), or built and kept up. */
-interface Entry {
-  /** The searchable properties it is built for (a schema change rebuilds). */
-  key: string;
-  index: MemoryInvertedIndex | null;
-  building: Promise<MemoryInvertedIndex> | null;
-  queue: ((idx: MemoryInvertedIndex) => void)[];
-}
-const entries = new WeakMap<ClassState, Entry>();
-
 const searchableOf = (def: ClassDef) => def.properties.filter(isSearchable);
-const keyOf = (props: PropertyDef[]) => JSON.stringify(props.map((p) => [p.name, p.tokenization ?? "word"]));
+const indexes = new ScannedIndexes<MemoryInvertedIndex>(
+  (def) => JSON.stringify(searchableOf(def).map((p) => [p.name, p.tokenization ?? "word"])),
+  (def) => new MemoryInvertedIndex(searchableOf(def)),
+);
 
 /**
  * The inverted index of a class: built by a scan of the stored objects on its first search (or after a change of its
  * searchable properties), then kept current by the write paths calling `invertedIndexWritten` / `invertedIndexRemoved`
  * (local writes in batch-import.ts and object-ops.ts; other servers' writes in store-sync.ts).
+ * @throws Error when the store cannot be read.
  */
-export async function invertedIndexOf(_ctx: CollectionContext, st: ClassState): Promise<InvertedIndex> {
-  const props = searchableOf(st.def);
-  const key = keyOf(props);
-  const hit = entries.get(st);
-  if (hit && hit.key === key) return hit.index ?? hit.building!;
-  const entry: Entry = { key, index: null, building: null, queue: [] };
-  entry.building = (async () => {
-    const idx = new MemoryInvertedIndex(props);
-    await _ctx.scan(st, null, (o) => (idx.upsert(o), true));
-    // Writes stored while the scan ran: replayed in order (an upsert or remove the scan already saw changes nothing).
-    for (const op of entry.queue) op(idx);
-    entry.queue = [];
-    entry.index = idx;
-    entry.building = null;
-    return idx;
-  })();
-  entries.set(st, entry);
-  try {
-    return await entry.building;
-  } catch (err) {
-    if (entries.get(st) === entry) entries.delete(st);
-    throw err;
-  }
-}
-
-function apply(st: ClassState, op: (idx: MemoryInvertedIndex) => void): void {
-  const e = entries.get(st);
-  if (!e) return; // not built yet: its first search scans the store
-  if (e.key !== keyOf(searchableOf(st.def))) return void entries.delete(st); // searchable properties changed: rebuilt on next search
-  if (e.index) op(e.index);
-  else e.queue.push(op);
+export function invertedIndexOf(ctx: CollectionContext, st: ClassState): Promise<InvertedIndex> {
+  return indexes.of(ctx, st);
 }
 
 /*
@@ -340,7 +306,7 @@ function apply(st: ClassState, op: (idx: MemoryInvertedIndex) => void): void {
 export function invertedIndexWritten(st: ClassState, objects: readonly IndexedObject[]): void {
   filterIndexWritten(st, objects);
   vectorCacheInvalidated(st, objects.map((o) => o.seq));
-  if (objects.length) apply(st, (idx) => objects.forEach((o) => idx.upsert(o)));
+  if (objects.length) indexes.apply(st, (idx) => objects.forEach((o) => idx.upsert(o)));
 }
 
 /** Objects of the class just deleted, by id or by seq. Call after the delete. */
@@ -349,7 +315,7 @@ export function invertedIndexRemoved(st: ClassState, removed: { ids?: readonly s
   const fromIds = removed.ids ? filterIndexSeqsOf(st, removed.ids) : [];
   vectorCacheInvalidated(st, fromIds === null ? null : [...fromIds, ...(removed.seqs ?? [])]);
   filterIndexRemoved(st, removed);
-  apply(st, (idx) => {
+  indexes.apply(st, (idx) => {
     if (removed.ids) idx.removeIds(removed.ids);
     if (removed.seqs) idx.removeSeqs(removed.seqs);
   });
@@ -359,5 +325,5 @@ export function invertedIndexRemoved(st: ClassState, removed: { ids?: readonly s
 export function invertedIndexDropped(st: ClassState): void {
   filterIndexDropped(st);
   vectorCacheInvalidated(st, null);
-  entries.delete(st);
+  indexes.drop(st);
 }
