@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WeaviateClient } from "weaviate-client";
 // The client's own generated codecs (its package exports only "."): raw calls are encoded exactly as it encodes them.
 import { SearchReply, SearchRequest } from "../node_modules/weaviate-client/dist/node/esm/proto/v1/search_get.js";
+import { AggregateReply, AggregateRequest } from "../node_modules/weaviate-client/dist/node/esm/proto/v1/aggregate.js";
 import { SHARED_CACHE_DIR, startServer, type TestServer } from "./support/harness.js";
 import { connectWeaviate, weaviateCall } from "./support/weaviate.js";
 
@@ -183,5 +184,35 @@ describe("nearText moveTo / moveAwayFrom", () => {
     expect(await get(`moveAwayFrom:{force:0.5, objects:[{id:"${uuid(999)}"}]}`)).toMatch(/vectorize move away from: vector not found/);
     // Only nearText moves.
     expect(await gqlError(`{ Get { Sentence(nearVector:{vector:[1], moveTo:{force:0.5, concepts:["x"]}}) { text } } }`)).toMatch(/nearVector: 'moveTo' is not supported/);
+  });
+
+  it("Aggregate takes the moves too: it counts the objects within a distance of the moved vector (GraphQL and gRPC)", async () => {
+    const moved = moveTo(v("biology"), v("finance"), 0.6);
+    const distances = (q: number[]) => [...vec.values()].map((w) => cosineDistance(q, w));
+    const [dm, du] = [distances(moved), distances(v("biology"))];
+    const within = (ds: number[], t: number) => ds.filter((d) => d <= t).length;
+    // A threshold clear of every distance where the moved and the unmoved vector count differently: the move decides.
+    const all = [...dm, ...du].sort((a, b) => a - b);
+    const threshold = all
+      .slice(1)
+      .map((d, k) => [all[k]!, d] as const)
+      .filter(([a, b]) => b - a > 0.01)
+      .map(([a, b]) => (a + b) / 2)
+      .find((t) => within(dm, t) !== within(du, t))!;
+    expect(threshold).toBeDefined();
+    const body = await gql(`{ Aggregate { Sentence(nearText:{concepts:["biology"], distance:${threshold}, moveTo:{force:0.6, concepts:["finance"]}}, objectLimit:100) { meta { count } } } }`);
+    expect(body.errors, JSON.stringify(body.errors)).toBeUndefined();
+    expect(body.data.Aggregate.Sentence).toEqual([{ meta: { count: within(dm, threshold) } }]);
+    const reply = await new Promise<AggregateReply>((resolve, reject) =>
+      raw.makeUnaryRequest(
+        "/weaviate.v1.Weaviate/Aggregate",
+        (x: any) => Buffer.from(AggregateRequest.encode(AggregateRequest.fromPartial(x)).finish()),
+        (b: Buffer) => AggregateReply.decode(b),
+        { collection: "Sentence", objectsCount: true, objectLimit: 100, nearText: { query: ["biology"], distance: threshold, moveTo: { force: 0.6, concepts: ["finance"], uuids: [] } } },
+        { deadline: Date.now() + 10_000 },
+        (err, r) => (err ? reject(err) : resolve(r!)),
+      ),
+    );
+    expect(reply.singleResult!.objectsCount).toBe(within(dm, threshold));
   });
 });

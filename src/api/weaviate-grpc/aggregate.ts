@@ -6,6 +6,7 @@ import { toWhere } from "./conversion.js";
 import { GrpcInputError, GrpcUnimplementedError } from "./errors.js";
 import type { FiltersMsg, TargetedMsg, VectorsMsg } from "./messages.js";
 import { nearVectorQuery } from "./near-vector.js";
+import { decodeMove } from "./near-text-move.js";
 import { refuseDistanceWithCertainty, refuseSeveralOperators } from "./search-conflicts.js";
 import { targetOf } from "./search.js";
 
@@ -89,10 +90,13 @@ function searchOf(req: AggregateRequestMsg): AggregateQuery["search"] | null {
     if (given !== undefined) search.targetVector = given;
     search.vector = vector;
   } else if (req.nearText) {
-    if (req.nearText.moveTo?.length || req.nearText.moveAway?.length) throw new GrpcUnimplementedError("aggregate nearText: moveTo / moveAway are not supported by OpenBatch");
     const concepts = req.nearText.query ?? [];
     if (concepts.length === 0) throw new GrpcInputError("aggregate nearText: no concepts given");
     search.concepts = concepts;
+    const moveTo = decodeMove(req.nearText.moveTo, "moveTo");
+    const moveAwayFrom = decodeMove(req.nearText.moveAway, "moveAway");
+    if (moveTo) search.moveTo = moveTo;
+    if (moveAwayFrom) search.moveAwayFrom = moveAwayFrom;
   } else {
     if (!req.nearObject!.id) throw new GrpcInputError("aggregate nearObject: no id given");
     search.nearObject = req.nearObject!.id;

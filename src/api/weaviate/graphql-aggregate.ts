@@ -1,7 +1,7 @@
 import type { AggregateField, AggregateQuery, Caller, CollectionService } from "../../collections/collection-service.js";
 import type { ClassDef } from "../../collections/schema.js";
 import { metricsOf } from "../../collections/aggregate.js";
-import { parseHybridArg, parseThresholds } from "./search-args.js";
+import { parseHybridArg, parseMoveArg, parseThresholds } from "./search-args.js";
 import { GraphQLError, keyOf, loc, nonNegativeInt, tenantArg, toJson, type Field } from "./graphql-parser.js";
 
 /** `{ Aggregate { Class(…) { … } } }` of `POST /v1/graphql` (graphql.ts): validation of the selections and execution. */
@@ -74,7 +74,8 @@ export async function runAggregate(service: CollectionService, caller: Caller, f
       search.hybrid = h.hybrid;
       if (h.targetVector) search.targetVector = h.targetVector;
     } else {
-      for (const k of Object.keys(v)) if (!["vector", "concepts", "id", "distance", "certainty", "targetVectors"].includes(k)) throw new GraphQLError(`${near[0]}: field '${k}' is not supported by OpenBatch in Aggregate`);
+      const fields = near[0] === "nearText" ? ["concepts", "distance", "certainty", "targetVectors", "moveTo", "moveAwayFrom"] : ["vector", "id", "distance", "certainty", "targetVectors"];
+      for (const k of Object.keys(v)) if (!fields.includes(k)) throw new GraphQLError(`${near[0]}: field '${k}' is not supported by OpenBatch in Aggregate`);
       const t = v.targetVectors;
       if (t !== undefined && t !== null) {
         if (!Array.isArray(t) || t.length !== 1 || typeof t[0] !== "string") throw new GraphQLError(`${near[0]}: targetVectors must name one vector (several at once are not supported by OpenBatch)`);
@@ -87,6 +88,10 @@ export async function runAggregate(service: CollectionService, caller: Caller, f
         const c = typeof v.concepts === "string" ? [v.concepts] : v.concepts;
         if (!Array.isArray(c) || !c.every((x) => typeof x === "string")) throw new GraphQLError("nearText: concepts must be a non-empty list of strings");
         search.concepts = c as string[];
+        const moveTo = parseMoveArg(v.moveTo, "moveTo");
+        const moveAwayFrom = parseMoveArg(v.moveAwayFrom, "moveAwayFrom");
+        if (moveTo) search.moveTo = moveTo;
+        if (moveAwayFrom) search.moveAwayFrom = moveAwayFrom;
       } else {
         if (typeof v.id !== "string") throw new GraphQLError("nearObject: give the object's id");
         search.nearObject = v.id;
