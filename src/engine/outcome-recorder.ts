@@ -7,10 +7,16 @@ import type { OutcomeRecord, Store } from "../store/store.js";
  * it, or 1024 outcomes are buffered.
  */
 export class OutcomeRecorder {
-  /** Outcomes waiting for the next group commit, by the call that waits for them (a coalesced call has many). */
-  private pending: { records: OutcomeRecord[]; committed: () => void }[] = [];
+  /** Outcomes waiting for the next group commit, one list per call that waits for them (a coalesced call has many). */
+  private pending: OutcomeRecord[][] = [];
   /** Outcomes in `pending`. */
   private pendingRecords = 0;
+  /**
+   * Ends when the commit that will hold `pending` has ended, and what every `record` of the group returns: one promise
+   * per group, not one per call.
+   */
+  private committed: Promise<void> | null = null;
+  private endCommitted: (() => void) | null = null;
   private flushing: Promise<void> | null = null;
 
   constructor(
@@ -29,15 +35,16 @@ export class OutcomeRecorder {
    * @returns once the commit that holds them has ended (written or failed).
    */
   record(r: OutcomeRecord | OutcomeRecord[]): Promise<void> {
-    return new Promise((committed) => {
-      const records = Array.isArray(r) ? r : [r];
-      this.pending.push({ records, committed });
-      this.pendingRecords += records.length;
-      // Every call in flight waiting for the commit: waiting longer groups nothing more.
-      const calls = this.callsInFlight();
-      if (this.pendingRecords >= 1024 || this.pending.length >= calls) void this.flush();
-      else if (this.pending.length === 1) setTimeout(() => void this.flush(), this.groupCommitMs ?? 5);
-    });
+    const records = Array.isArray(r) ? r : [r];
+    this.committed ??= new Promise((end) => (this.endCommitted = end));
+    const committed = this.committed;
+    this.pending.push(records);
+    this.pendingRecords += records.length;
+    // Every call in flight waiting for the commit: waiting longer groups nothing more.
+    const calls = this.callsInFlight();
+    if (this.pendingRecords >= 1024 || this.pending.length >= calls) void this.flush();
+    else if (this.pending.length === 1) setTimeout(() => void this.flush(), this.groupCommitMs ?? 5);
+    return committed;
   }
 
   /** Writes buffered outcomes in one transaction (group commit). A failed write is logged, never thrown. */
@@ -45,18 +52,18 @@ export class OutcomeRecorder {
     while (this.flushing) await this.flushing;
     if (this.pending.length === 0) return;
     const group = this.pending;
+    const end = this.endCommitted!;
     this.pending = [];
     this.pendingRecords = 0;
+    this.committed = null;
+    this.endCommitted = null;
     this.flushing = this.store
-      .recordOutcomes(
-        group.length === 1 ? group[0]!.records : group.flatMap((g) => g.records),
-        Date.now(),
-      )
+      .recordOutcomes(group.length === 1 ? group[0]! : group.flat(), Date.now())
       .then(() => this.onWritten())
       .catch((err) => this.log.error({ err }, "recording outcomes failed; their leases will return them to the queue"))
       .finally(() => {
         this.flushing = null;
-        for (const g of group) g.committed();
+        end();
       });
     await this.flushing;
   }
