@@ -120,7 +120,7 @@ describe("deep nesting is a 400 in each dialect's shape, never a 500", () => {
     const where = "{operator: And, operands: [".repeat(5000) + "]}".repeat(5000);
     const res = await post("/v1/graphql", JSON.stringify({ query: `{ Get { Article(where: ${where}) { title } } }` }));
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ data: null, errors: [{ message: expect.stringMatching(/levels deep/) }] });
+    expect(res.body).toEqual({ errors: [{ message: expect.stringMatching(/levels deep/) }] });
   });
 
   it("a JSONL line nested 5,000 levels fails the batch with invalid_json_line on that line; a BOM before line 1 is accepted", async () => {

@@ -126,7 +126,7 @@ describe("collections belong to the key that created them (REST, GraphQL, gRPC t
     // GraphQL Get / Aggregate: Weaviate's 403 message as a GraphQL error, nothing returned.
     const get = await call(server, KEY_B, "POST", "/v1/graphql", { query: "{ Get { Private { title } } }" });
     expect(get.status).toBe(200);
-    expect(get.body.data).toBeNull();
+    expect(get.body).not.toHaveProperty("data");
     expect(get.body.errors[0].message).toMatch(/^forbidden: .*Collection: Private/);
     const agg = await call(server, KEY_B, "POST", "/v1/graphql", { query: "{ Aggregate { Private { meta { count } } } }" });
     expect(agg.body.errors[0].message).toMatch(/^forbidden: /);

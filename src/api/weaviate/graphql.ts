@@ -21,11 +21,13 @@ export { parseQuery } from "./graphql-parser.js";
  * `operationName`), variables with their definitions' defaults, aliases and commas are understood, and references as
  * inline fragments (`ref { ... on Class { … } }`, graphql-references.ts); named fragments are not. An argument no
  * field takes is an error (graphql-arguments.ts). Answers are
- * `{data:{Get:{Class:[…]}}, errors?:[{message, locations?, path?}]}`, always with status 200.
+ * `{data:{Get:{Class:[…]}}, errors?:[{message, locations?, path?}]}` (no `data` when the query did not run), always
+ * with status 200.
  */
 
 interface GraphQLAnswer {
-  data: Record<string, unknown> | null;
+  /** Left out when the query did not run (a parse or validation error), as Weaviate's response omits an empty `data`. */
+  data?: Record<string, unknown>;
   errors?: { message: string; locations?: { line: number; column: number }[]; path?: string[] }[];
 }
 
@@ -37,9 +39,9 @@ const errorEntry = (e: GraphQLError) => ({ message: e.message, ...(e.location ? 
  * among them (Weaviate's 403 message, the query not run).
  */
 export async function executeQuery(service: CollectionService, caller: Caller, query: unknown, variables: unknown, operationName?: unknown): Promise<GraphQLAnswer> {
-  if (typeof query !== "string" || !query.trim()) return { data: null, errors: [{ message: "query must be a non-empty string" }] };
+  if (typeof query !== "string" || !query.trim()) return { errors: [{ message: "query must be a non-empty string" }] };
   // The parser and the where-filter reader recurse: refuse deep selections and filters before they overflow the stack.
-  if (nestsDeeperThan(query)) return { data: null, errors: [{ message: `the query nests selections, arguments or filters more than ${MAX_NESTING_DEPTH} levels deep` }] };
+  if (nestsDeeperThan(query)) return { errors: [{ message: `the query nests selections, arguments or filters more than ${MAX_NESTING_DEPTH} levels deep` }] };
   const given = typeof variables === "object" && variables !== null && !Array.isArray(variables) ? (variables as Record<string, unknown>) : {};
   let fields: Field[];
   let vars: Record<string, unknown>;
@@ -49,14 +51,14 @@ export async function executeQuery(service: CollectionService, caller: Caller, q
     // A variable the request leaves out takes its definition's default.
     vars = { ...Object.fromEntries([...op.defaults].map(([k, v]) => [k, toJson(v, {})])), ...given };
   } catch (err) {
-    if (err instanceof GraphQLError) return { data: null, errors: [errorEntry(err)] };
+    if (err instanceof GraphQLError) return { errors: [errorEntry(err)] };
     throw err;
   }
   // Validation (unknown classes, fields, arguments) fails the whole query, as graphql-go does.
   try {
     for (const f of fields) validateRoot(service, caller, f);
   } catch (err) {
-    if (err instanceof GraphQLError) return { data: null, errors: [errorEntry(err)] };
+    if (err instanceof GraphQLError) return { errors: [errorEntry(err)] };
     throw err;
   }
   const data: Record<string, unknown> = {};
