@@ -51,6 +51,21 @@ async function partials(dataDir: string): Promise<string[]> {
 const openFds = () => readdirSync("/proc/self/fd").length;
 const hasProcFds = existsSync("/proc/self/fd");
 
+/**
+ * The descriptors open once the server has settled: a store opens some on threads of its own after it started (the
+ * SQLite WAL checkpointer's connection), so the count is read until three readings 100 ms apart agree (at most 5 s).
+ */
+async function settledFds(): Promise<number> {
+  let last = openFds();
+  for (let same = 0, i = 0; same < 2 && i < 50; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const now = openFds();
+    same = now === last ? same + 1 : 0;
+    last = now;
+  }
+  return last;
+}
+
 /** `start` of a resumable upload over fetch: the response. */
 function start(base: string, key: string, size = 5) {
   return fetch(`${base}/upload/v1beta/files`, {
@@ -171,7 +186,7 @@ describe("Gemini resumable upload sessions: capped per key and in total, no desc
     await res.arrayBuffer();
     await (await send(url.href, KEY_A, "upload", 0, "first piece")).arrayBuffer();
     expect(await partials(server.dataDir)).toHaveLength(1);
-    const before = hasProcFds ? openFds() : 0;
+    const before = hasProcFds ? await settledFds() : 0;
     await abortMidBody((cb) =>
       request(url, { method: "POST", headers: { "x-goog-api-key": KEY_A, "x-goog-upload-command": "upload", "x-goog-upload-offset": "11", "content-length": "500000" } }, cb),
       "x".repeat(100_000),
@@ -265,7 +280,7 @@ describe("OpenAI multipart upload aborted by the client", () => {
     // A normal upload first, so lazily opened descriptors (database, logs) are already counted.
     const client = new OpenAI({ baseURL: `${server.base}/v1`, apiKey: "unused", maxRetries: 0 });
     await client.files.create({ file: await toFile(Buffer.from("{}\n"), "warm.jsonl"), purpose: "batch" });
-    const before = hasProcFds ? openFds() : 0;
+    const before = hasProcFds ? await settledFds() : 0;
     const boundary = "----openbatch-abort";
     const head = `--${boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.jsonl"\r\nContent-Type: application/octet-stream\r\n\r\n`;
     await abortMidBody(
