@@ -9,7 +9,8 @@ import { Worker } from "node:worker_threads";
  * 1000 pages) every ~40th commit of a busy batch stalled the loop for the checkpoint's fsyncs. Measured (the store
  * calls of bench/overhead.ts at 20,000 items: ingest, claims and group commits of 42, result pages; 4 runs each
  * alternating, loaded 2-core box, ext4 on a virtual disk): 104 µs/item of store time with checkpoints in the commits,
- * 78 µs/item without any (the work this thread takes over).
+ * 78 µs/item without any (the work this thread takes over). Through SqliteStore at 50,000 items (8 KiB pages, median
+ * of 3 alternating runs): 100 µs/item with checkpoints in the commits, 79 with this thread every 100 ms, 86 every 1 s.
  *
  * The thread opens its own connection and runs `PRAGMA wal_checkpoint(PASSIVE)` every `intervalMs`: a passive
  * checkpoint never blocks a writer or a reader, and copies only frames every reader is done with. The owner keeps a
