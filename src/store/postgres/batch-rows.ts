@@ -1,6 +1,7 @@
 import type { Batch, BatchStatus } from "../../core/batch.js";
 import { canTransition, isTerminal } from "../../core/batch.js";
 import type { BatchListQuery, Page } from "../store.js";
+import { toBatch } from "../batch-row.js";
 import type { PgDatabase } from "./db.js";
 import type { PgWebhookOutbox } from "./webhook-outbox.js";
 import { notifyWork } from "./work-channel.js";
@@ -19,16 +20,6 @@ const BATCH_COLUMNS = new Set([
 ]);
 /** What an erased upstream key leaves in `provider_key` (as in the SQLite store): not base64, so never a sealed key. */
 const ERASED_PROVIDER_KEY = "-erased-";
-
-function toBatch(row: Row): Batch {
-  const b = { ...row } as Record<string, unknown>;
-  delete b.seq;
-  delete b.provider_key;
-  delete b.finalize_attempts;
-  b.errors = row.errors ? JSON.parse(row.errors as string) : null;
-  b.metadata = row.metadata ? JSON.parse(row.metadata as string) : null;
-  return b as unknown as Batch;
-}
 
 /** `Store.insertBatch` on PostgreSQL: what it promises is documented in store.ts. */
 export async function insertBatch(db: PgDatabase, b: Batch, providerKey: string | null): Promise<void> {

@@ -5,6 +5,7 @@ import { canTransition, isTerminal } from "../../core/batch.js";
 import { invalidRequest } from "../../core/errors.js";
 import type { ParsedRequestLine } from "../../core/request-line.js";
 import type { BatchListQuery, FileRecord, FinishedItem, OutcomeRecord, Page, Store } from "../store.js";
+import { toBatch } from "../batch-row.js";
 import { MIGRATIONS, SCHEMA } from "./schema.js";
 import { SqliteWebhookOutbox } from "./webhook-outbox.js";
 import { SqliteVendorJobs } from "./vendor-jobs.js";
@@ -14,16 +15,6 @@ import { itemIds } from "../item-ids.js";
 const BATCH_JSON_COLUMNS = new Set(["errors", "metadata"]);
 
 type Row = Record<string, unknown>;
-
-function toBatch(row: Row): Batch {
-  const b = { ...row } as Record<string, unknown>;
-  delete b.seq;
-  delete b.provider_key;
-  delete b.finalize_attempts;
-  b.errors = row.errors ? JSON.parse(row.errors as string) : null;
-  b.metadata = row.metadata ? JSON.parse(row.metadata as string) : null;
-  return b as unknown as Batch;
-}
 
 /** Bytes of a stored text in UTF-8 (what SQLite's octet_length counts), 0 for NULL. */
 function utf8Bytes(text: string | null): number {
