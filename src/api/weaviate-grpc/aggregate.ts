@@ -4,7 +4,7 @@ import { normalizePropertyName, type ClassDef } from "../../collections/schema.j
 import { applySearchOptions, type SearchOptionsMsg } from "./search-options.js";
 import { toWhere } from "./conversion.js";
 import { GrpcInputError, GrpcUnimplementedError } from "./errors.js";
-import type { FiltersMsg, TargetedMsg, VectorsMsg } from "./messages.js";
+import type { FiltersMsg, NearSearchesMsg } from "./messages.js";
 import { nearVectorQuery } from "./near-vector.js";
 import { decodeMove } from "./near-text-move.js";
 import { refuseDistanceWithCertainty, refuseSeveralOperators } from "./search-conflicts.js";
@@ -30,7 +30,7 @@ interface AggregationMsg {
 }
 
 /** The decoded AggregateRequest (the fields read). */
-export interface AggregateRequestMsg {
+export interface AggregateRequestMsg extends NearSearchesMsg {
   collection?: string;
   tenant?: string;
   objectsCount?: boolean;
@@ -40,15 +40,6 @@ export interface AggregateRequestMsg {
   limit?: number;
   filters?: FiltersMsg;
   hybrid?: SearchOptionsMsg["hybridSearch"];
-  nearVector?: TargetedMsg & { vector?: number[]; certainty?: number; distance?: number; vectorBytes?: Buffer; vectors?: VectorsMsg[]; vectorPerTarget?: Record<string, Buffer>; vectorForTargets?: { name?: string; vectorBytes?: Buffer; vectors?: VectorsMsg[] }[] };
-  nearObject?: TargetedMsg & { id?: string; certainty?: number; distance?: number };
-  nearText?: TargetedMsg & { query?: string[]; certainty?: number; distance?: number; moveTo?: Buffer; moveAway?: Buffer };
-  nearImage?: Buffer;
-  nearAudio?: Buffer;
-  nearVideo?: Buffer;
-  nearDepth?: Buffer;
-  nearThermal?: Buffer;
-  nearImu?: Buffer;
 }
 
 /** The request's metric kinds, each with the data types it applies to and our metric names by flag. */

@@ -77,16 +77,8 @@ export interface TargetedMsg {
   targets?: TargetsMsg;
   selection?: Buffer;
 }
-/** A `SearchRequest`. */
-export interface SearchRequestMsg extends SearchOptionsMsg {
-  collection?: string;
-  tenant?: string;
-  properties?: { nonRefProperties?: string[]; returnAllNonrefProperties?: boolean; refProperties?: RefPropertiesRequestMsg[]; objectProperties?: ObjectPropertiesRequestMsg[] };
-  metadata?: { uuid?: boolean; vector?: boolean; creationTimeUnix?: boolean; lastUpdateTimeUnix?: boolean; distance?: boolean; certainty?: boolean; score?: boolean; explainScore?: boolean; isConsistent?: boolean; vectors?: string[]; queryProfile?: boolean };
-  limit?: number;
-  offset?: number;
-  after?: string;
-  filters?: FiltersMsg;
+/** The near-searches Search and Aggregate both take (base_search.proto); the media ones only to be refused. */
+export interface NearSearchesMsg {
   nearVector?: TargetedMsg & {
     vector?: number[];
     certainty?: number;
@@ -98,14 +90,26 @@ export interface SearchRequestMsg extends SearchOptionsMsg {
   };
   nearObject?: TargetedMsg & { id?: string; certainty?: number; distance?: number };
   nearText?: TargetedMsg & { query?: string[]; certainty?: number; distance?: number; moveTo?: Buffer; moveAway?: Buffer };
-  groupBy?: { path?: string[]; numberOfGroups?: number; objectsPerGroup?: number };
-  // Sent only to be refused (UNIMPLEMENTED).
   nearImage?: Buffer;
   nearAudio?: Buffer;
   nearVideo?: Buffer;
   nearDepth?: Buffer;
   nearThermal?: Buffer;
   nearImu?: Buffer;
+}
+
+/** A `SearchRequest`. */
+export interface SearchRequestMsg extends SearchOptionsMsg, NearSearchesMsg {
+  collection?: string;
+  tenant?: string;
+  properties?: { nonRefProperties?: string[]; returnAllNonrefProperties?: boolean; refProperties?: RefPropertiesRequestMsg[]; objectProperties?: ObjectPropertiesRequestMsg[] };
+  metadata?: { uuid?: boolean; vector?: boolean; creationTimeUnix?: boolean; lastUpdateTimeUnix?: boolean; distance?: boolean; certainty?: boolean; score?: boolean; explainScore?: boolean; isConsistent?: boolean; vectors?: string[]; queryProfile?: boolean };
+  limit?: number;
+  offset?: number;
+  after?: string;
+  filters?: FiltersMsg;
+  groupBy?: { path?: string[]; numberOfGroups?: number; objectsPerGroup?: number };
+  // Sent only to be refused (UNIMPLEMENTED).
   generative?: Buffer;
   rerank?: Buffer;
   boost?: Buffer;
