@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import weaviate, { reconfigure, type WeaviateClient } from "weaviate-client";
+import weaviate, { reconfigure, type Collection, type WeaviateClient } from "weaviate-client";
 import { startServer, type TestServer } from "./support/harness.js";
 import { postgresReachable } from "./support/postgres.js";
 import { connectWeaviate, startServerPair, weaviateCall, type ServerPair } from "./support/weaviate.js";
@@ -116,23 +116,7 @@ describe("PUT /v1/schema/{class} through collection.config.update", () => {
       name: "Recall",
       vectorizers: weaviate.configure.vectors.selfProvided({ vectorIndexConfig: weaviate.configure.vectorIndex.hnsw({ ef: 1, efConstruction: 4, maxConnections: 2, distanceMetric: "l2-squared" }) }),
     });
-    const points = Array.from({ length: 1500 }, () => vec());
-    const ids: string[] = [];
-    for (let i = 0; i < points.length; i += 500) {
-      const r = await col.data.insertMany(points.slice(i, i + 500).map((v) => ({ properties: {}, vectors: v })));
-      expect(r.hasErrors).toBe(false);
-      for (let k = 0; k < 500; k++) ids.push(r.uuids[k]!);
-    }
-    const queries = Array.from({ length: 40 }, () => vec());
-    const nearest = queries.map((q) => {
-      let best = -1;
-      let bestD = Infinity;
-      points.forEach((p, i) => {
-        const d = p.reduce((s, x, j) => s + (x - q[j]!) ** 2, 0);
-        if (d < bestD) [best, bestD] = [i, d];
-      });
-      return ids[best];
-    });
+    const { queries, nearest } = await recallSet(col, vec);
     const recall = async () => {
       let hit = 0;
       for (const [i, q] of queries.entries()) {
@@ -493,15 +477,7 @@ describe.skipIf(!(await postgresReachable()))("on PostgreSQL: two API servers on
       name: "SharedRecall",
       vectorizers: weaviate.configure.vectors.selfProvided({ vectorIndexConfig: weaviate.configure.vectorIndex.hnsw({ ef: 1, efConstruction: 4, maxConnections: 2, distanceMetric: "l2-squared" }) }),
     });
-    const points = Array.from({ length: 1500 }, () => vec());
-    const ids: string[] = [];
-    for (let i = 0; i < points.length; i += 500) {
-      const r = await col.data.insertMany(points.slice(i, i + 500).map((v) => ({ properties: {}, vectors: v })));
-      expect(r.hasErrors).toBe(false);
-      for (let k = 0; k < 500; k++) ids.push(r.uuids[k]!);
-    }
-    const queries = Array.from({ length: 40 }, () => vec());
-    const nearest = queries.map((q) => ids[points.reduce((best, p, i) => (dist(p, q) < dist(points[best]!, q) ? i : best), 0)]);
+    const { queries, nearest } = await recallSet(col, vec);
     const recallOnB = async () => {
       let hit = 0;
       for (const [i, q] of queries.entries()) if ((await pair.cb.collections.get("SharedRecall").query.nearVector(q, { limit: 1 })).objects[0]?.uuid === nearest[i]) hit++;
@@ -516,6 +492,23 @@ describe.skipIf(!(await postgresReachable()))("on PostgreSQL: two API servers on
 
 /** Squared l2 distance. */
 const dist = (a: number[], b: number[]) => a.reduce((s, x, j) => s + (x - b[j]!) ** 2, 0);
+
+/**
+ * Inserts 1,500 vectors from `vec` into `col` and draws 40 queries: each query's exact nearest object (l2-squared),
+ * for recall@1 checks of the collection's HNSW index.
+ */
+async function recallSet(col: Collection<undefined, string, any>, vec: () => number[]) {
+  const points = Array.from({ length: 1500 }, () => vec());
+  const ids: string[] = [];
+  for (let i = 0; i < points.length; i += 500) {
+    const r = await col.data.insertMany(points.slice(i, i + 500).map((v) => ({ properties: {}, vectors: v })));
+    expect(r.hasErrors).toBe(false);
+    for (let k = 0; k < 500; k++) ids.push(r.uuids[k]!);
+  }
+  const queries = Array.from({ length: 40 }, () => vec());
+  const nearest = queries.map((q) => ids[points.reduce((best, p, i) => (dist(p, q) < dist(points[best]!, q) ? i : best), 0)]);
+  return { queries, nearest };
+}
 
 describe("with API keys on: the new routes are checked like the others", () => {
   let keyed: TestServer;
