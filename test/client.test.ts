@@ -338,25 +338,30 @@ describe("client batching against a fake Weaviate", () => {
     const feeder = (async () => {
       for (let i = 0; !stop && i < 200_000; i++) uuids.push(await batch.add({ i }));
     })();
-    await until(() => batch.batchSize >= 400, 10_000, "growth");
-    await until(() => fake.objectRequests.some((r) => r.size >= 300), 10_000, "bigger requests");
-    await until(() => batch.batchSize === 1000 && batch.concurrency >= 4, 10_000, "more requests in flight at the largest size");
-    expect(fake.maxInFlight).toBeGreaterThanOrEqual(3);
-    expect(fake.objectRequests.every((r) => r.size <= 1000)).toBe(true);
+    // The feeder must end whatever fails below: left running it would keep sending into the next tests' fake.
+    try {
+      await until(() => batch.batchSize >= 400, 30_000, "growth");
+      await until(() => fake.objectRequests.some((r) => r.size >= 300), 30_000, "bigger requests");
+      await until(() => batch.batchSize === 1000 && batch.concurrency >= 4, 30_000, "more requests in flight at the largest size");
+      await until(() => fake.maxInFlight >= 3, 30_000, "three requests in flight at once");
+      expect(fake.objectRequests.every((r) => r.size <= 1000)).toBe(true);
 
-    fake.nodes = { queueLength: 100_000, ratePerSecond: 100 }; // 1000 s of backlog
-    const before = batch.batchSize;
-    await until(() => batch.batchSize < before - 100 && batch.concurrency === 1, 10_000, "shrinking");
-    await new Promise((r) => setTimeout(r, 100));
-    const added = batch.stats.added;
-    await new Promise((r) => setTimeout(r, 200));
-    expect(batch.stats.added).toBe(added); // adding blocks
+      fake.nodes = { queueLength: 100_000, ratePerSecond: 100 }; // 1000 s of backlog
+      const before = batch.batchSize;
+      await until(() => batch.batchSize < before - 100 && batch.concurrency === 1, 30_000, "shrinking");
+      await new Promise((r) => setTimeout(r, 100));
+      const added = batch.stats.added;
+      await new Promise((r) => setTimeout(r, 200));
+      expect(batch.stats.added).toBe(added); // adding blocks
 
-    fake.nodes = { queueLength: 0, ratePerSecond: 100 };
-    await until(() => batch.stats.added > added + 100, 10_000, "adding to resume");
-    stop = true;
-    await feeder;
-    await batch.close();
+      fake.nodes = { queueLength: 0, ratePerSecond: 100 };
+      await until(() => batch.stats.added > added + 100, 30_000, "adding to resume");
+    } finally {
+      stop = true;
+      fake.nodes = { queueLength: 0, ratePerSecond: 100 };
+      await feeder;
+      await batch.close();
+    }
     fake.receivedOnce(uuids);
     expect(batch.numberErrors).toBe(0);
   });
