@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Batch, ItemOutcome } from "../src/core/batch.js";
+import type { Batch, ItemOutcome, ItemState } from "../src/core/batch.js";
 import { OpenBatchError } from "../src/core/errors.js";
 import { PgBlobStore } from "../src/store/postgres/blob-store.js";
 import { PostgresStore } from "../src/store/postgres/postgres-store.js";
@@ -125,6 +125,25 @@ for (const kind of stores) {
       expect(await store.hasItemsAfter(b, 3)).toBe(true);
       expect((await store.pageItems(b, 0, 10, ["succeeded"])).map((i) => i.custom_id)).toEqual(["c1"]);
       expect(await store.lineOfItem(b, page[1]!.id)).toBe(2);
+      await store.close();
+    });
+
+    it("a page with maxBytes ends before the first item that would pass it, and holds at least one", async () => {
+      const store = await kind.open();
+      const b = uid();
+      await store.insertBatch(batch(b), null);
+      await store.insertItems(b, lines(5));
+      await store.claimItems(b, "w", 5, 0, 1e12);
+      // 100-byte bodies, and a 3-byte error message (2 of UTF-8 "é" + "x") on line 3.
+      const records = [1, 2, 3, 4, 5].map((line) => ({ batch_id: b, line, lease_owner: "w", outcome: line === 3 ? { ...ok, response_body: "b".repeat(100), error_message: "éx" } : { ...ok, response_body: "b".repeat(100) } }));
+      await store.recordOutcomes(records, 10);
+      const lines_ = async (after: number, maxBytes: number, states?: ItemState[]) => (await store.pageItems(b, after, 10, states, maxBytes)).map((i) => i.line);
+      expect(await lines_(0, 250)).toEqual([1, 2]);
+      expect(await lines_(0, 303)).toEqual([1, 2, 3]);
+      expect(await lines_(0, 302)).toEqual([1, 2]);
+      expect(await lines_(0, 50)).toEqual([1]);
+      expect(await lines_(3, 10_000, ["succeeded"])).toEqual([4, 5]);
+      expect(await lines_(5, 10_000)).toEqual([]);
       await store.close();
     });
   });

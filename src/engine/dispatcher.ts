@@ -272,6 +272,8 @@ export class Dispatcher {
       let claimed = false;
       for (let i = 0; i < order.length; i++) {
         const batch = order[i]!;
+        // Whether this pass found the batch's due items exhausted: only then can its next retry time set the sleep.
+        let drained = false;
         if (!provider) {
           // On a shared store another worker may have this provider (a GPU box's local model): leave its items to it.
           if (this.store.shared && batch.provider !== null) continue;
@@ -283,6 +285,7 @@ export class Dispatcher {
           const k = coalesces(provider, batch.endpoint) ? (this.coalesceFactor.get(batch.id) ?? provider.embeddingsCoalesce!) : 1;
           const want = share * k;
           const items = await this.store.claimItems(batch.id, this.workerId, Math.min(want, CLAIM_MAX_ITEMS), now, leaseUntil);
+          drained = items.length < Math.min(want, CLAIM_MAX_ITEMS);
           // The rest of a large claim comes in the next pass, at once: the event loop runs in between.
           if (want > CLAIM_MAX_ITEMS && items.length === CLAIM_MAX_ITEMS) this.wake();
           if (items.length > 0 && !claimed) {
@@ -303,6 +306,10 @@ export class Dispatcher {
           }
           continue;
         }
+        // With due items left or every slot busy, a call ending wakes the next pass; asking for the next retry time
+        // then cost a query per pass (on PostgreSQL 8.6 ms of a 15 ms pass at 20,000 items: the scan passes over the
+        // index entries of the items already claimed).
+        if (!drained) continue;
         const next = await this.store.nextAttemptAt(batch.id);
         if (next !== null && next > now) sleep = Math.min(sleep, next - now);
       }
