@@ -4,6 +4,7 @@ import { pipeline } from "node:stream/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Batch, ItemOutcome, ItemState } from "../src/core/batch.js";
 import { OpenBatchError } from "../src/core/errors.js";
+import { itemIds, lineInItemId } from "../src/store/item-ids.js";
 import { PgBlobStore } from "../src/store/postgres/blob-store.js";
 import { PostgresStore } from "../src/store/postgres/postgres-store.js";
 import { SqliteStore } from "../src/store/sqlite/sqlite-store.js";
@@ -229,5 +230,15 @@ describe.skipIf(!reachable)("what only the shared PostgreSQL store has", () => {
     const err = await blobs.openReader("file-missing").toArray().catch((e) => e);
     expect(err.code).toBe("ENOENT");
     await store.close();
+  });
+});
+
+describe("item ids carry their line", () => {
+  it("lineInItemId reads the line of an id itemIds made, and nothing from any other shape", () => {
+    const ids = itemIds([1, 255, 2 ** 40]);
+    expect(ids.map(lineInItemId)).toEqual([1, 255, 2 ** 40]);
+    expect(lineInItemId("batch_req_" + "f".repeat(23))).toBeNull();
+    expect(lineInItemId("batch_req_" + "A".repeat(24))).toBeNull();
+    expect(lineInItemId("req_" + "0".repeat(24))).toBeNull();
   });
 });

@@ -15,3 +15,12 @@ export function itemIds(lines: readonly number[]): string[] {
   const call = "batch_req_" + randomBytes(6).toString("hex");
   return lines.map((line) => call + line.toString(16).padStart(12, "0"));
 }
+
+/**
+ * The line an id made by `itemIds` ends in. @returns null for an id of another shape (one copied from a store that
+ * made random ids): look such an id up by value.
+ */
+export function lineInItemId(id: string): number | null {
+  const m = /^batch_req_[0-9a-f]{12}([0-9a-f]{12})$/.exec(id);
+  return m ? parseInt(m[1]!, 16) : null;
+}
