@@ -151,6 +151,23 @@ for (const kind of stores) {
 }
 
 describe.skipIf(!reachable)("what only the shared PostgreSQL store has", () => {
+  it("a claim starts where the last one ended, and still finds an item returned to the queue behind that point", async () => {
+    const store = await PostgresStore.open(db!.url);
+    const b = uid();
+    await store.insertBatch(batch(b), null);
+    await store.insertItems(b, lines(10));
+    const claim = async (n: number) => (await store.claimItems(b, "w", n, 1000, 1e12)).map((i) => i.line);
+    expect(await claim(3)).toEqual([1, 2, 3]);
+    expect(await claim(3)).toEqual([4, 5, 6]);
+    expect(await store.requeueItem(b, 2, "w", 0)).toBe(true); // behind the last claim's end
+    expect(await store.requeueItem(b, 5, "w", 5000)).toBe(true); // not due yet
+    expect(await claim(10)).toEqual([2, 7, 8, 9, 10]);
+    expect(await claim(10)).toEqual([]);
+    expect(await store.requeueItem(b, 9, "w", 0)).toBe(true);
+    expect(await claim(10)).toEqual([9]);
+    await store.close();
+  });
+
   it("concurrent claims by many workers never hand out one item twice (FOR UPDATE SKIP LOCKED)", async () => {
     const store = await PostgresStore.open(db!.url);
     const b = uid();

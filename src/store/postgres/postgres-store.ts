@@ -61,6 +61,8 @@ export class PostgresStore implements Store {
   private readonly workListeners = new Set<() => void>();
   private lockClient: pg.Client | null = null;
   private closed = false;
+  /** Where each batch's last claim ended (item-queue.ts). */
+  private readonly claimCursors: queue.ClaimCursors = new Map();
   /** Items this process stored since it last ran ANALYZE on request_items. */
   private insertedSinceAnalyze = 0;
 
@@ -282,7 +284,7 @@ export class PostgresStore implements Store {
   }
 
   async claimItems(batchId: string, leaseOwner: string, limit: number, now: number, leaseUntil: number): Promise<RequestItem[]> {
-    return queue.claimItems(this.db, batchId, leaseOwner, limit, now, leaseUntil);
+    return queue.claimItems(this.db, this.claimCursors, batchId, leaseOwner, limit, now, leaseUntil);
   }
 
   async requeueItem(batchId: string, line: number, leaseOwner: string, nextAttemptAt: number): Promise<boolean> {
