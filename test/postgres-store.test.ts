@@ -151,6 +151,27 @@ for (const kind of stores) {
 }
 
 describe.skipIf(!reachable)("what only the shared PostgreSQL store has", () => {
+  it("concurrent outcome commits over the same batches, in rotated orders, all land and are each counted once", async () => {
+    const store = await PostgresStore.open(db!.url);
+    const ids = Array.from({ length: 6 }, () => uid());
+    for (const id of ids) {
+      await store.insertBatch(batch(id), null);
+      await store.insertItems(id, lines(200));
+      await store.claimItems(id, "w", 200, 1000, 1e12);
+    }
+    // 40 commits at once, each of 5 lines of every batch, the batches in a rotated order per commit: each pair of
+    // batches comes in both orders, so their batch_counts rows are locked in both orders.
+    const commits = Array.from({ length: 40 }, (_, g) => {
+      const order = ids.map((_, k) => ids[(k + g) % ids.length]!);
+      if (g % 2) order.reverse();
+      const records = order.flatMap((id) => Array.from({ length: 5 }, (_, j) => ({ batch_id: id, line: 1 + g * 5 + j, lease_owner: "w", outcome: ok })));
+      return store.recordOutcomes(records, 10);
+    });
+    expect((await Promise.all(commits)).reduce((x, y) => x + y, 0)).toBe(1200);
+    for (const id of ids) expect((await store.countItems(id)).counts).toMatchObject({ total: 200, completed: 200, pending: 0 });
+    await store.close();
+  });
+
   it("a claim starts where the last one ended, and still finds an item returned to the queue behind that point", async () => {
     const store = await PostgresStore.open(db!.url);
     const b = uid();

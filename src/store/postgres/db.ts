@@ -38,6 +38,21 @@ export class PgDatabase {
   }
 
   /**
+   * Runs one statement, again (up to 5 times) when it fails on a deadlock or serialization failure: a statement that
+   * failed changed nothing, so one that is its own transaction can simply be repeated. @returns its rows.
+   */
+  async rowsRetrying<T = Record<string, unknown>>(text: string, values: unknown[] = []): Promise<T[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.rows<T>(text, values);
+      } catch (err) {
+        if (attempt < 5 && RETRYABLE.has((err as { code?: string }).code ?? "")) continue;
+        throw err;
+      }
+    }
+  }
+
+  /**
    * Runs `fn` in one transaction (READ COMMITTED) on one pooled client: committed when it resolves, rolled back when it
    * throws. A deadlock or serialization failure runs it again (up to 5 times), so `fn` must only touch the database.
    */

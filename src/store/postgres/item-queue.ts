@@ -92,7 +92,9 @@ export async function recordOutcomes(db: PgDatabase, records: OutcomeRecord[], n
   if (records.length === 0) return 0;
   const col = <T>(f: (r: OutcomeRecord) => T) => records.map(f);
   // One statement: write each outcome whose lease this owner still holds, and add what was written to the counters.
-  const [row] = await db.rows<{ n: number }>(
+  // Commits run concurrently (engine/outcome-recorder.ts), and two whose groups span the same batches may lock their
+  // batch_counts rows in opposite orders: the deadlock victim is simply run again.
+  const [row] = await db.rowsRetrying<{ n: number }>(
     `WITH v AS (
        SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[],
                             $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[])
