@@ -232,8 +232,8 @@ CREATE TABLE provider_slots (
   // 5: fewer indexes on request_items. A claim and an outcome each write a new row version that every index takes an
   // entry for (a state change is never a HOT update), so each index cost every item three insertions. In-flight items
   // (few: the workers' concurrency) get one index that serves lease expiry, dead workers' leases and hasUnfinished;
-  // an item's id carries its line (store/item-ids.ts), so lineOfItem reads the primary key. Measured with
-  // bench/scale-out.ts (SQLite vs PostgreSQL, 50,000 items): see the README's row.
+  // an item's id carries its line (store/item-ids.ts), so lineOfItem reads the primary key. Measured only together
+  // with the claims ahead of engine/dispatcher.ts (its figures); this part alone was within the runs' noise.
   `
 CREATE INDEX items_in_flight ON request_items(batch_id, lease_expires_at) WHERE state = 'in_flight';
 DROP INDEX items_leased;
