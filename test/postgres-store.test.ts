@@ -129,6 +129,23 @@ for (const kind of stores) {
       await store.close();
     });
 
+    it("vendor results are written once for the unfinished items of their range, with their counts and usage", async () => {
+      const store = await kind.open();
+      const b = uid();
+      await store.insertBatch(batch(b), null);
+      await store.insertItems(b, lines(5));
+      await store.claimItems(b, "w", 1, 0, 1e12); // line 1 in flight: a vendor result may still land on it
+      const failed: ItemOutcome = { state: "failed", status_code: 400, request_id: "r2", response_body: '{"error":{}}', error_code: null, error_message: null, usage: null };
+      const at = (line: number, outcome: ItemOutcome) => ({ line, outcome });
+      expect(await store.vendorJobs.recordOutcomes(b, 1, 4, [at(1, ok), at(3, failed), at(5, ok)], 10)).toBe(2); // 5 is out of range
+      expect(await store.vendorJobs.recordOutcomes(b, 1, 4, [at(1, failed), at(3, ok)], 11)).toBe(0); // finished: left as they are
+      expect(await store.vendorJobs.unfinishedLines(b, 1, 5, 10)).toEqual([2, 4, 5]);
+      expect(await store.countItems(b)).toMatchObject({ counts: { total: 5, completed: 1, failed: 1, pending: 3 }, usage: { input_tokens: 3, output_tokens: 2 } });
+      const page = await store.pageItems(b, 0, 3);
+      expect(page.map((i) => [i.line, i.state, i.status_code, i.request_id])).toEqual([[1, "succeeded", 200, "r"], [2, "queued", null, null], [3, "failed", 400, "r2"]]);
+      await store.close();
+    });
+
     it("a page with maxBytes ends before the first item that would pass it, and holds at least one", async () => {
       const store = await kind.open();
       const b = uid();

@@ -87,6 +87,23 @@ export function outcomeColumns(outcomes: readonly ItemOutcome[]): unknown[][] {
   ];
 }
 
+/**
+ * The SET list of an outcome write: the item's outcome from `v` (a row of the unnest of outcomeColumns), its finish
+ * time from the parameter `finishedAt` (e.g. "$14"), and its lease ended. Shared with the vendor-job recorder.
+ */
+export function setOutcome(finishedAt: string): string {
+  return `state = v.state, status_code = v.status_code, request_id = v.request_id, response_body = v.response_body,
+          error_code = v.error_code, error_message = v.error_message, input_tokens = v.input_tokens,
+          cached_tokens = v.cached_tokens, output_tokens = v.output_tokens, reasoning_tokens = v.reasoning_tokens,
+          finished_at = ${finishedAt}, lease_owner = NULL, lease_expires_at = NULL`;
+}
+
+/** The SET list that adds the per-state counts and token sums of `d` to the batch_counts row `c`. Shared as above. */
+export const ADD_COUNTS = `succeeded = c.succeeded + d.succeeded, failed = c.failed + d.failed, expired = c.expired + d.expired,
+          cancelled = c.cancelled + d.cancelled, input_tokens = c.input_tokens + d.input_tokens,
+          cached_tokens = c.cached_tokens + d.cached_tokens, output_tokens = c.output_tokens + d.output_tokens,
+          reasoning_tokens = c.reasoning_tokens + d.reasoning_tokens`;
+
 /** `Store.recordOutcomes` on PostgreSQL: what it promises is documented in store.ts. */
 export async function recordOutcomes(db: PgDatabase, records: OutcomeRecord[], now: number): Promise<number> {
   if (records.length === 0) return 0;
@@ -102,19 +119,13 @@ export async function recordOutcomes(db: PgDatabase, records: OutcomeRecord[], n
               input_tokens, cached_tokens, output_tokens, reasoning_tokens)),
      done AS (
        UPDATE request_items r
-          SET state = v.state, status_code = v.status_code, request_id = v.request_id, response_body = v.response_body,
-              error_code = v.error_code, error_message = v.error_message, input_tokens = v.input_tokens,
-              cached_tokens = v.cached_tokens, output_tokens = v.output_tokens, reasoning_tokens = v.reasoning_tokens,
-              finished_at = $14, lease_owner = NULL, lease_expires_at = NULL
+          SET ${setOutcome("$14")}
          FROM v
         WHERE r.batch_id = v.batch_id AND r.line = v.line AND r.state = 'in_flight' AND r.lease_owner = v.lease_owner
        RETURNING r.batch_id, r.state, r.input_tokens, r.cached_tokens, r.output_tokens, r.reasoning_tokens),
      counted AS (
        UPDATE batch_counts c
-          SET succeeded = c.succeeded + d.succeeded, failed = c.failed + d.failed, expired = c.expired + d.expired,
-              cancelled = c.cancelled + d.cancelled, input_tokens = c.input_tokens + d.input_tokens,
-              cached_tokens = c.cached_tokens + d.cached_tokens, output_tokens = c.output_tokens + d.output_tokens,
-              reasoning_tokens = c.reasoning_tokens + d.reasoning_tokens
+          SET ${ADD_COUNTS}
          FROM (SELECT batch_id,
                       count(*) FILTER (WHERE state = 'succeeded') AS succeeded, count(*) FILTER (WHERE state = 'failed') AS failed,
                       count(*) FILTER (WHERE state = 'expired') AS expired, count(*) FILTER (WHERE state = 'cancelled') AS cancelled,

@@ -1,7 +1,7 @@
 import type { ItemOutcome } from "../../core/batch.js";
 import type { LineOutcome, NativeRun, RunMode, VendorJob, VendorJobState, VendorJobStore } from "../vendor-jobs.js";
 import { VENDOR_JOB_STATES } from "../vendor-jobs.js";
-import { outcomeColumns, settleLines } from "./item-queue.js";
+import { ADD_COUNTS, outcomeColumns, setOutcome, settleLines } from "./item-queue.js";
 import type { PgDatabase, Queryable } from "./db.js";
 
 /** Columns of vendor_jobs a caller may write (keys come from code; still checked before they reach SQL). */
@@ -144,10 +144,7 @@ async function record(q: Queryable, batchId: string, first: number, last: number
            AS v(line, state, status_code, request_id, response_body, error_code, error_message, input_tokens, cached_tokens, output_tokens, reasoning_tokens)),
        done AS (
          UPDATE request_items r
-            SET state = v.state, status_code = v.status_code, request_id = v.request_id, response_body = v.response_body,
-                error_code = v.error_code, error_message = v.error_message, input_tokens = v.input_tokens,
-                cached_tokens = v.cached_tokens, output_tokens = v.output_tokens, reasoning_tokens = v.reasoning_tokens,
-                finished_at = $15, lease_owner = NULL, lease_expires_at = NULL
+            SET ${setOutcome("$15")}
            FROM v
           WHERE r.batch_id = $1 AND r.line = v.line AND r.line BETWEEN $2 AND $3 AND r.state IN ('queued', 'in_flight')
          RETURNING r.state, r.input_tokens, r.cached_tokens, r.output_tokens, r.reasoning_tokens),
@@ -160,10 +157,7 @@ async function record(q: Queryable, batchId: string, first: number, last: number
            FROM done),
        counted AS (
          UPDATE batch_counts c
-            SET succeeded = c.succeeded + d.succeeded, failed = c.failed + d.failed, expired = c.expired + d.expired,
-                cancelled = c.cancelled + d.cancelled, input_tokens = c.input_tokens + d.input_tokens,
-                cached_tokens = c.cached_tokens + d.cached_tokens, output_tokens = c.output_tokens + d.output_tokens,
-                reasoning_tokens = c.reasoning_tokens + d.reasoning_tokens
+            SET ${ADD_COUNTS}
            FROM d WHERE c.batch_id = $1 AND d.n > 0),
        native AS (
          UPDATE native_runs nr SET input_tokens = nr.input_tokens + d.input_tokens, output_tokens = nr.output_tokens + d.output_tokens
