@@ -22,6 +22,13 @@ export type { DispatchObserver } from "./item-sender.js";
  */
 const CLAIM_MAX_ITEMS = 512;
 
+/**
+ * Longest an item claimed ahead waits to be sent, ms. Claiming ahead saves a round trip per round of calls, which only
+ * matters while calls take milliseconds; an item that waits this long is returned to the queue (its claim still
+ * counted an attempt) well before its lease could end.
+ */
+const READY_MAX_AGE_MS = 5_000;
+
 /** Longest wait between dispatcher passes while every pass fails (a full disk, a locked database), ms. */
 const PASS_BACKOFF_MAX_MS = 30_000;
 
@@ -63,8 +70,13 @@ export class Dispatcher {
   private readonly finalizing = new Set<string>();
   /** The condition failing every dispatcher pass, while one does (logged once), and how many passes it failed. */
   private passFailure: { condition: string; count: number } | null = null;
-  /** Batch id → items claimed ahead and leased to this worker, not sent yet (shared stores; see dispatchSingles). */
-  private readonly ready = new Map<string, RequestItem[]>();
+  /**
+   * Batch id → items claimed ahead and leased to this worker, not sent yet, and when the oldest of them was claimed
+   * (unix ms; shared stores; see dispatchSingles).
+   */
+  private readonly ready = new Map<string, { items: RequestItem[]; at: number }>();
+  /** Batches whose items waited too long once claimed ahead: they claim only for free slots from then on. */
+  private readonly noAhead = new Set<string>();
   /** Batch id → items claimed per concurrency slot while its embeddings coalesce (engine/coalesce.ts). */
   private readonly coalesceFactor = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
@@ -334,23 +346,45 @@ export class Dispatcher {
    * kept leased here for the next pass: slots freed by a commit start their next calls at once while this claim runs.
    * Measured together with store migration 5 and fresh planner statistics (bench/scale-out.ts, 50,000 items, instant
    * upstream, maxConcurrency 64, 2 runs alternating with the code before, quiet 2-core box): PostgreSQL 2,680–2,714 →
-   * 3,912–4,211 items/s.
+   * 3,912–4,211 items/s. Items claimed ahead that wait longer than readyMaxAgeMs (a slow upstream, where the round
+   * trip is no matter) go back to the queue before their lease could run out, and the batch stops claiming ahead.
    * @returns calls started, and whether the claim found the batch's due items exhausted.
    */
   private async dispatchSingles(batch: Batch, provider: Provider, share: number, now: number, leaseUntil: number): Promise<{ started: number; drained: boolean }> {
-    const ready = this.ready.get(batch.id) ?? [];
+    const maxAge = this.store.shared ? this.readyMaxAgeMs(provider) : 0;
+    let held = this.ready.get(batch.id);
+    if (held && now - held.at > maxAge) {
+      this.ready.delete(batch.id);
+      this.noAhead.add(batch.id);
+      for (const item of held.items) await this.store.requeueItem(item.batch_id, item.line, this.workerId, now);
+      held = undefined;
+    }
+    const ready = held?.items ?? [];
     const fromReady = ready.splice(0, share);
     for (const item of fromReady) void this.sender.send(item, batch, provider);
-    const ahead = this.store.shared ? Math.max(0, share - ready.length) : 0;
+    const since = ready.length > 0 ? held!.at : now;
+    const ahead = maxAge > 0 && !this.noAhead.has(batch.id) ? Math.max(0, share - ready.length) : 0;
     const limit = Math.min(share - fromReady.length + ahead, CLAIM_MAX_ITEMS);
-    if (limit <= 0) return { started: fromReady.length, drained: false };
+    if (limit <= 0) {
+      if (ready.length === 0) this.ready.delete(batch.id);
+      return { started: fromReady.length, drained: false };
+    }
     const items = await this.store.claimItems(batch.id, this.workerId, limit, now, leaseUntil);
     const sendNow = items.splice(0, share - fromReady.length);
     for (const item of sendNow) void this.sender.send(item, batch, provider);
     ready.push(...items);
-    if (ready.length > 0) this.ready.set(batch.id, ready);
+    if (ready.length > 0) this.ready.set(batch.id, { items: ready, at: since });
     else this.ready.delete(batch.id);
     return { started: fromReady.length + sendNow.length, drained: sendNow.length + items.length < limit };
+  }
+
+  /**
+   * Longest an item claimed ahead may wait to be sent, ms: READY_MAX_AGE_MS, or less when the lease leaves less than
+   * that beyond one whole call (provider timeout); 0 or less: never claim ahead.
+   */
+  private readyMaxAgeMs(provider: Provider): number {
+    const lease = this.options.leaseMs ?? provider.timeoutMs + 60_000;
+    return Math.min(READY_MAX_AGE_MS, lease - provider.timeoutMs);
   }
 
   /** Ends a batch early (expiry or cancellation): aborts its calls and settles every unfinished item. */
@@ -410,6 +444,7 @@ export class Dispatcher {
         this.finalizing.delete(batch.id);
         this.apiKeys.delete(batch.id);
         this.coalesceFactor.delete(batch.id);
+        this.noAhead.delete(batch.id);
       });
   }
 
