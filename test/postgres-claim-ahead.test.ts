@@ -2,7 +2,7 @@ import pg from "pg";
 import { toFile } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeUpstream } from "./support/fake-upstream.js";
-import { startServer, type TestServer } from "./support/harness.js";
+import { startServer, waitFor, type TestServer } from "./support/harness.js";
 import { createTestDatabase, postgresReachable } from "./support/postgres.js";
 
 const reachable = await postgresReachable();
@@ -64,8 +64,7 @@ describe.skipIf(!reachable)("claiming ahead on PostgreSQL", () => {
     // The two claimed ahead went back to the queue and were claimed again for the freed slots; nothing more ahead.
     expect(await inFlight()).toBe(2);
 
-    let done = batch;
-    await until(async () => ["completed", "failed"].includes((done = await client.batches.retrieve(batch.id)).status), "the batch to end");
+    const done = await waitFor(client, batch.id);
     expect(done.request_counts).toMatchObject({ total: 6, completed: 6, failed: 0 });
     expect([...upstream.perKey.entries()].sort()).toEqual(Array.from({ length: 6 }, (_, i) => [`k${i}`, 1]));
     const output = (await (await client.files.content(done.output_file_id!)).text()).trim().split("\n").map((l) => JSON.parse(l).custom_id);
