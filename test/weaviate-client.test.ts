@@ -4,6 +4,7 @@ import { loadSync } from "@grpc/proto-loader";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import weaviate, { type WeaviateClient } from "weaviate-client";
 import { SHARED_CACHE_DIR, startServer, type TestServer } from "./support/harness.js";
+import { cosineDistance } from "./support/vectors.js";
 
 /** A JSON call to the server's root (`/v1/...` paths). */
 async function call(server: TestServer, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
@@ -26,18 +27,6 @@ function rng(seed: number) {
 }
 
 const uuid = (n: number) => `00000000-0000-4000-8000-${n.toString(16).padStart(12, "0")}`;
-
-function cosineDistance(a: number[], b: number[]): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  return 1 - dot / Math.sqrt(na * nb);
-}
 
 const connect = (server: TestServer, apiKey?: string) =>
   weaviate.connectToLocal({

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import weaviate, { type WeaviateClient } from "weaviate-client";
 import { startServer, type TestServer } from "./support/harness.js";
+import { cosineDistance as cosine } from "./support/vectors.js";
 
 /*
  * GraphQL `groupBy` on Get (raw GraphQL, as a user of Weaviate's GraphQL API sends it): groups in order of their best
@@ -13,11 +14,6 @@ const TOPICS = ["science", "finance", "sport", "news"];
 const N = 24;
 const vectorOf = (i: number) => [Math.cos(i / 4), Math.sin(i / 4), 0.5];
 const docs = Array.from({ length: N }, (_, i) => ({ title: `doc ${i} ${i % 2 ? "cell biology" : "markets"}`, topic: TOPICS[i % 4]! }));
-const cosine = (a: number[], b: number[]) => {
-  let d = 0, na = 0, nb = 0;
-  for (let j = 0; j < a.length; j++) (d += a[j]! * b[j]!), (na += a[j]! ** 2), (nb += b[j]! ** 2);
-  return 1 - d / Math.sqrt(na * nb);
-};
 
 describe("GraphQL groupBy on Get", () => {
   let server: TestServer;

@@ -6,6 +6,7 @@ import { AggregateReply, AggregateRequest } from "../node_modules/weaviate-clien
 import { SearchReply, SearchRequest } from "../node_modules/weaviate-client/dist/node/esm/proto/v1/search_get.js";
 import { startServer, type TestServer } from "./support/harness.js";
 import { connectWeaviate } from "./support/weaviate.js";
+import { cosineDistance as cosine } from "./support/vectors.js";
 
 /*
  * Issue 12, "nothing silently ignored", over Weaviate's gRPC Search and Aggregate: inputs that used to be dropped or
@@ -18,11 +19,6 @@ const uuid = (n: number) => `00000000-0000-4000-8000-${n.toString(16).padStart(1
 const N = 12;
 const vectorOf = (i: number) => [Math.cos(i * 0.4), Math.sin(i * 0.4), 0.5];
 const bytes = (v: number[]) => Buffer.from(new Float32Array(v).buffer);
-const cosine = (a: number[], b: number[]) => {
-  let d = 0, x = 0, y = 0;
-  for (let i = 0; i < a.length; i++) (d += a[i]! * b[i]!), (x += a[i]! ** 2), (y += b[i]! ** 2);
-  return 1 - d / Math.sqrt(x * y);
-};
 
 type Answer<T> = { err: grpc.ServiceError | null; reply?: T };
 

@@ -6,6 +6,7 @@ import { SearchReply, SearchRequest } from "../node_modules/weaviate-client/dist
 import { AggregateReply, AggregateRequest } from "../node_modules/weaviate-client/dist/node/esm/proto/v1/aggregate.js";
 import { SHARED_CACHE_DIR, startServer, type TestServer } from "./support/harness.js";
 import { connectWeaviate, weaviateCall } from "./support/weaviate.js";
+import { cosineDistance } from "./support/vectors.js";
 
 /*
  * Issues 12 / 14: nearText `moveTo` / `moveAwayFrom` (gRPC move_to / move_away), through weaviate-client 3.14 and raw
@@ -19,11 +20,6 @@ const uuid = (n: number) => `00000000-0000-4000-8000-${n.toString(16).padStart(1
 const TEXTS = ["biology", "chemistry", "finance", "football", "music", "ocean", "the bank raised interest rates", "the team scored a late goal", "cells divide and grow"];
 const idOf = (text: string) => uuid(TEXTS.indexOf(text));
 
-function cosineDistance(a: number[], b: number[]): number {
-  let dot = 0, na = 0, nb = 0;
-  for (let i = 0; i < a.length; i++) (dot += a[i]! * b[i]!), (na += a[i]! ** 2), (nb += b[i]! ** 2);
-  return 1 - dot / Math.sqrt(na * nb);
-}
 const mean = (vs: number[][]) => vs[0]!.map((_, i) => vs.reduce((s, v) => s + v[i]!, 0) / vs.length);
 const moveTo = (s: number[], t: number[], f: number) => s.map((x, i) => x * (1 - f / 2) + t[i]! * (f / 2));
 const moveAway = (s: number[], t: number[], f: number) => s.map((x, i) => x + (f / 2) * (x - t[i]!));

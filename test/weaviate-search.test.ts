@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import weaviate, { type WeaviateClient } from "weaviate-client";
 import { startServer, type TestServer } from "./support/harness.js";
+import { cosineDistance as cosine } from "./support/vectors.js";
 
 /*
  * Hybrid, sort, autocut, timestamp filters and the loud refusal of what is not served, through the official
@@ -8,11 +9,6 @@ import { startServer, type TestServer } from "./support/harness.js";
  */
 
 const uuid = (n: number) => `00000000-0000-4000-8000-${n.toString(16).padStart(12, "0")}`;
-const cosine = (a: number[], b: number[]) => {
-  let d = 0, x = 0, y = 0;
-  for (let i = 0; i < a.length; i++) (d += a[i]! * b[i]!), (x += a[i]! ** 2), (y += b[i]! ** 2);
-  return 1 - d / Math.sqrt(x * y);
-};
 
 const DOCS = [
   { title: "cell biology and genes", rank: 5, topic: "science" },

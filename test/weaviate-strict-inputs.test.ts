@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import weaviate, { type WeaviateClient } from "weaviate-client";
 import { SHARED_CACHE_DIR, startServer, type TestServer } from "./support/harness.js";
 import { connectWeaviate, weaviateCall } from "./support/weaviate.js";
+import { cosineDistance } from "./support/vectors.js";
 
 /*
  * Issue 12, "nothing silently ignored" (the audit of the Weaviate GraphQL and REST surfaces): each input that was
@@ -10,18 +11,6 @@ import { connectWeaviate, weaviateCall } from "./support/weaviate.js";
  */
 
 const uuid = (n: number) => `00000000-0000-4000-8000-${n.toString(16).padStart(12, "0")}`;
-
-function cosineDistance(a: number[], b: number[]): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  return 1 - dot / Math.sqrt(na * nb);
-}
 
 describe("Weaviate inputs that were silently ignored", () => {
   let server: TestServer;
