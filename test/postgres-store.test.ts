@@ -168,6 +168,20 @@ for (const kind of stores) {
 }
 
 describe.skipIf(!reachable)("what only the shared PostgreSQL store has", () => {
+  it("an outcome text with a lone surrogate is stored with one U+FFFD in its place (as a text parameter's UTF-8 carried it), by the queue and by vendor results", async () => {
+    const store = await PostgresStore.open(db!.url);
+    const b = uid();
+    await store.insertBatch(batch(b), null);
+    await store.insertItems(b, lines(2));
+    await store.claimItems(b, "w", 1, 0, 1e12);
+    expect(await store.recordOutcomes([{ batch_id: b, line: 1, lease_owner: "w", outcome: { ...ok, response_body: '{"t":"a\ud800b"}' } }], 10)).toBe(1);
+    const failed: ItemOutcome = { state: "failed", status_code: null, request_id: null, response_body: null, error_code: "x", error_message: "bad \udc00 text", usage: null };
+    expect(await store.vendorJobs.recordOutcomes(b, 2, 2, [{ line: 2, outcome: failed }], 10)).toBe(1);
+    const page = await store.pageItems(b, 0, 2);
+    expect(page.map((i) => i.response_body ?? i.error_message)).toEqual(['{"t":"a\ufffdb"}', "bad \ufffd text"]);
+    await store.close();
+  });
+
   it("concurrent outcome commits over the same batches, in rotated orders, all land and are each counted once", async () => {
     const store = await PostgresStore.open(db!.url);
     const ids = Array.from({ length: 6 }, () => uid());

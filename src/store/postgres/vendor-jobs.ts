@@ -1,7 +1,7 @@
 import type { ItemOutcome } from "../../core/batch.js";
 import type { LineOutcome, NativeRun, RunMode, VendorJob, VendorJobState, VendorJobStore } from "../vendor-jobs.js";
 import { VENDOR_JOB_STATES } from "../vendor-jobs.js";
-import { ADD_COUNTS, outcomeColumns, setOutcome, settleLines } from "./item-queue.js";
+import { ADD_COUNTS, outcomeRow, outcomesFrom, setOutcome, settleLines } from "./item-queue.js";
 import type { PgDatabase, Queryable } from "./db.js";
 
 /** Columns of vendor_jobs a caller may write (keys come from code; still checked before they reach SQL). */
@@ -138,13 +138,10 @@ async function record(q: Queryable, batchId: string, first: number, last: number
   if (outcomes.length === 0) return 0;
   const [row] = (
     await q.query<{ n: number }>(
-      `WITH v AS (
-         SELECT * FROM unnest($4::int[], $5::text[], $6::int[], $7::text[], $8::text[], $9::text[], $10::text[],
-                              $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[])
-           AS v(line, state, status_code, request_id, response_body, error_code, error_message, input_tokens, cached_tokens, output_tokens, reasoning_tokens)),
+      `WITH v AS (SELECT * FROM ${outcomesFrom("$4")}),
        done AS (
          UPDATE request_items r
-            SET ${setOutcome("$15")}
+            SET ${setOutcome("$5")}
            FROM v
           WHERE r.batch_id = $1 AND r.line = v.line AND r.line BETWEEN $2 AND $3 AND r.state IN ('queued', 'in_flight')
          RETURNING r.state, r.input_tokens, r.cached_tokens, r.output_tokens, r.reasoning_tokens),
@@ -163,14 +160,7 @@ async function record(q: Queryable, batchId: string, first: number, last: number
          UPDATE native_runs nr SET input_tokens = nr.input_tokens + d.input_tokens, output_tokens = nr.output_tokens + d.output_tokens
            FROM d WHERE nr.batch_id = $1 AND d.input_tokens + d.output_tokens > 0)
        SELECT n FROM d`,
-      [
-        batchId,
-        first,
-        last,
-        outcomes.map((o) => o.line),
-        ...outcomeColumns(outcomes.map((o) => o.outcome)),
-        now,
-      ],
+      [batchId, first, last, JSON.stringify(outcomes.map((o) => outcomeRow({ batch_id: batchId, line: o.line, lease_owner: null, outcome: o.outcome }))), now],
     )
   ).rows;
   return row!.n;
