@@ -168,6 +168,21 @@ for (const kind of stores) {
 }
 
 describe.skipIf(!reachable)("what only the shared PostgreSQL store has", () => {
+  it("lineOfItem finds an item by its line when its id carries it, and by value when a copied random id only looks so", async () => {
+    const store = await PostgresStore.open(db!.url);
+    const b = uid();
+    await store.insertBatch(batch(b), null);
+    await store.insertItems(b, lines(3));
+    const page = await store.pageItems(b, 0, 3);
+    expect(await store.lineOfItem(b, page[1]!.id)).toBe(2);
+    // As `openbatch migrate` copies an older store's random ids: the same shape, but the last 12 hex digits are no line.
+    const random = "batch_req_" + "ab".repeat(6) + "0000000000ff";
+    await store.db.rows(`UPDATE request_items SET id = $1 WHERE batch_id = $2 AND line = 3`, [random, b]);
+    expect(await store.lineOfItem(b, random)).toBe(3);
+    expect(await store.lineOfItem(b, "batch_req_" + "0".repeat(24))).toBeNull();
+    await store.close();
+  });
+
   it("an outcome text with a lone surrogate is stored with one U+FFFD in its place (as a text parameter's UTF-8 carried it), by the queue and by vendor results", async () => {
     const store = await PostgresStore.open(db!.url);
     const b = uid();

@@ -296,6 +296,7 @@ export class PostgresStore implements Store {
   }
 
   async settleUnfinished(batchId: string, outcome: ItemOutcome, now: number): Promise<number> {
+    this.claimCursors.delete(batchId); // nothing of it is claimed again
     return settleLines(this.db.pool, batchId, 0, 2 ** 31 - 1, outcome, now);
   }
 
@@ -371,13 +372,12 @@ export class PostgresStore implements Store {
   }
 
   async lineOfItem(batchId: string, itemId: string): Promise<number | null> {
-    // Ids made by itemIds end in their line: read it by the primary key. Others (copied from an older store by
-    // `openbatch migrate`) are looked for among the batch's rows.
+    // Ids made by itemIds end in their line: read it by the primary key. Others (random ids copied from an older store
+    // by `openbatch migrate`, which may have the same shape) are looked for among the batch's rows.
     const line = lineInItemId(itemId);
-    const [row] =
-      line === null
-        ? await this.db.rows<{ line: number }>(`SELECT line FROM request_items WHERE batch_id = $1 AND id = $2`, [batchId, itemId])
-        : await this.db.rows<{ line: number }>(`SELECT line FROM request_items WHERE batch_id = $1 AND line = $2 AND id = $3`, [batchId, line, itemId]);
+    const [byLine] = line === null ? [] : await this.db.rows<{ line: number }>(`SELECT line FROM request_items WHERE batch_id = $1 AND line = $2 AND id = $3`, [batchId, line, itemId]);
+    if (byLine) return byLine.line;
+    const [row] = await this.db.rows<{ line: number }>(`SELECT line FROM request_items WHERE batch_id = $1 AND id = $2`, [batchId, itemId]);
     return row?.line ?? null;
   }
 
