@@ -71,7 +71,7 @@ export async function ingestRequestFile(
     await store.deleteItems(batchId);
     return { errors, model: validator.batchModel, count: 0 };
   }
+  if (chunk.length > 0) await insert(chunk);
   await inserting;
-  if (chunk.length > 0) await store.insertItems(batchId, chunk);
   return { errors, model: validator.batchModel, count: validator.count };
 }

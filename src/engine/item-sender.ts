@@ -104,7 +104,7 @@ export class ItemSender {
   }
 
   /** Ends what takeSlot counted and wakes the dispatcher: a slot is free. */
-  private releaseSlot(_controller: AbortController, batchId: string, providerName: string): void {
+  private releaseSlot(batchId: string, providerName: string): void {
     const b = this.inFlightByBatch.get(batchId);
     if (b && --b.calls === 0) this.inFlightByBatch.delete(batchId);
     this.inFlight.set(providerName, this.inFlightCount(providerName) - 1);
@@ -171,7 +171,7 @@ export class ItemSender {
     } catch (err) {
       this.host.log.error({ err, batch: batch.id, custom_id: item.custom_id }, "dispatch failed; the lease will return the item to the queue");
     } finally {
-      this.releaseSlot(controller, batch.id, provider.name);
+      this.releaseSlot(batch.id, provider.name);
     }
   }
 
@@ -224,7 +224,7 @@ export class ItemSender {
     } catch (err) {
       this.host.log.error({ err, batch: batch.id, items: entries.length }, "coalesced dispatch failed; the leases will return the items to the queue");
     } finally {
-      this.releaseSlot(controller, batch.id, provider.name);
+      this.releaseSlot(batch.id, provider.name);
     }
   }
 }

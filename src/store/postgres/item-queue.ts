@@ -22,9 +22,11 @@ export async function claimItems(db: PgDatabase, cursors: ClaimCursors, batchId:
   // Items behind the cursor (a lease returned to the queue, a retry due sooner than the cursor's time) are found by a
   // scan from the start once the cursor's way comes up short.
   if (cursor && rows.length < limit) rows = rows.concat(await claimAfter(db, batchId, leaseOwner, limit - rows.length, now, leaseUntil, undefined));
-  const last = rows.reduce<{ at: number; line: number } | undefined>((m, r) => (!m || r.next_attempt_at > m.at || (r.next_attempt_at === m.at && r.line > m.line) ? { at: r.next_attempt_at, line: r.line } : m), undefined);
   if (rows.length < limit) cursors.delete(batchId);
-  else if (last) cursors.set(batchId, last);
+  else {
+    const last = rows.reduce((m, r) => (r.next_attempt_at > m.next_attempt_at || (r.next_attempt_at === m.next_attempt_at && r.line > m.line) ? r : m));
+    cursors.set(batchId, { at: last.next_attempt_at, line: last.line });
+  }
   return rows.map(({ next_attempt_at: _, ...item }) => item).sort((a, b) => a.line - b.line);
 }
 
